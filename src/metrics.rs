@@ -1,0 +1,55 @@
+//! A point-in-time view of a breaker's rates and totals.
+
+use crate::state::State;
+use std::time::Duration;
+
+/// What [`CircuitBreaker::metrics`](crate::CircuitBreaker::metrics) returns.
+///
+/// The `window_*` fields and the rates describe the current window (empty
+/// outside `Closed` and `MetricsOnly`); the totals count every outcome since
+/// the breaker was built. Taken while other threads record, a snapshot is
+/// approximate; taken while none do, it is exact and `successes + failures
+/// == calls`.
+///
+/// ```
+/// use nanobreaker::{CircuitBreaker, State};
+/// let cb = CircuitBreaker::builder().build().unwrap();
+/// let m = cb.metrics();
+/// assert_eq!(m.state, State::Closed);
+/// assert_eq!(m.calls, 0);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// The state when the snapshot was taken.
+    pub state: State,
+    /// Failures / outcomes in the window (0 when the window is empty).
+    pub failure_rate: f64,
+    /// Slow calls / outcomes in the window (0 when the window is empty).
+    pub slow_call_rate: f64,
+    /// Outcomes in the window.
+    pub window_calls: u64,
+    /// Failures in the window.
+    pub window_failures: u64,
+    /// Slow calls in the window.
+    pub window_slow_calls: u64,
+    /// Outcomes recorded (successes and failures), all time.
+    pub calls: u64,
+    /// Successes recorded, all time.
+    pub successes: u64,
+    /// Failures recorded, all time.
+    pub failures: u64,
+    /// Slow calls recorded (successes or failures), all time.
+    pub slow_calls: u64,
+    /// Outcomes not counted: ignored, dropped permits, and stale outcomes
+    /// (from a generation the breaker has left).
+    pub ignored: u64,
+    /// Calls rejected.
+    pub rejected: u64,
+    /// Time since the last transition (since the breaker was built if none).
+    pub since_last_transition: Duration,
+    /// Half-open probes admitted and not yet reported.
+    pub half_open_in_flight: u32,
+    /// The current generation (bumped by every transition, modulo 2^21).
+    pub generation: u32,
+}
