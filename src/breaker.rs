@@ -237,8 +237,9 @@ pub struct CircuitBreaker {
     deadline: AtomicU64,
     /// ...valid when this equals the state word's generation.
     deadline_generation: AtomicU32,
-    /// Failures in a row, for the consecutive-failures rule.
-    consecutive: CachePadded<AtomicU32>,
+    /// Failures in a row, for the consecutive-failures rule. Not padded:
+    /// written only by failures, read by successes only when the rule is on.
+    consecutive: AtomicU32,
     /// When the last transition happened (ns).
     last_transition: AtomicU64,
     /// Jitter random state (xorshift), advanced once per opening.
@@ -375,7 +376,7 @@ impl Builder {
             }),
             deadline: AtomicU64::new(0),
             deadline_generation: AtomicU32::new(u32::MAX),
-            consecutive: CachePadded::new(AtomicU32::new(0)),
+            consecutive: AtomicU32::new(0),
             last_transition: AtomicU64::new(0),
             rng: AtomicU64::new((0x9E37_79B9_7F4A_7C15 ^ origin) | 1),
             windows: Windows::new(self.config.window, stripes),
@@ -426,7 +427,7 @@ impl CircuitBreaker {
     /// match cb.try_acquire() {
     ///     Ok(permit) => permit.success(),
     ///     Err(rejected) => println!("retry in {:?}", rejected.retry_after()),
-    /// }
+    /// };
     /// ```
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
@@ -463,7 +464,7 @@ impl CircuitBreaker {
                 State::Open => match self.deadline_of(w) {
                     Some(d) if now >= d => {
                         let probe = w.enter(State::HalfOpen, w.level()).with_probes(1, 0, 0, 0);
-                        match self.transition(w, probe, Reason::OpenWaitElapsed, now) {
+                        match self.transition(w, probe, Reason::OpenWaitElapsed) {
                             Ok(new) => return Ok(self.permit(new, rules)),
                             Err(actual) => w = actual,
                         }
@@ -492,7 +493,7 @@ impl CircuitBreaker {
                     match self.deadline_of(w) {
                         Some(d) if now >= d => {
                             let open = w.enter(State::Open, w.level() + 1);
-                            match self.transition(w, open, Reason::HalfOpenTimeout, now) {
+                            match self.transition(w, open, Reason::HalfOpenTimeout) {
                                 Ok(new) | Err(new) => w = new,
                             }
                         }
@@ -542,14 +543,14 @@ impl CircuitBreaker {
         let slow = timed && slow_nanos != 0 && now.saturating_sub(permit.start) >= slow_nanos;
         match (w.state(), outcome) {
             (State::Disabled, _) => {}
-            (State::HalfOpen, _) => self.record_probe(w, outcome, slow, now),
+            (State::HalfOpen, _) => self.record_probe(w, outcome, slow),
             (_, Outcome::Ignored) => self.count_ignored(),
             (State::Closed | State::MetricsOnly, _) => {
                 let failed = outcome == Outcome::Failure;
                 self.windows.record(w.generation(), failed, slow, now);
                 let consecutive = (rules >> SLOW_BITS) as u32;
                 if consecutive != 0 {
-                    self.count_consecutive(w, failed, consecutive, now);
+                    self.count_consecutive(w, failed, consecutive);
                 }
                 if failed || slow {
                     self.evaluate(w, now);
@@ -566,7 +567,7 @@ impl CircuitBreaker {
         self.windows.stripe().1.ignored.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn count_consecutive(&self, w: Word, failed: bool, limit: u32, now: u64) {
+    fn count_consecutive(&self, w: Word, failed: bool, limit: u32) {
         if !failed {
             // Relaxed: a heuristic counter; the load keeps the line shared
             // while no failures come.
@@ -578,7 +579,7 @@ impl CircuitBreaker {
         // Relaxed: the trip itself is decided by the CAS in `transition`.
         let n = self.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
         if n >= limit && w.state() == State::Closed {
-            let _ = self.transition(w, w.enter(State::Open, 0), Reason::ConsecutiveFailures, now);
+            let _ = self.transition(w, w.enter(State::Open, 0), Reason::ConsecutiveFailures);
         }
     }
 
@@ -602,12 +603,12 @@ impl CircuitBreaker {
         } else {
             return;
         };
-        let _ = self.transition(w, w.enter(State::Open, 0), reason, now);
+        let _ = self.transition(w, w.enter(State::Open, 0), reason);
     }
 
     /// A probe's outcome: count it in the state word, and end the trial
     /// when it is decided.
-    fn record_probe(&self, mut w: Word, outcome: Outcome, slow: bool, now: u64) {
+    fn record_probe(&self, mut w: Word, outcome: Outcome, slow: bool) {
         if outcome == Outcome::Ignored {
             self.count_ignored();
         } else {
@@ -636,7 +637,7 @@ impl CircuitBreaker {
                 (w.with_probes(taken, ok, fail, slow_n), None)
             };
             let result = match reason {
-                Some(reason) => self.transition(w, next, reason, now),
+                Some(reason) => self.transition(w, next, reason),
                 // AcqRel as in `transition`: probe counts are part of the
                 // state the next decision reads.
                 None => self
@@ -657,13 +658,16 @@ impl CircuitBreaker {
     /// Moves from exactly `from` to `to`; on success publishes the new
     /// state's deadline and tells the listeners. Returns the word now in
     /// place: `Ok(to)`, or `Err(actual)` if another thread moved first.
-    fn transition(&self, from: Word, to: Word, reason: Reason, now: u64) -> Result<Word, Word> {
+    fn transition(&self, from: Word, to: Word, reason: Reason) -> Result<Word, Word> {
         // AcqRel: transitions form one chain of CASes; Acquire on failure so
         // the caller can act on the word it got.
         if let Err(actual) = self.hot.word.compare_exchange(from.0, to.0, Ordering::AcqRel, Ordering::Acquire)
         {
             return Err(Word(actual));
         }
+        // Read here, not passed in: the record path skips the clock when the
+        // config does not need it, but a transition always needs the time.
+        let now = self.now();
         let config = self.config.load();
         let deadline = match to.state() {
             State::Open => Some(now.saturating_add(self.open_wait(&config, to.level()))),
@@ -735,7 +739,7 @@ impl CircuitBreaker {
             if w.state() == state {
                 return false;
             }
-            match self.transition(w, w.enter(state, 0), Reason::Manual, self.now()) {
+            match self.transition(w, w.enter(state, 0), Reason::Manual) {
                 Ok(_) => return true,
                 Err(actual) => w = actual,
             }
@@ -755,7 +759,7 @@ impl CircuitBreaker {
     pub fn reset(&self) {
         let mut w = self.load();
         loop {
-            match self.transition(w, w.enter(State::Closed, 0), Reason::Manual, self.now()) {
+            match self.transition(w, w.enter(State::Closed, 0), Reason::Manual) {
                 Ok(_) => return,
                 Err(actual) => w = actual,
             }
