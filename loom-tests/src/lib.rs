@@ -1,1 +1,1 @@
-
+//! Loom model checks of the nanobreaker engine; see tests/.
