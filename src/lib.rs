@@ -36,6 +36,7 @@
 mod breaker;
 mod config;
 mod events;
+#[cfg(not(loom))]
 pub mod ffi;
 mod metrics;
 mod state;

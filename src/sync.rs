@@ -43,3 +43,12 @@ pub(crate) fn next_thread_ticket() -> usize {
     // Relaxed: only uniqueness matters; nothing is published through it.
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
+
+/// A process-unique number for each breaker handed out through the C ABI,
+/// so a permit given to the wrong breaker is recognised. Plain `std`, like
+/// `next_thread_ticket`: only uniqueness matters.
+pub(crate) fn next_breaker_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    // Relaxed: only uniqueness matters.
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}

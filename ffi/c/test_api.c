@@ -1,0 +1,275 @@
+/* Every function and every error code of the C ABI. */
+#define _POSIX_C_SOURCE 200809L
+#include "nanobreaker.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static int passed, failed;
+
+#define CHECK(cond)                                                              \
+    do {                                                                         \
+        if (cond) {                                                              \
+            passed++;                                                            \
+        } else {                                                                 \
+            failed++;                                                            \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                        \
+    } while (0)
+
+#define CHECK_EQ_STR(a, b) CHECK((a) != NULL && strcmp((a), (b)) == 0)
+
+static void sleep_ms(long ms) {
+    struct timespec ts;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+    nanosleep(&ts, NULL);
+}
+
+static nb_config small_config(void) {
+    nb_config c;
+    nb_config_default(&c);
+    c.minimum_calls = 4;
+    c.window_size = 10;
+    c.open_wait_ns = 20 * 1000000ULL;
+    c.max_open_wait_ns = 40 * 1000000ULL;
+    c.jitter = 0.0;
+    c.half_open_permits = 1;
+    return c;
+}
+
+struct seen {
+    int count;
+    uint32_t states[16];
+    uint32_t reasons[16];
+    int freed;
+};
+
+static void on_transition(const nb_transition *t, void *userdata) {
+    struct seen *s = userdata;
+    if (s->count < 16) {
+        s->states[s->count] = t->to;
+        s->reasons[s->count] = t->reason;
+    }
+    s->count++;
+}
+
+static void on_free(void *userdata) { ((struct seen *)userdata)->freed++; }
+
+static void strings(void) {
+    CHECK_EQ_STR(nb_version(), NB_VERSION_STRING);
+    CHECK_EQ_STR(nb_result_str(NB_OK), "NB_OK");
+    CHECK_EQ_STR(nb_result_str(NB_REJECTED), "NB_REJECTED");
+    CHECK_EQ_STR(nb_result_str(NB_NULL_ARGUMENT), "NB_NULL_ARGUMENT");
+    CHECK_EQ_STR(nb_result_str(NB_INVALID_CONFIG), "NB_INVALID_CONFIG");
+    CHECK_EQ_STR(nb_result_str(NB_INVALID_ARGUMENT), "NB_INVALID_ARGUMENT");
+    CHECK_EQ_STR(nb_result_str(NB_FOREIGN_PERMIT), "NB_FOREIGN_PERMIT");
+    CHECK_EQ_STR(nb_result_str(NB_PANIC), "NB_PANIC");
+    CHECK_EQ_STR(nb_result_str(12345), "NB_UNKNOWN_RESULT");
+    CHECK_EQ_STR(nb_state_str(NB_STATE_HALF_OPEN), "half_open");
+    CHECK_EQ_STR(nb_state_str(NB_STATE_UNKNOWN), "unknown");
+    CHECK_EQ_STR(nb_reason_str(NB_REASON_FAILURE_RATE), "failure_rate");
+    CHECK_EQ_STR(nb_reason_str(NB_REASON_MANUAL), "manual");
+    CHECK_EQ_STR(nb_reason_str(99), "unknown");
+}
+
+static void config(void) {
+    nb_config c;
+    nb_config_default(NULL); /* a no-op */
+    nb_config_default(&c);
+    CHECK(c.size == sizeof(nb_config));
+    CHECK(c.failure_rate_threshold == 0.5);
+    CHECK(c.minimum_calls == 20 && c.window_kind == NB_WINDOW_COUNT && c.window_size == 100);
+    CHECK(c.open_wait_ns == 5000000000ULL && c.max_open_wait_ns == 60000000000ULL);
+    CHECK(c.half_open_permits == 5 && c.slow_call_duration_ns == 0 && c.jitter == 0.2);
+    CHECK(nb_config_invalid_field(&c) == NULL);
+    CHECK_EQ_STR(nb_config_invalid_field(NULL), "config");
+
+    c.failure_rate_threshold = 1.5;
+    CHECK_EQ_STR(nb_config_invalid_field(&c), "failure_rate_threshold");
+    nb_config_default(&c);
+    c.half_open_permits = 0;
+    CHECK_EQ_STR(nb_config_invalid_field(&c), "half_open_permits");
+    nb_config_default(&c);
+    c.window_kind = 7;
+    CHECK_EQ_STR(nb_config_invalid_field(&c), "window_kind");
+    nb_config_default(&c);
+    c.window_kind = NB_WINDOW_TIME;
+    c.window_size = 10;
+    c.window_length_ns = 5000000; /* 0.5 ms buckets */
+    CHECK_EQ_STR(nb_config_invalid_field(&c), "window");
+    nb_config_default(&c);
+    c.stripes = 65;
+    CHECK_EQ_STR(nb_config_invalid_field(&c), "stripes");
+    nb_config_default(&c);
+    c.size = 8;
+    CHECK_EQ_STR(nb_config_invalid_field(&c), "size");
+
+    /* A caller built against a later, larger nb_config. */
+    {
+        struct {
+            nb_config base;
+            uint64_t newer_field;
+        } big;
+        nb_breaker *b = NULL;
+        nb_config_default(&big.base);
+        big.base.size = sizeof big;
+        big.newer_field = 0;
+        CHECK(nb_config_invalid_field(&big.base) == NULL);
+        CHECK(nb_breaker_new(&big.base, &b) == NB_OK);
+        nb_breaker_free(b);
+        big.newer_field = 1; /* a setting this version cannot honour */
+        b = NULL;
+        CHECK(nb_breaker_new(&big.base, &b) == NB_INVALID_CONFIG && b == NULL);
+        CHECK_EQ_STR(nb_config_invalid_field(&big.base), "size");
+    }
+}
+
+static void lifecycle_and_errors(void) {
+    nb_config c = small_config();
+    nb_breaker *b = NULL, *other = NULL;
+    nb_permit p, q;
+    nb_metrics m;
+    uint64_t retry = 0;
+
+    CHECK(nb_breaker_new(NULL, &b) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_new(&c, NULL) == NB_NULL_ARGUMENT);
+    c.jitter = 1.0;
+    b = (nb_breaker *)&c; /* must stay untouched on error */
+    CHECK(nb_breaker_new(&c, &b) == NB_INVALID_CONFIG && b == (nb_breaker *)&c);
+    c.jitter = 0.0;
+    CHECK(nb_breaker_new(&c, &b) == NB_OK && b != NULL);
+    CHECK(nb_breaker_new(&c, &other) == NB_OK);
+    nb_breaker_free(NULL);
+
+    CHECK(nb_breaker_state(NULL) == NB_STATE_UNKNOWN);
+    CHECK(nb_breaker_state(b) == NB_STATE_CLOSED);
+    CHECK(nb_acquire(NULL, &p) == NB_NULL_ARGUMENT);
+    CHECK(nb_acquire(b, NULL) == NB_NULL_ARGUMENT);
+    CHECK(nb_acquire_ex(b, NULL, &retry) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_metrics(NULL, &m) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_metrics(b, NULL) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_reset(NULL) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_transition_to(NULL, NB_STATE_OPEN) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_reconfigure(NULL, &c) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_reconfigure(b, NULL) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_config(NULL, &c) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_config(b, NULL) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_on_transition(NULL, on_transition, NULL, NULL) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_on_transition(b, NULL, NULL, NULL) == NB_NULL_ARGUMENT);
+
+    /* Record: every outcome, a bad outcome, a foreign permit. */
+    CHECK(nb_acquire(b, &p) == NB_OK);
+    CHECK(nb_record(NULL, p, NB_SUCCESS) == NB_NULL_ARGUMENT);
+    CHECK(nb_record(b, p, 3) == NB_INVALID_ARGUMENT);
+    CHECK(nb_acquire(other, &q) == NB_OK);
+    CHECK(nb_record(b, q, NB_SUCCESS) == NB_FOREIGN_PERMIT);
+    CHECK(nb_record(other, q, NB_SUCCESS) == NB_OK);
+    CHECK(nb_record(b, p, NB_SUCCESS) == NB_OK);
+    CHECK(nb_acquire(b, &p) == NB_OK && nb_ignore(b, p) == NB_OK);
+    CHECK(nb_acquire(b, &p) == NB_OK && nb_success(b, p) == NB_OK);
+    CHECK(nb_breaker_metrics(b, &m) == NB_OK);
+    CHECK(m.calls == 2 && m.successes == 2 && m.failures == 0 && m.ignored == 1 && m.rejected == 0);
+    CHECK(m.state == NB_STATE_CLOSED && m.window_calls == 2 && m.failure_rate == 0.0);
+    CHECK(nb_breaker_metrics(other, &m) == NB_OK && m.calls == 1);
+
+    nb_breaker_free(other);
+    nb_breaker_free(b);
+}
+
+static void transitions(void) {
+    nb_config c = small_config();
+    nb_breaker *b = NULL;
+    nb_permit p, untouched;
+    uint64_t retry = 0;
+    nb_metrics m;
+    struct seen seen;
+    int i;
+
+    memset(&seen, 0, sizeof seen);
+    CHECK(nb_breaker_new(&c, &b) == NB_OK);
+    CHECK(nb_breaker_on_transition(b, on_transition, &seen, on_free) == NB_OK);
+
+    for (i = 0; i < 4; i++) {
+        CHECK(nb_acquire(b, &p) == NB_OK && nb_failure(b, p) == NB_OK);
+    }
+    CHECK(nb_breaker_state(b) == NB_STATE_OPEN);
+    memset(&untouched, 0xAB, sizeof untouched);
+    p = untouched;
+    CHECK(nb_acquire_ex(b, &p, &retry) == NB_REJECTED);
+    CHECK(memcmp(&p, &untouched, sizeof p) == 0);
+    CHECK(retry > 0 && retry <= 20 * 1000000ULL);
+    CHECK(nb_acquire(b, &p) == NB_REJECTED);
+
+    sleep_ms(30);
+    CHECK(nb_acquire(b, &p) == NB_OK);
+    CHECK(nb_breaker_state(b) == NB_STATE_HALF_OPEN);
+    CHECK(nb_acquire(b, &untouched) == NB_REJECTED); /* one permit */
+    CHECK(nb_failure(b, p) == NB_OK);
+    CHECK(nb_breaker_state(b) == NB_STATE_OPEN);
+    CHECK(nb_acquire_ex(b, &p, &retry) == NB_REJECTED && retry > 20 * 1000000ULL); /* backoff */
+
+    sleep_ms(50);
+    CHECK(nb_acquire(b, &p) == NB_OK && nb_success(b, p) == NB_OK);
+    CHECK(nb_breaker_state(b) == NB_STATE_CLOSED);
+
+    CHECK(seen.count == 5);
+    CHECK(seen.states[0] == NB_STATE_OPEN && seen.reasons[0] == NB_REASON_FAILURE_RATE);
+    CHECK(seen.states[1] == NB_STATE_HALF_OPEN && seen.reasons[1] == NB_REASON_OPEN_WAIT_ELAPSED);
+    CHECK(seen.states[2] == NB_STATE_OPEN && seen.reasons[2] == NB_REASON_PROBES_FAILED);
+    CHECK(seen.states[4] == NB_STATE_CLOSED && seen.reasons[4] == NB_REASON_PROBES_SUCCEEDED);
+
+    /* Manual transitions. */
+    CHECK(nb_breaker_transition_to(b, 6) == NB_INVALID_ARGUMENT);
+    CHECK(nb_breaker_transition_to(b, NB_STATE_UNKNOWN) == NB_INVALID_ARGUMENT);
+    CHECK(nb_breaker_transition_to(b, NB_STATE_FORCED_OPEN) == NB_OK);
+    CHECK(nb_acquire_ex(b, &p, &retry) == NB_REJECTED && retry == UINT64_MAX);
+    CHECK(nb_breaker_transition_to(b, NB_STATE_DISABLED) == NB_OK);
+    CHECK(nb_acquire(b, &p) == NB_OK && nb_failure(b, p) == NB_OK);
+    CHECK(nb_breaker_transition_to(b, NB_STATE_METRICS_ONLY) == NB_OK);
+    for (i = 0; i < 10; i++) {
+        CHECK(nb_acquire(b, &p) == NB_OK && nb_failure(b, p) == NB_OK);
+    }
+    CHECK(nb_breaker_metrics(b, &m) == NB_OK);
+    CHECK(m.state == NB_STATE_METRICS_ONLY && m.failure_rate == 1.0 && m.window_calls == 10);
+    CHECK(nb_breaker_reset(b) == NB_OK && nb_breaker_state(b) == NB_STATE_CLOSED);
+    CHECK(seen.count == 9 && seen.reasons[8] == NB_REASON_MANUAL);
+
+    CHECK(seen.freed == 0);
+    nb_breaker_free(b);
+    CHECK(seen.freed == 1);
+}
+
+static void reconfigure(void) {
+    nb_config c = small_config(), read;
+    nb_breaker *b = NULL;
+    CHECK(nb_breaker_new(&c, &b) == NB_OK);
+
+    c.failure_rate_threshold = 0.0;
+    CHECK(nb_breaker_reconfigure(b, &c) == NB_INVALID_CONFIG);
+    CHECK(nb_breaker_config(b, &read) == NB_OK && read.failure_rate_threshold == 0.5);
+
+    c = small_config();
+    c.window_size = 11;
+    CHECK(nb_breaker_reconfigure(b, &c) == NB_INVALID_CONFIG);
+    CHECK(nb_config_invalid_field(&c) == NULL); /* valid alone: only this breaker's window is fixed */
+
+    c = small_config();
+    c.failure_rate_threshold = 0.75;
+    c.slow_call_duration_ns = 1000;
+    CHECK(nb_breaker_reconfigure(b, &c) == NB_OK);
+    CHECK(nb_breaker_config(b, &read) == NB_OK);
+    CHECK(read.size == sizeof read && read.failure_rate_threshold == 0.75 && read.slow_call_duration_ns == 1000);
+    nb_breaker_free(b);
+}
+
+int main(void) {
+    strings();
+    config();
+    lifecycle_and_errors();
+    transitions();
+    reconfigure();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,272 @@
+// nanobreaker.hpp: a header-only C++17 wrapper over the nanobreaker C ABI.
+//
+// Ownership is RAII: a `Breaker` owns its handle (move-only); a `Permit` is a
+// guard that records "ignored" if it goes out of scope unreported, so a
+// half-open slot is never leaked by an early return or an exception.
+//
+// Errors are exceptions: a bad configuration throws `ConfigError` (naming
+// the field), a rejected call in `call()` throws `Rejected` (with the retry
+// hint), any other failing C call throws `Error` (with its nb_result).
+// `try_acquire()` is the exception-free path: it returns std::nullopt when
+// the breaker rejects.
+//
+// A `Breaker` may be used from any number of threads at once.
+#ifndef NANOBREAKER_HPP
+#define NANOBREAKER_HPP
+
+#include "nanobreaker.h"
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace nanobreaker {
+
+/// A C call failed; `code()` is its nb_result.
+class Error : public std::runtime_error {
+   public:
+    explicit Error(nb_result code, const std::string& what)
+        : std::runtime_error(what + ": " + nb_result_str(code)), code_(code) {}
+    nb_result code() const noexcept { return code_; }
+
+   private:
+    nb_result code_;
+};
+
+/// A configuration value is out of range; `field()` names it.
+class ConfigError : public Error {
+   public:
+    explicit ConfigError(const char* field)
+        : Error(NB_INVALID_CONFIG, std::string("invalid config field ") + (field ? field : "?")),
+          field_(field ? field : "") {}
+    const std::string& field() const noexcept { return field_; }
+
+   private:
+    std::string field_;
+};
+
+/// The breaker rejected a call; it was not made.
+class Rejected : public Error {
+   public:
+    explicit Rejected(std::chrono::nanoseconds retry_after)
+        : Error(NB_REJECTED, "circuit breaker rejected the call"), retry_after_(retry_after) {}
+    std::chrono::nanoseconds retry_after() const noexcept { return retry_after_; }
+
+   private:
+    std::chrono::nanoseconds retry_after_;
+};
+
+enum class State : uint32_t {
+    Closed = NB_STATE_CLOSED,
+    Open = NB_STATE_OPEN,
+    HalfOpen = NB_STATE_HALF_OPEN,
+    Disabled = NB_STATE_DISABLED,
+    MetricsOnly = NB_STATE_METRICS_ONLY,
+    ForcedOpen = NB_STATE_FORCED_OPEN,
+};
+
+inline const char* to_string(State s) noexcept { return nb_state_str(static_cast<uint32_t>(s)); }
+
+/// The configuration, starting from every default. Setters chain.
+class Config {
+   public:
+    Config() noexcept { nb_config_default(&raw_); }
+    Config& failure_rate_threshold(double x) noexcept { raw_.failure_rate_threshold = x; return *this; }
+    Config& minimum_calls(uint32_t n) noexcept { raw_.minimum_calls = n; return *this; }
+    Config& count_window(uint32_t calls) noexcept {
+        raw_.window_kind = NB_WINDOW_COUNT;
+        raw_.window_size = calls;
+        return *this;
+    }
+    Config& time_window(std::chrono::nanoseconds length, uint32_t buckets) noexcept {
+        raw_.window_kind = NB_WINDOW_TIME;
+        raw_.window_size = buckets;
+        raw_.window_length_ns = static_cast<uint64_t>(length.count());
+        return *this;
+    }
+    Config& slow_call(std::chrono::nanoseconds d, double rate) noexcept {
+        raw_.slow_call_duration_ns = static_cast<uint64_t>(d.count());
+        raw_.slow_call_rate_threshold = rate;
+        return *this;
+    }
+    Config& consecutive_failures(uint32_t n) noexcept { raw_.consecutive_failures = n; return *this; }
+    Config& open_wait(std::chrono::nanoseconds d) noexcept { raw_.open_wait_ns = static_cast<uint64_t>(d.count()); return *this; }
+    Config& backoff(double multiplier, std::chrono::nanoseconds max) noexcept {
+        raw_.backoff_multiplier = multiplier;
+        raw_.max_open_wait_ns = static_cast<uint64_t>(max.count());
+        return *this;
+    }
+    Config& jitter(double x) noexcept { raw_.jitter = x; return *this; }
+    Config& half_open_permits(uint32_t n) noexcept { raw_.half_open_permits = n; return *this; }
+    Config& half_open_max_wait(std::chrono::nanoseconds d) noexcept {
+        raw_.half_open_max_wait_ns = static_cast<uint64_t>(d.count());
+        return *this;
+    }
+    Config& stripes(uint32_t n) noexcept { raw_.stripes = n; return *this; }
+    const nb_config& raw() const noexcept { return raw_; }
+
+   private:
+    nb_config raw_;
+};
+
+class Breaker;
+
+/// Leave to make one call. Report it with success(), failure() or ignore();
+/// destroyed unreported, it records "ignored".
+class Permit {
+   public:
+    Permit(Permit&& o) noexcept : breaker_(std::exchange(o.breaker_, nullptr)), raw_(o.raw_) {}
+    Permit& operator=(Permit&& o) noexcept {
+        if (this != &o) {
+            finish(NB_IGNORED);
+            breaker_ = std::exchange(o.breaker_, nullptr);
+            raw_ = o.raw_;
+        }
+        return *this;
+    }
+    Permit(const Permit&) = delete;
+    Permit& operator=(const Permit&) = delete;
+    ~Permit() { finish(NB_IGNORED); }
+
+    void success() noexcept { finish(NB_SUCCESS); }
+    void failure() noexcept { finish(NB_FAILURE); }
+    void ignore() noexcept { finish(NB_IGNORED); }
+    /// Whether an outcome is still owed.
+    bool pending() const noexcept { return breaker_ != nullptr; }
+
+   private:
+    friend class Breaker;
+    Permit(const nb_breaker* b, nb_permit raw) noexcept : breaker_(b), raw_(raw) {}
+    void finish(nb_outcome o) noexcept {
+        if (breaker_) {
+            nb_record(breaker_, raw_, o);  // cannot fail: right breaker, valid outcome
+            breaker_ = nullptr;
+        }
+    }
+    const nb_breaker* breaker_;
+    nb_permit raw_;
+};
+
+/// A circuit breaker; move-only owner of an nb_breaker.
+class Breaker {
+   public:
+    explicit Breaker(const Config& config = Config()) {
+        nb_result r = nb_breaker_new(&config.raw(), &raw_);
+        if (r == NB_INVALID_CONFIG) throw ConfigError(nb_config_invalid_field(&config.raw()));
+        if (r != NB_OK) throw Error(r, "nb_breaker_new");
+    }
+    Breaker(Breaker&& o) noexcept : raw_(std::exchange(o.raw_, nullptr)) {}
+    Breaker& operator=(Breaker&& o) noexcept {
+        if (this != &o) {
+            nb_breaker_free(raw_);
+            raw_ = std::exchange(o.raw_, nullptr);
+        }
+        return *this;
+    }
+    Breaker(const Breaker&) = delete;
+    Breaker& operator=(const Breaker&) = delete;
+    ~Breaker() { nb_breaker_free(raw_); }
+
+    /// A permit, or std::nullopt if the breaker rejects (retry hint in *retry_after).
+    std::optional<Permit> try_acquire(std::chrono::nanoseconds* retry_after = nullptr) const {
+        nb_permit p;
+        uint64_t retry = 0;
+        nb_result r = nb_acquire_ex(raw_, &p, &retry);
+        if (r == NB_OK) return Permit(raw_, p);
+        if (r == NB_REJECTED) {
+            if (retry_after) *retry_after = to_ns(retry);
+            return std::nullopt;
+        }
+        throw Error(r, "nb_acquire_ex");
+    }
+
+    /// A permit, or throws Rejected.
+    Permit acquire() const {
+        std::chrono::nanoseconds retry{0};
+        if (auto p = try_acquire(&retry)) return std::move(*p);
+        throw Rejected(retry);
+    }
+
+    /// Runs f() if the breaker lets it: returning counts as success, throwing
+    /// as failure (the exception propagates). Throws Rejected if rejected.
+    template <typename F>
+    auto call(F&& f) const -> std::invoke_result_t<F> {
+        Permit p = acquire();
+        try {
+            if constexpr (std::is_void_v<std::invoke_result_t<F>>) {
+                std::invoke(std::forward<F>(f));
+                p.success();
+            } else {
+                auto v = std::invoke(std::forward<F>(f));
+                p.success();
+                return v;
+            }
+        } catch (...) {
+            p.failure();
+            throw;
+        }
+    }
+
+    State state() const noexcept { return static_cast<State>(nb_breaker_state(raw_)); }
+
+    nb_metrics metrics() const {
+        nb_metrics m;
+        check(nb_breaker_metrics(raw_, &m), "nb_breaker_metrics");
+        return m;
+    }
+
+    void transition_to(State s) const { check(nb_breaker_transition_to(raw_, static_cast<uint32_t>(s)), "nb_breaker_transition_to"); }
+    void reset() const { check(nb_breaker_reset(raw_), "nb_breaker_reset"); }
+
+    void reconfigure(const Config& c) const {
+        nb_result r = nb_breaker_reconfigure(raw_, &c.raw());
+        if (r == NB_INVALID_CONFIG) {
+            const char* field = nb_config_invalid_field(&c.raw());
+            throw ConfigError(field ? field : "window");
+        }
+        check(r, "nb_breaker_reconfigure");
+    }
+
+    /// Calls f(const nb_transition&) on every transition, from the thread
+    /// that caused it. f is kept until the breaker is destroyed.
+    template <typename F>
+    void on_transition(F f) const {
+        using Fn = std::function<void(const nb_transition&)>;
+        auto* held = new Fn(std::move(f));
+        nb_result r = nb_breaker_on_transition(
+            raw_,
+            [](const nb_transition* t, void* ud) {
+                try {
+                    (*static_cast<Fn*>(ud))(*t);
+                } catch (...) {
+                    // An exception must not unwind into the C ABI.
+                }
+            },
+            held, [](void* ud) { delete static_cast<Fn*>(ud); });
+        if (r != NB_OK) {
+            delete held;
+            throw Error(r, "nb_breaker_on_transition");
+        }
+    }
+
+    const nb_breaker* raw() const noexcept { return raw_; }
+
+   private:
+    static std::chrono::nanoseconds to_ns(uint64_t ns) {
+        return ns > static_cast<uint64_t>(std::chrono::nanoseconds::max().count())
+                   ? std::chrono::nanoseconds::max()
+                   : std::chrono::nanoseconds(static_cast<int64_t>(ns));
+    }
+    static void check(nb_result r, const char* what) {
+        if (r != NB_OK) throw Error(r, what);
+    }
+    nb_breaker* raw_ = nullptr;
+};
+
+}  // namespace nanobreaker
+
+#endif  // NANOBREAKER_HPP

@@ -1,0 +1,244 @@
+//! `nb_config`: the C view of [`Config`], and its conversion.
+
+use super::nb_result;
+use crate::{Config, Window};
+use std::ffi::c_char;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+/// `nb_config.window_kind`: a window of the last `window_size` calls.
+pub const NB_WINDOW_COUNT: u32 = 0;
+/// `nb_config.window_kind`: a window of the last `window_length_ns`, in
+/// `window_size` buckets.
+pub const NB_WINDOW_TIME: u32 = 1;
+
+/// A breaker's configuration. Always start from `nb_config_default`, which
+/// sets `size` and every default; then change the fields you need. `size`
+/// lets later versions add fields at the end without breaking callers built
+/// against this header: a larger struct is accepted if the bytes this
+/// version does not know are zero.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct nb_config {
+    /// `sizeof(nb_config)`, set by `nb_config_default`.
+    pub size: usize,
+    /// Trip when the failure rate reaches this, in (0, 1]. Default 0.5.
+    pub failure_rate_threshold: f64,
+    /// Judge no rate before this many outcomes. Default 20.
+    pub minimum_calls: u32,
+    /// `NB_WINDOW_COUNT` (default) or `NB_WINDOW_TIME`.
+    pub window_kind: u32,
+    /// Calls in a count window (default 100), or buckets in a time window.
+    pub window_size: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+    /// A time window's length in ns (ignored for count windows).
+    pub window_length_ns: u64,
+    /// A call taking at least this long is slow; 0 (default) turns the rule off.
+    pub slow_call_duration_ns: u64,
+    /// Trip when the slow-call rate reaches this, in (0, 1]. Default 1.0.
+    pub slow_call_rate_threshold: f64,
+    /// Also trip after this many failures in a row; 0 (default) is off.
+    pub consecutive_failures: u32,
+    /// Probes admitted in half-open, 1..511. Default 5.
+    pub half_open_permits: u32,
+    /// Open wait after the first trip, ns. Default 5 s.
+    pub open_wait_ns: u64,
+    /// Open-wait growth per failed trial, >= 1. Default 2.
+    pub backoff_multiplier: f64,
+    /// The longest open wait, ns. Default 60 s.
+    pub max_open_wait_ns: u64,
+    /// Spread of each open wait, either way, in [0, 1). Default 0.2.
+    pub jitter: f64,
+    /// A trial whose probes have not all reported after this reopens, ns. Default 30 s.
+    pub half_open_max_wait_ns: u64,
+    /// Stripes for the hot counters, 1..64; 0 (default) picks by core count.
+    pub stripes: u32,
+    /// Reserved, zero.
+    pub reserved2: u32,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+pub(crate) fn write(c: &Config) -> nb_config {
+    let (window_kind, window_size, window_length_ns) = match c.window {
+        Window::Count(n) => (NB_WINDOW_COUNT, n, 0),
+        Window::Time { length, buckets } => (NB_WINDOW_TIME, buckets, nanos(length)),
+    };
+    nb_config {
+        size: std::mem::size_of::<nb_config>(),
+        failure_rate_threshold: c.failure_rate_threshold,
+        minimum_calls: c.minimum_calls,
+        window_kind,
+        window_size,
+        reserved: 0,
+        window_length_ns,
+        slow_call_duration_ns: c.slow_call_duration.map_or(0, nanos),
+        slow_call_rate_threshold: c.slow_call_rate_threshold,
+        consecutive_failures: c.consecutive_failures.unwrap_or(0),
+        half_open_permits: c.half_open_permits,
+        open_wait_ns: nanos(c.open_wait),
+        backoff_multiplier: c.backoff_multiplier,
+        max_open_wait_ns: nanos(c.max_open_wait),
+        jitter: c.jitter,
+        half_open_max_wait_ns: nanos(c.half_open_max_wait),
+        stripes: 0,
+        reserved2: 0,
+    }
+}
+
+/// Converts and checks; the error is the name of the bad field.
+fn convert(c: &nb_config) -> Result<(Config, u32), &'static str> {
+    let window = match c.window_kind {
+        NB_WINDOW_COUNT => Window::Count(c.window_size),
+        NB_WINDOW_TIME => Window::Time { length: Duration::from_nanos(c.window_length_ns), buckets: c.window_size },
+        _ => return Err("window_kind"),
+    };
+    let config = Config {
+        failure_rate_threshold: c.failure_rate_threshold,
+        minimum_calls: c.minimum_calls,
+        window,
+        slow_call_duration: (c.slow_call_duration_ns != 0).then(|| Duration::from_nanos(c.slow_call_duration_ns)),
+        slow_call_rate_threshold: c.slow_call_rate_threshold,
+        consecutive_failures: (c.consecutive_failures != 0).then_some(c.consecutive_failures),
+        open_wait: Duration::from_nanos(c.open_wait_ns),
+        backoff_multiplier: c.backoff_multiplier,
+        max_open_wait: Duration::from_nanos(c.max_open_wait_ns),
+        jitter: c.jitter,
+        half_open_permits: c.half_open_permits,
+        half_open_max_wait: Duration::from_nanos(c.half_open_max_wait_ns),
+    };
+    config.validate().map_err(|e| e.field())?;
+    if c.stripes > crate::MAX_STRIPES {
+        return Err("stripes");
+    }
+    Ok((config, c.stripes))
+}
+
+/// Reads `*cfg`, honouring its `size`.
+///
+/// # Safety
+/// `cfg` is NULL or points to at least `cfg->size` readable bytes.
+pub(crate) unsafe fn read_checked(cfg: *const nb_config) -> Result<(Config, u32), (nb_result, &'static str)> {
+    if cfg.is_null() {
+        return Err((nb_result::NB_NULL_ARGUMENT, "config"));
+    }
+    let ours = std::mem::size_of::<nb_config>();
+    // SAFETY: non-NULL and readable for at least the `size` field, which
+    // every version has first (caller's contract).
+    let size = unsafe { cfg.cast::<usize>().read_unaligned() };
+    if size < ours {
+        return Err((nb_result::NB_INVALID_CONFIG, "size"));
+    }
+    // SAFETY: `size` bytes are readable (caller's contract), and size >= ours.
+    let tail = unsafe { std::slice::from_raw_parts(cfg.cast::<u8>().add(ours), size - ours) };
+    if tail.iter().any(|b| *b != 0) {
+        return Err((nb_result::NB_INVALID_CONFIG, "size"));
+    }
+    // SAFETY: at least `ours` readable bytes; read_unaligned asks nothing of alignment.
+    let c = unsafe { cfg.read_unaligned() };
+    convert(&c).map_err(|field| (nb_result::NB_INVALID_CONFIG, field))
+}
+
+/// # Safety
+/// As `read_checked`.
+pub(crate) unsafe fn read(cfg: *const nb_config) -> Result<(Config, u32), nb_result> {
+    // SAFETY: forwarded.
+    unsafe { read_checked(cfg) }.map_err(|(r, _)| r)
+}
+
+/// Fills `*out` with every default and sets `out->size`. NULL is a no-op.
+///
+/// # Safety
+/// `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nb_config_default(out: *mut nb_config) {
+    super::guard((), AssertUnwindSafe(|| {
+        if !out.is_null() {
+            // SAFETY: non-NULL and writable (caller's contract).
+            unsafe { out.write(write(&Config::default())) }
+        }
+    }))
+}
+
+/// NULL if `cfg` is valid; otherwise the name of the first bad field, as a
+/// static string ("failure_rate_threshold", "window", "size", ...; "config"
+/// for a NULL `cfg`). Never free it.
+///
+/// # Safety
+/// `cfg` is NULL or points to at least `cfg->size` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn nb_config_invalid_field(cfg: *const nb_config) -> *const c_char {
+    super::guard(std::ptr::null(), AssertUnwindSafe(|| {
+        // SAFETY: forwarded from the caller.
+        match unsafe { read_checked(cfg) } {
+            Ok(_) => std::ptr::null(),
+            Err((_, field)) => c_name(field),
+        }
+    }))
+}
+
+/// The NUL-terminated static copy of a field name.
+fn c_name(field: &str) -> *const c_char {
+    const NAMES: &[&str] = &[
+        "config\0",
+        "size\0",
+        "window_kind\0",
+        "stripes\0",
+        "failure_rate_threshold\0",
+        "minimum_calls\0",
+        "window\0",
+        "slow_call_duration\0",
+        "slow_call_rate_threshold\0",
+        "consecutive_failures\0",
+        "open_wait\0",
+        "backoff_multiplier\0",
+        "max_open_wait\0",
+        "jitter\0",
+        "half_open_permits\0",
+        "half_open_max_wait\0",
+    ];
+    NAMES
+        .iter()
+        .find(|n| n.strip_suffix('\0') == Some(field))
+        .copied()
+        .unwrap_or("config\0")
+        .as_ptr()
+        .cast()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    #[test]
+    fn every_config_field_name_has_a_c_string() {
+        for field in [
+            "failure_rate_threshold",
+            "minimum_calls",
+            "window",
+            "slow_call_duration",
+            "slow_call_rate_threshold",
+            "consecutive_failures",
+            "open_wait",
+            "backoff_multiplier",
+            "max_open_wait",
+            "jitter",
+            "half_open_permits",
+            "half_open_max_wait",
+            "stripes",
+        ] {
+            // SAFETY: `c_name` returns a static NUL-terminated string.
+            assert_eq!(unsafe { CStr::from_ptr(c_name(field)) }.to_str().unwrap(), field);
+        }
+    }
+
+    #[test]
+    fn round_trips_the_default() {
+        let c = write(&Config::default());
+        assert_eq!(convert(&c).unwrap(), (Config::default(), 0));
+    }
+}
