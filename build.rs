@@ -8,8 +8,10 @@ fn main() {
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=build.rs");
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
-    let mut config = cbindgen::Config::from_file(Path::new(&dir).join("cbindgen.toml")).expect("cbindgen.toml");
-    let version = |part: &str| std::env::var(format!("CARGO_PKG_VERSION_{part}")).expect("cargo sets the version");
+    let mut config =
+        cbindgen::Config::from_file(Path::new(&dir).join("cbindgen.toml")).expect("cbindgen.toml");
+    let version =
+        |part: &str| std::env::var(format!("CARGO_PKG_VERSION_{part}")).expect("cargo sets the version");
     config.after_includes = Some(format!(
         "#define NB_VERSION_MAJOR {}\n#define NB_VERSION_MINOR {}\n#define NB_VERSION_PATCH {}\n#define NB_VERSION_STRING \"{}\"",
         version("MAJOR"),

@@ -355,7 +355,8 @@ fn manual_open_waits_then_probes() {
 
 #[test]
 fn every_bad_config_value_names_its_field() {
-    let cases: Vec<(fn(&mut Config), &str)> = vec![
+    type Mutation = fn(&mut Config);
+    let cases: Vec<(Mutation, &str)> = vec![
         (|c| c.failure_rate_threshold = 0.0, "failure_rate_threshold"),
         (|c| c.failure_rate_threshold = 1.01, "failure_rate_threshold"),
         (|c| c.failure_rate_threshold = f64::NAN, "failure_rate_threshold"),

@@ -46,7 +46,7 @@ fn run(window: Window, threads: usize) {
             let (cb, tally, fp, stop, barrier) =
                 (cb.clone(), tally.clone(), failure_permille.clone(), stop.clone(), barrier.clone());
             std::thread::spawn(move || {
-                let mut rng = 0x2545_F491_4F6C_DD1Du64 ^ (i as u64 + 1) * 0x9E37_79B9;
+                let mut rng = 0x2545_F491_4F6C_DD1Du64 ^ ((i as u64 + 1) * 0x9E37_79B9);
                 loop {
                     barrier.wait(); // phase start
                     if stop.load(Relaxed) {

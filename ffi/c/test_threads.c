@@ -4,9 +4,10 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #define THREADS 8
-#define CALLS 200000
+static int CALLS = 200000; /* argv[1] overrides (valgrind runs fewer) */
 
 static nb_breaker *breaker;
 
@@ -40,7 +41,7 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     nb_config c;
     nb_metrics m;
     pthread_t threads[THREADS];
@@ -48,6 +49,7 @@ int main(void) {
     uint64_t ok = 0, rejected = 0;
     int i, failed = 0;
 
+    if (argc > 1) CALLS = atoi(argv[1]);
     nb_config_default(&c);
     c.open_wait_ns = 1000000; /* 1 ms */
     c.max_open_wait_ns = 4000000;

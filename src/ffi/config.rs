@@ -93,14 +93,17 @@ pub(crate) fn write(c: &Config) -> nb_config {
 fn convert(c: &nb_config) -> Result<(Config, u32), &'static str> {
     let window = match c.window_kind {
         NB_WINDOW_COUNT => Window::Count(c.window_size),
-        NB_WINDOW_TIME => Window::Time { length: Duration::from_nanos(c.window_length_ns), buckets: c.window_size },
+        NB_WINDOW_TIME => {
+            Window::Time { length: Duration::from_nanos(c.window_length_ns), buckets: c.window_size }
+        }
         _ => return Err("window_kind"),
     };
     let config = Config {
         failure_rate_threshold: c.failure_rate_threshold,
         minimum_calls: c.minimum_calls,
         window,
-        slow_call_duration: (c.slow_call_duration_ns != 0).then(|| Duration::from_nanos(c.slow_call_duration_ns)),
+        slow_call_duration: (c.slow_call_duration_ns != 0)
+            .then(|| Duration::from_nanos(c.slow_call_duration_ns)),
         slow_call_rate_threshold: c.slow_call_rate_threshold,
         consecutive_failures: (c.consecutive_failures != 0).then_some(c.consecutive_failures),
         open_wait: Duration::from_nanos(c.open_wait_ns),
@@ -155,12 +158,15 @@ pub(crate) unsafe fn read(cfg: *const nb_config) -> Result<(Config, u32), nb_res
 /// `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn nb_config_default(out: *mut nb_config) {
-    super::guard((), AssertUnwindSafe(|| {
-        if !out.is_null() {
-            // SAFETY: non-NULL and writable (caller's contract).
-            unsafe { out.write(write(&Config::default())) }
-        }
-    }))
+    super::guard(
+        (),
+        AssertUnwindSafe(|| {
+            if !out.is_null() {
+                // SAFETY: non-NULL and writable (caller's contract).
+                unsafe { out.write(write(&Config::default())) }
+            }
+        }),
+    )
 }
 
 /// NULL if `cfg` is valid; otherwise the name of the first bad field, as a
@@ -171,13 +177,16 @@ pub unsafe extern "C" fn nb_config_default(out: *mut nb_config) {
 /// `cfg` is NULL or points to at least `cfg->size` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn nb_config_invalid_field(cfg: *const nb_config) -> *const c_char {
-    super::guard(std::ptr::null(), AssertUnwindSafe(|| {
-        // SAFETY: forwarded from the caller.
-        match unsafe { read_checked(cfg) } {
-            Ok(_) => std::ptr::null(),
-            Err((_, field)) => c_name(field),
-        }
-    }))
+    super::guard(
+        std::ptr::null(),
+        AssertUnwindSafe(|| {
+            // SAFETY: forwarded from the caller.
+            match unsafe { read_checked(cfg) } {
+                Ok(_) => std::ptr::null(),
+                Err((_, field)) => c_name(field),
+            }
+        }),
+    )
 }
 
 /// The NUL-terminated static copy of a field name.
@@ -200,13 +209,7 @@ fn c_name(field: &str) -> *const c_char {
         "half_open_permits\0",
         "half_open_max_wait\0",
     ];
-    NAMES
-        .iter()
-        .find(|n| n.strip_suffix('\0') == Some(field))
-        .copied()
-        .unwrap_or("config\0")
-        .as_ptr()
-        .cast()
+    NAMES.iter().find(|n| n.strip_suffix('\0') == Some(field)).copied().unwrap_or("config\0").as_ptr().cast()
 }
 
 #[cfg(test)]

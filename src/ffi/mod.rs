@@ -202,7 +202,8 @@ pub struct nb_transition {
 /// Called on every transition, in order, on the thread that caused it, never
 /// on the success path. `userdata` is what was passed to
 /// `nb_breaker_on_transition`; it must be safe to use from any thread.
-pub type nb_transition_callback = Option<unsafe extern "C" fn(t: *const nb_transition, userdata: *mut c_void)>;
+pub type nb_transition_callback =
+    Option<unsafe extern "C" fn(t: *const nb_transition, userdata: *mut c_void)>;
 
 /// Releases a listener's `userdata` when the breaker is freed.
 pub type nb_free_callback = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
@@ -310,28 +311,31 @@ pub extern "C" fn nb_reason_str(r: u32) -> *const c_char {
 /// `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn nb_breaker_new(cfg: *const nb_config, out: *mut *mut nb_breaker) -> nb_result {
-    guard(nb_result::NB_PANIC, AssertUnwindSafe(|| {
-        if out.is_null() {
-            return nb_result::NB_NULL_ARGUMENT;
-        }
-        // SAFETY: forwarded from the caller.
-        let (config, stripes) = match unsafe { config::read(cfg) } {
-            Ok(c) => c,
-            Err(r) => return r,
-        };
-        let mut b = CircuitBreaker::builder().config(config);
-        if stripes != 0 {
-            b = b.stripes(stripes);
-        }
-        let inner = match b.build() {
-            Ok(cb) => cb,
-            Err(_) => return nb_result::NB_INVALID_CONFIG,
-        };
-        let handle = Box::new(nb_breaker { id: crate::sync::next_breaker_id(), inner });
-        // SAFETY: `out` is non-NULL and writable (caller's contract).
-        unsafe { out.write(Box::into_raw(handle)) };
-        nb_result::NB_OK
-    }))
+    guard(
+        nb_result::NB_PANIC,
+        AssertUnwindSafe(|| {
+            if out.is_null() {
+                return nb_result::NB_NULL_ARGUMENT;
+            }
+            // SAFETY: forwarded from the caller.
+            let (config, stripes) = match unsafe { config::read(cfg) } {
+                Ok(c) => c,
+                Err(r) => return r,
+            };
+            let mut b = CircuitBreaker::builder().config(config);
+            if stripes != 0 {
+                b = b.stripes(stripes);
+            }
+            let inner = match b.build() {
+                Ok(cb) => cb,
+                Err(_) => return nb_result::NB_INVALID_CONFIG,
+            };
+            let handle = Box::new(nb_breaker { id: crate::sync::next_breaker_id(), inner });
+            // SAFETY: `out` is non-NULL and writable (caller's contract).
+            unsafe { out.write(Box::into_raw(handle)) };
+            nb_result::NB_OK
+        }),
+    )
 }
 
 /// Frees a breaker made by `nb_breaker_new`, and then each listener's
@@ -342,13 +346,16 @@ pub unsafe extern "C" fn nb_breaker_new(cfg: *const nb_config, out: *mut *mut nb
 /// `b` is NULL or a live handle from `nb_breaker_new`, freed only once.
 #[no_mangle]
 pub unsafe extern "C" fn nb_breaker_free(b: *mut nb_breaker) {
-    guard((), AssertUnwindSafe(|| {
-        if !b.is_null() {
-            // SAFETY: a live handle from `Box::into_raw` in `nb_breaker_new`,
-            // not used again (caller's contract).
-            drop(unsafe { Box::from_raw(b) });
-        }
-    }))
+    guard(
+        (),
+        AssertUnwindSafe(|| {
+            if !b.is_null() {
+                // SAFETY: a live handle from `Box::into_raw` in `nb_breaker_new`,
+                // not used again (caller's contract).
+                drop(unsafe { Box::from_raw(b) });
+            }
+        }),
+    )
 }
 
 /// Asks to make a call; see `nb_acquire_ex`.
@@ -376,30 +383,37 @@ pub unsafe extern "C" fn nb_acquire_ex(
     out: *mut nb_permit,
     retry_after_ns: *mut u64,
 ) -> nb_result {
-    guard(nb_result::NB_PANIC, AssertUnwindSafe(|| {
-        // SAFETY: forwarded from the caller.
-        let Some(b) = (unsafe { handle(b) }) else { return nb_result::NB_NULL_ARGUMENT };
-        if out.is_null() {
-            return nb_result::NB_NULL_ARGUMENT;
-        }
-        match b.inner.acquire() {
-            Ok(p) => {
-                let permit =
-                    nb_permit { breaker_id: b.id, start_ns: p.start, generation: p.generation, reserved: 0 };
-                // SAFETY: non-NULL and writable (caller's contract).
-                unsafe { out.write(permit) };
-                nb_result::NB_OK
+    guard(
+        nb_result::NB_PANIC,
+        AssertUnwindSafe(|| {
+            // SAFETY: forwarded from the caller.
+            let Some(b) = (unsafe { handle(b) }) else { return nb_result::NB_NULL_ARGUMENT };
+            if out.is_null() {
+                return nb_result::NB_NULL_ARGUMENT;
             }
-            Err(r) => {
-                if !retry_after_ns.is_null() {
-                    let ns = u64::try_from(r.retry_after().as_nanos()).unwrap_or(u64::MAX);
+            match b.inner.acquire() {
+                Ok(p) => {
+                    let permit = nb_permit {
+                        breaker_id: b.id,
+                        start_ns: p.start,
+                        generation: p.generation,
+                        reserved: 0,
+                    };
                     // SAFETY: non-NULL and writable (caller's contract).
-                    unsafe { retry_after_ns.write(ns) };
+                    unsafe { out.write(permit) };
+                    nb_result::NB_OK
                 }
-                nb_result::NB_REJECTED
+                Err(r) => {
+                    if !retry_after_ns.is_null() {
+                        let ns = u64::try_from(r.retry_after().as_nanos()).unwrap_or(u64::MAX);
+                        // SAFETY: non-NULL and writable (caller's contract).
+                        unsafe { retry_after_ns.write(ns) };
+                    }
+                    nb_result::NB_REJECTED
+                }
             }
-        }
-    }))
+        }),
+    )
 }
 
 /// Reports the outcome (an `nb_outcome`) of the call made on `permit`.
@@ -412,16 +426,19 @@ pub unsafe extern "C" fn nb_acquire_ex(
 /// `b` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn nb_record(b: *const nb_breaker, permit: nb_permit, outcome: u32) -> nb_result {
-    guard(nb_result::NB_PANIC, AssertUnwindSafe(|| {
-        // SAFETY: forwarded from the caller.
-        let Some(b) = (unsafe { handle(b) }) else { return nb_result::NB_NULL_ARGUMENT };
-        let Some(outcome) = outcome_from_u32(outcome) else { return nb_result::NB_INVALID_ARGUMENT };
-        if permit.breaker_id != b.id {
-            return nb_result::NB_FOREIGN_PERMIT;
-        }
-        b.inner.record(RawPermit { generation: permit.generation, start: permit.start_ns }, outcome);
-        nb_result::NB_OK
-    }))
+    guard(
+        nb_result::NB_PANIC,
+        AssertUnwindSafe(|| {
+            // SAFETY: forwarded from the caller.
+            let Some(b) = (unsafe { handle(b) }) else { return nb_result::NB_NULL_ARGUMENT };
+            let Some(outcome) = outcome_from_u32(outcome) else { return nb_result::NB_INVALID_ARGUMENT };
+            if permit.breaker_id != b.id {
+                return nb_result::NB_FOREIGN_PERMIT;
+            }
+            b.inner.record(RawPermit { generation: permit.generation, start: permit.start_ns }, outcome);
+            nb_result::NB_OK
+        }),
+    )
 }
 
 /// `nb_record(b, permit, NB_SUCCESS)`.
@@ -460,13 +477,16 @@ pub unsafe extern "C" fn nb_ignore(b: *const nb_breaker, permit: nb_permit) -> n
 /// `b` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn nb_breaker_state(b: *const nb_breaker) -> nb_state {
-    guard(nb_state::NB_STATE_UNKNOWN, AssertUnwindSafe(|| {
-        // SAFETY: forwarded from the caller.
-        match unsafe { handle(b) } {
-            Some(b) => b.inner.state().into(),
-            None => nb_state::NB_STATE_UNKNOWN,
-        }
-    }))
+    guard(
+        nb_state::NB_STATE_UNKNOWN,
+        AssertUnwindSafe(|| {
+            // SAFETY: forwarded from the caller.
+            match unsafe { handle(b) } {
+                Some(b) => b.inner.state().into(),
+                None => nb_state::NB_STATE_UNKNOWN,
+            }
+        }),
+    )
 }
 
 /// Writes a snapshot of the breaker's rates and totals to `*out`.
@@ -475,33 +495,37 @@ pub unsafe extern "C" fn nb_breaker_state(b: *const nb_breaker) -> nb_state {
 /// `b` is NULL or a live handle; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn nb_breaker_metrics(b: *const nb_breaker, out: *mut nb_metrics) -> nb_result {
-    guard(nb_result::NB_PANIC, AssertUnwindSafe(|| {
-        // SAFETY: forwarded from the caller.
-        let Some(b) = (unsafe { handle(b) }) else { return nb_result::NB_NULL_ARGUMENT };
-        if out.is_null() {
-            return nb_result::NB_NULL_ARGUMENT;
-        }
-        let m = b.inner.metrics();
-        let metrics = nb_metrics {
-            state: nb_state::from(m.state) as u32,
-            half_open_in_flight: m.half_open_in_flight,
-            failure_rate: m.failure_rate,
-            slow_call_rate: m.slow_call_rate,
-            window_calls: m.window_calls,
-            window_failures: m.window_failures,
-            window_slow_calls: m.window_slow_calls,
-            calls: m.calls,
-            successes: m.successes,
-            failures: m.failures,
-            slow_calls: m.slow_calls,
-            ignored: m.ignored,
-            rejected: m.rejected,
-            since_last_transition_ns: u64::try_from(m.since_last_transition.as_nanos()).unwrap_or(u64::MAX),
-        };
-        // SAFETY: non-NULL and writable (caller's contract).
-        unsafe { out.write(metrics) };
-        nb_result::NB_OK
-    }))
+    guard(
+        nb_result::NB_PANIC,
+        AssertUnwindSafe(|| {
+            // SAFETY: forwarded from the caller.
+            let Some(b) = (unsafe { handle(b) }) else { return nb_result::NB_NULL_ARGUMENT };
+            if out.is_null() {
+                return nb_result::NB_NULL_ARGUMENT;
+            }
+            let m = b.inner.metrics();
+            let metrics = nb_metrics {
+                state: nb_state::from(m.state) as u32,
+                half_open_in_flight: m.half_open_in_flight,
+                failure_rate: m.failure_rate,
+                slow_call_rate: m.slow_call_rate,
+                window_calls: m.window_calls,
+                window_failures: m.window_failures,
+                window_slow_calls: m.window_slow_calls,
+                calls: m.calls,
+                successes: m.successes,
+                failures: m.failures,
+                slow_calls: m.slow_calls,
+                ignored: m.ignored,
+                rejected: m.rejected,
+                since_last_transition_ns: u64::try_from(m.since_last_transition.as_nanos())
+                    .unwrap_or(u64::MAX),
+            };
+            // SAFETY: non-NULL and writable (caller's contract).
+            unsafe { out.write(metrics) };
+            nb_result::NB_OK
+        }),
+    )
 }
 
 /// Moves the breaker to `state` (an `nb_state`, not `NB_STATE_UNKNOWN`).
@@ -510,13 +534,16 @@ pub unsafe extern "C" fn nb_breaker_metrics(b: *const nb_breaker, out: *mut nb_m
 /// `b` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn nb_breaker_transition_to(b: *const nb_breaker, state: u32) -> nb_result {
-    guard(nb_result::NB_PANIC, AssertUnwindSafe(|| {
-        // SAFETY: forwarded from the caller.
-        let Some(b) = (unsafe { handle(b) }) else { return nb_result::NB_NULL_ARGUMENT };
-        let Some(state) = state_from_u32(state) else { return nb_result::NB_INVALID_ARGUMENT };
-        b.inner.transition_to(state);
-        nb_result::NB_OK
-    }))
+    guard(
+        nb_result::NB_PANIC,
+        AssertUnwindSafe(|| {
+            // SAFETY: forwarded from the caller.
+            let Some(b) = (unsafe { handle(b) }) else { return nb_result::NB_NULL_ARGUMENT };
+            let Some(state) = state_from_u32(state) else { return nb_result::NB_INVALID_ARGUMENT };
+            b.inner.transition_to(state);
+            nb_result::NB_OK
+        }),
+    )
 }
 
 /// Back to closed, with an empty window and no backoff.
@@ -525,12 +552,15 @@ pub unsafe extern "C" fn nb_breaker_transition_to(b: *const nb_breaker, state: u
 /// `b` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn nb_breaker_reset(b: *const nb_breaker) -> nb_result {
-    guard(nb_result::NB_PANIC, AssertUnwindSafe(|| {
-        // SAFETY: forwarded from the caller.
-        let Some(b) = (unsafe { handle(b) }) else { return nb_result::NB_NULL_ARGUMENT };
-        b.inner.reset();
-        nb_result::NB_OK
-    }))
+    guard(
+        nb_result::NB_PANIC,
+        AssertUnwindSafe(|| {
+            // SAFETY: forwarded from the caller.
+            let Some(b) = (unsafe { handle(b) }) else { return nb_result::NB_NULL_ARGUMENT };
+            b.inner.reset();
+            nb_result::NB_OK
+        }),
+    )
 }
 
 /// Replaces the configuration at run time, whole, or not at all. The window
@@ -541,19 +571,22 @@ pub unsafe extern "C" fn nb_breaker_reset(b: *const nb_breaker) -> nb_result {
 /// `b` is NULL or a live handle; `cfg` as in `nb_breaker_new`.
 #[no_mangle]
 pub unsafe extern "C" fn nb_breaker_reconfigure(b: *const nb_breaker, cfg: *const nb_config) -> nb_result {
-    guard(nb_result::NB_PANIC, AssertUnwindSafe(|| {
-        // SAFETY: forwarded from the caller.
-        let Some(b) = (unsafe { handle(b) }) else { return nb_result::NB_NULL_ARGUMENT };
-        // SAFETY: forwarded from the caller.
-        let (config, _stripes) = match unsafe { config::read(cfg) } {
-            Ok(c) => c,
-            Err(r) => return r,
-        };
-        match b.inner.reconfigure(config) {
-            Ok(()) => nb_result::NB_OK,
-            Err(_) => nb_result::NB_INVALID_CONFIG,
-        }
-    }))
+    guard(
+        nb_result::NB_PANIC,
+        AssertUnwindSafe(|| {
+            // SAFETY: forwarded from the caller.
+            let Some(b) = (unsafe { handle(b) }) else { return nb_result::NB_NULL_ARGUMENT };
+            // SAFETY: forwarded from the caller.
+            let (config, _stripes) = match unsafe { config::read(cfg) } {
+                Ok(c) => c,
+                Err(r) => return r,
+            };
+            match b.inner.reconfigure(config) {
+                Ok(()) => nb_result::NB_OK,
+                Err(_) => nb_result::NB_INVALID_CONFIG,
+            }
+        }),
+    )
 }
 
 /// Writes the configuration in force to `*out` (with `size` set).
@@ -562,17 +595,20 @@ pub unsafe extern "C" fn nb_breaker_reconfigure(b: *const nb_breaker, cfg: *cons
 /// `b` is NULL or a live handle; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn nb_breaker_config(b: *const nb_breaker, out: *mut nb_config) -> nb_result {
-    guard(nb_result::NB_PANIC, AssertUnwindSafe(|| {
-        // SAFETY: forwarded from the caller.
-        let Some(b) = (unsafe { handle(b) }) else { return nb_result::NB_NULL_ARGUMENT };
-        if out.is_null() {
-            return nb_result::NB_NULL_ARGUMENT;
-        }
-        let c = config::write(&b.inner.config());
-        // SAFETY: non-NULL and writable (caller's contract).
-        unsafe { out.write(c) };
-        nb_result::NB_OK
-    }))
+    guard(
+        nb_result::NB_PANIC,
+        AssertUnwindSafe(|| {
+            // SAFETY: forwarded from the caller.
+            let Some(b) = (unsafe { handle(b) }) else { return nb_result::NB_NULL_ARGUMENT };
+            if out.is_null() {
+                return nb_result::NB_NULL_ARGUMENT;
+            }
+            let c = config::write(&b.inner.config());
+            // SAFETY: non-NULL and writable (caller's contract).
+            unsafe { out.write(c) };
+            nb_result::NB_OK
+        }),
+    )
 }
 
 /// Adds a transition listener: `callback(&transition, userdata)` on every
@@ -589,25 +625,28 @@ pub unsafe extern "C" fn nb_breaker_on_transition(
     userdata: *mut c_void,
     free_userdata: nb_free_callback,
 ) -> nb_result {
-    guard(nb_result::NB_PANIC, AssertUnwindSafe(|| {
-        // SAFETY: forwarded from the caller.
-        let Some(b) = (unsafe { handle(b) }) else { return nb_result::NB_NULL_ARGUMENT };
-        let Some(callback) = callback else { return nb_result::NB_NULL_ARGUMENT };
-        let data = UserData { ptr: userdata, free: free_userdata };
-        b.inner.on_transition(move |t| {
-            let t = nb_transition {
-                from: nb_state::from(t.from) as u32,
-                to: nb_state::from(t.to) as u32,
-                reason: reason_to_u32(t.reason),
-                generation: t.generation,
-                at_ns: u64::try_from(t.at.as_nanos()).unwrap_or(u64::MAX),
-            };
-            // SAFETY: a valid function given with this userdata (caller's
-            // contract); `t` lives across the call.
-            unsafe { callback(&t, data.ptr()) }
-        });
-        nb_result::NB_OK
-    }))
+    guard(
+        nb_result::NB_PANIC,
+        AssertUnwindSafe(|| {
+            // SAFETY: forwarded from the caller.
+            let Some(b) = (unsafe { handle(b) }) else { return nb_result::NB_NULL_ARGUMENT };
+            let Some(callback) = callback else { return nb_result::NB_NULL_ARGUMENT };
+            let data = UserData { ptr: userdata, free: free_userdata };
+            b.inner.on_transition(move |t| {
+                let t = nb_transition {
+                    from: nb_state::from(t.from) as u32,
+                    to: nb_state::from(t.to) as u32,
+                    reason: reason_to_u32(t.reason),
+                    generation: t.generation,
+                    at_ns: u64::try_from(t.at.as_nanos()).unwrap_or(u64::MAX),
+                };
+                // SAFETY: a valid function given with this userdata (caller's
+                // contract); `t` lives across the call.
+                unsafe { callback(&t, data.ptr()) }
+            });
+            nb_result::NB_OK
+        }),
+    )
 }
 
 fn reason_to_u32(r: Reason) -> u32 {

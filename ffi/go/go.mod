@@ -1,0 +1,3 @@
+module nanobreaker
+
+go 1.19

@@ -1,0 +1,386 @@
+// Package nanobreaker is a Go binding of the nanobreaker circuit breaker
+// through its C ABI.
+//
+// Build with the library on the linker path, for example:
+//
+//	CGO_LDFLAGS="-L/path/to/target/release -Wl,-rpath,/path/to/target/release" go test
+//
+// A *Breaker is safe for concurrent use. Close it when done; a finalizer
+// frees a forgotten one, but Close must not race with other calls.
+package nanobreaker
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../include
+#cgo LDFLAGS: -lnanobreaker
+#include <stdint.h>
+#include "nanobreaker.h"
+
+extern void goTransition(nb_transition *t, uintptr_t handle);
+extern void goFreeHandle(uintptr_t handle);
+
+static void nbgo_trampoline(const nb_transition *t, void *ud) { goTransition((nb_transition *)t, (uintptr_t)ud); }
+static void nbgo_free(void *ud) { goFreeHandle((uintptr_t)ud); }
+static nb_result nbgo_on_transition(const nb_breaker *b, uintptr_t handle) {
+	return nb_breaker_on_transition(b, nbgo_trampoline, (void *)handle, nbgo_free);
+}
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"runtime/cgo"
+	"time"
+)
+
+// State is a breaker's state.
+type State uint32
+
+// The states.
+const (
+	Closed      State = C.NB_STATE_CLOSED
+	Open        State = C.NB_STATE_OPEN
+	HalfOpen    State = C.NB_STATE_HALF_OPEN
+	Disabled    State = C.NB_STATE_DISABLED
+	MetricsOnly State = C.NB_STATE_METRICS_ONLY
+	ForcedOpen  State = C.NB_STATE_FORCED_OPEN
+	Unknown     State = C.NB_STATE_UNKNOWN
+)
+
+func (s State) String() string { return C.GoString(C.nb_state_str(C.uint32_t(s))) }
+
+// Reason says why a transition happened.
+type Reason uint32
+
+func (r Reason) String() string { return C.GoString(C.nb_reason_str(C.uint32_t(r))) }
+
+// The reasons.
+const (
+	ReasonFailureRate     Reason = C.NB_REASON_FAILURE_RATE
+	ReasonSlowCallRate    Reason = C.NB_REASON_SLOW_CALL_RATE
+	ReasonConsecutive     Reason = C.NB_REASON_CONSECUTIVE_FAILURES
+	ReasonOpenWaitElapsed Reason = C.NB_REASON_OPEN_WAIT_ELAPSED
+	ReasonProbesSucceeded Reason = C.NB_REASON_PROBES_SUCCEEDED
+	ReasonProbesFailed    Reason = C.NB_REASON_PROBES_FAILED
+	ReasonProbesSlow      Reason = C.NB_REASON_PROBES_SLOW
+	ReasonHalfOpenTimeout Reason = C.NB_REASON_HALF_OPEN_TIMEOUT
+	ReasonManual          Reason = C.NB_REASON_MANUAL
+)
+
+// Config is a breaker's configuration; start from DefaultConfig.
+type Config struct {
+	FailureRateThreshold  float64
+	MinimumCalls          uint32
+	CountWindow           uint32        // calls in a count window (when TimeWindow is 0)
+	TimeWindow            time.Duration // a time window's length; 0 = count window
+	TimeWindowBuckets     uint32
+	SlowCallDuration      time.Duration // 0 = slow-call rule off
+	SlowCallRateThreshold float64
+	ConsecutiveFailures   uint32 // 0 = off
+	OpenWait              time.Duration
+	BackoffMultiplier     float64
+	MaxOpenWait           time.Duration
+	Jitter                float64
+	HalfOpenPermits       uint32
+	HalfOpenMaxWait       time.Duration
+	Stripes               uint32 // 0 = by core count
+}
+
+// DefaultConfig returns every default (see the README's config table).
+func DefaultConfig() Config {
+	var c C.nb_config
+	C.nb_config_default(&c)
+	return Config{
+		FailureRateThreshold:  float64(c.failure_rate_threshold),
+		MinimumCalls:          uint32(c.minimum_calls),
+		CountWindow:           uint32(c.window_size),
+		TimeWindowBuckets:     10,
+		SlowCallRateThreshold: float64(c.slow_call_rate_threshold),
+		OpenWait:              time.Duration(c.open_wait_ns),
+		BackoffMultiplier:     float64(c.backoff_multiplier),
+		MaxOpenWait:           time.Duration(c.max_open_wait_ns),
+		Jitter:                float64(c.jitter),
+		HalfOpenPermits:       uint32(c.half_open_permits),
+		HalfOpenMaxWait:       time.Duration(c.half_open_max_wait_ns),
+	}
+}
+
+func nanos(d time.Duration) C.uint64_t {
+	if d < 0 {
+		return 0
+	}
+	return C.uint64_t(d)
+}
+
+func (c Config) raw() C.nb_config {
+	var r C.nb_config
+	C.nb_config_default(&r)
+	r.failure_rate_threshold = C.double(c.FailureRateThreshold)
+	r.minimum_calls = C.uint32_t(c.MinimumCalls)
+	if c.TimeWindow != 0 {
+		r.window_kind = C.NB_WINDOW_TIME
+		r.window_size = C.uint32_t(c.TimeWindowBuckets)
+		r.window_length_ns = nanos(c.TimeWindow)
+	} else {
+		r.window_kind = C.NB_WINDOW_COUNT
+		r.window_size = C.uint32_t(c.CountWindow)
+	}
+	r.slow_call_duration_ns = nanos(c.SlowCallDuration)
+	r.slow_call_rate_threshold = C.double(c.SlowCallRateThreshold)
+	r.consecutive_failures = C.uint32_t(c.ConsecutiveFailures)
+	r.open_wait_ns = nanos(c.OpenWait)
+	r.backoff_multiplier = C.double(c.BackoffMultiplier)
+	r.max_open_wait_ns = nanos(c.MaxOpenWait)
+	r.jitter = C.double(c.Jitter)
+	r.half_open_permits = C.uint32_t(c.HalfOpenPermits)
+	r.half_open_max_wait_ns = nanos(c.HalfOpenMaxWait)
+	r.stripes = C.uint32_t(c.Stripes)
+	return r
+}
+
+// ConfigError names the configuration field that is out of range.
+type ConfigError struct{ Field string }
+
+func (e *ConfigError) Error() string { return "nanobreaker: invalid config field " + e.Field }
+
+// ErrRejected is matched (errors.Is) by every *RejectedError.
+var ErrRejected = errors.New("nanobreaker: call rejected")
+
+// ErrClosed is returned by a Breaker used after Close.
+var ErrClosed = errors.New("nanobreaker: breaker closed")
+
+// RejectedError says the breaker rejected a call and when to retry.
+type RejectedError struct{ RetryAfter time.Duration }
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("nanobreaker: call rejected, retry after %v", e.RetryAfter)
+}
+
+// Is makes errors.Is(err, ErrRejected) true.
+func (e *RejectedError) Is(target error) bool { return target == ErrRejected }
+
+// resultError turns an unexpected nb_result into an error.
+func resultError(r C.nb_result) error {
+	return fmt.Errorf("nanobreaker: %s", C.GoString(C.nb_result_str(C.uint32_t(r))))
+}
+
+// Breaker is a circuit breaker.
+type Breaker struct {
+	ptr *C.nb_breaker
+}
+
+// New makes a breaker.
+func New(cfg Config) (*Breaker, error) {
+	raw := cfg.raw()
+	var ptr *C.nb_breaker
+	if r := C.nb_breaker_new(&raw, &ptr); r != C.NB_OK {
+		if r == C.NB_INVALID_CONFIG {
+			return nil, &ConfigError{Field: C.GoString(C.nb_config_invalid_field(&raw))}
+		}
+		return nil, resultError(r)
+	}
+	b := &Breaker{ptr: ptr}
+	runtime.SetFinalizer(b, (*Breaker).Close)
+	return b, nil
+}
+
+// Close frees the breaker. It is idempotent; it must not race with other calls.
+func (b *Breaker) Close() {
+	if b.ptr != nil {
+		C.nb_breaker_free(b.ptr)
+		b.ptr = nil
+		runtime.SetFinalizer(b, nil)
+	}
+}
+
+// Permit is leave to make one call; report it exactly once.
+type Permit struct {
+	b   *Breaker
+	raw C.nb_permit
+}
+
+func (p Permit) record(o C.uint32_t) {
+	if p.b == nil || p.b.ptr == nil {
+		return
+	}
+	C.nb_record(p.b.ptr, p.raw, o)
+	runtime.KeepAlive(p.b)
+}
+
+// Success reports that the call worked.
+func (p Permit) Success() { p.record(C.NB_SUCCESS) }
+
+// Failure reports that the call failed.
+func (p Permit) Failure() { p.record(C.NB_FAILURE) }
+
+// Ignore reports a call not to be counted.
+func (p Permit) Ignore() { p.record(C.NB_IGNORED) }
+
+// Allow asks to make a call: a Permit, or a *RejectedError.
+func (b *Breaker) Allow() (Permit, error) {
+	if b.ptr == nil {
+		return Permit{}, ErrClosed
+	}
+	var p C.nb_permit
+	var retry C.uint64_t
+	r := C.nb_acquire_ex(b.ptr, &p, &retry)
+	runtime.KeepAlive(b)
+	switch r {
+	case C.NB_OK:
+		return Permit{b: b, raw: p}, nil
+	case C.NB_REJECTED:
+		wait := time.Duration(1<<63 - 1)
+		if uint64(retry) < uint64(wait) {
+			wait = time.Duration(retry)
+		}
+		return Permit{}, &RejectedError{RetryAfter: wait}
+	default:
+		return Permit{}, resultError(r)
+	}
+}
+
+// Execute runs fn if the breaker allows it: a nil error counts as success,
+// any other as failure; a panic counts as ignored and propagates.
+func (b *Breaker) Execute(fn func() error) error {
+	p, err := b.Allow()
+	if err != nil {
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			p.Ignore()
+		}
+	}()
+	err = fn()
+	done = true
+	if err != nil {
+		p.Failure()
+	} else {
+		p.Success()
+	}
+	return err
+}
+
+// State returns the current state (Unknown after Close).
+func (b *Breaker) State() State {
+	if b.ptr == nil {
+		return Unknown
+	}
+	s := State(C.nb_breaker_state(b.ptr))
+	runtime.KeepAlive(b)
+	return s
+}
+
+// Metrics is a snapshot of rates and totals.
+type Metrics struct {
+	State                                                    State
+	FailureRate, SlowCallRate                                float64
+	WindowCalls, WindowFailures, WindowSlowCalls             uint64
+	Calls, Successes, Failures, SlowCalls, Ignored, Rejected uint64
+	HalfOpenInFlight                                         uint32
+	SinceLastTransition                                      time.Duration
+}
+
+// Metrics takes a snapshot.
+func (b *Breaker) Metrics() (Metrics, error) {
+	if b.ptr == nil {
+		return Metrics{}, ErrClosed
+	}
+	var m C.nb_metrics
+	r := C.nb_breaker_metrics(b.ptr, &m)
+	runtime.KeepAlive(b)
+	if r != C.NB_OK {
+		return Metrics{}, resultError(r)
+	}
+	return Metrics{
+		State: State(m.state), FailureRate: float64(m.failure_rate), SlowCallRate: float64(m.slow_call_rate),
+		WindowCalls: uint64(m.window_calls), WindowFailures: uint64(m.window_failures),
+		WindowSlowCalls: uint64(m.window_slow_calls), Calls: uint64(m.calls), Successes: uint64(m.successes),
+		Failures: uint64(m.failures), SlowCalls: uint64(m.slow_calls), Ignored: uint64(m.ignored),
+		Rejected: uint64(m.rejected), HalfOpenInFlight: uint32(m.half_open_in_flight),
+		SinceLastTransition: time.Duration(m.since_last_transition_ns),
+	}, nil
+}
+
+func (b *Breaker) do(f func() C.nb_result) error {
+	if b.ptr == nil {
+		return ErrClosed
+	}
+	r := f()
+	runtime.KeepAlive(b)
+	if r != C.NB_OK {
+		return resultError(r)
+	}
+	return nil
+}
+
+// TransitionTo moves the breaker to s.
+func (b *Breaker) TransitionTo(s State) error {
+	return b.do(func() C.nb_result { return C.nb_breaker_transition_to(b.ptr, C.uint32_t(s)) })
+}
+
+// Reset moves the breaker to Closed with an empty window.
+func (b *Breaker) Reset() error {
+	return b.do(func() C.nb_result { return C.nb_breaker_reset(b.ptr) })
+}
+
+// Reconfigure replaces the configuration, whole or not at all. The window
+// shape cannot change.
+func (b *Breaker) Reconfigure(cfg Config) error {
+	if b.ptr == nil {
+		return ErrClosed
+	}
+	raw := cfg.raw()
+	r := C.nb_breaker_reconfigure(b.ptr, &raw)
+	runtime.KeepAlive(b)
+	if r == C.NB_INVALID_CONFIG {
+		field := "window"
+		if f := C.nb_config_invalid_field(&raw); f != nil {
+			field = C.GoString(f)
+		}
+		return &ConfigError{Field: field}
+	}
+	if r != C.NB_OK {
+		return resultError(r)
+	}
+	return nil
+}
+
+// Transition is one state change.
+type Transition struct {
+	From, To   State
+	Reason     Reason
+	Generation uint32
+	At         time.Duration // since the breaker was made
+}
+
+//export goTransition
+func goTransition(t *C.nb_transition, handle C.uintptr_t) {
+	f := cgo.Handle(handle).Value().(func(Transition))
+	f(Transition{From: State(t.from), To: State(t.to), Reason: Reason(t.reason),
+		Generation: uint32(t.generation), At: time.Duration(t.at_ns)})
+}
+
+//export goFreeHandle
+func goFreeHandle(handle C.uintptr_t) { cgo.Handle(handle).Delete() }
+
+// OnTransition calls f on every transition, in order, from the goroutine
+// whose call caused it. f must not block for long.
+func (b *Breaker) OnTransition(f func(Transition)) error {
+	if b.ptr == nil {
+		return ErrClosed
+	}
+	h := cgo.NewHandle(f)
+	r := C.nbgo_on_transition(b.ptr, C.uintptr_t(h))
+	runtime.KeepAlive(b)
+	if r != C.NB_OK {
+		h.Delete()
+		return resultError(r)
+	}
+	return nil
+}
+
+// Version is the library version.
+func Version() string { return C.GoString(C.nb_version()) }

@@ -1,0 +1,206 @@
+package nanobreaker
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func small() Config {
+	c := DefaultConfig()
+	c.MinimumCalls = 4
+	c.CountWindow = 10
+	c.OpenWait = 20 * time.Millisecond
+	c.MaxOpenWait = 40 * time.Millisecond
+	c.Jitter = 0
+	c.HalfOpenPermits = 2
+	return c
+}
+
+func TestDefaults(t *testing.T) {
+	c := DefaultConfig()
+	if c.FailureRateThreshold != 0.5 || c.MinimumCalls != 20 || c.CountWindow != 100 || c.OpenWait != 5*time.Second {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if Version() == "" {
+		t.Fatal("no version")
+	}
+}
+
+func TestConfigErrorNamesTheField(t *testing.T) {
+	c := DefaultConfig()
+	c.HalfOpenPermits = 0
+	_, err := New(c)
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Field != "half_open_permits" {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestTransitions(t *testing.T) {
+	b, err := New(small())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var mu sync.Mutex
+	var seen []Transition
+	if err := b.OnTransition(func(tr Transition) { mu.Lock(); seen = append(seen, tr); mu.Unlock() }); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	for i := 0; i < 4; i++ {
+		if err := b.Execute(func() error { return boom }); err != boom {
+			t.Fatalf("Execute returned %v", err)
+		}
+	}
+	if b.State() != Open {
+		t.Fatalf("state %v", b.State())
+	}
+	_, err = b.Allow()
+	var rej *RejectedError
+	if !errors.As(err, &rej) || !errors.Is(err, ErrRejected) || rej.RetryAfter <= 0 || rej.RetryAfter > 20*time.Millisecond {
+		t.Fatalf("got %v", err)
+	}
+	time.Sleep(30 * time.Millisecond)
+	p, err := b.Allow()
+	if err != nil || b.State() != HalfOpen {
+		t.Fatalf("half-open: %v %v", err, b.State())
+	}
+	p.Success()
+	if err := b.Execute(func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if b.State() != Closed {
+		t.Fatalf("state %v", b.State())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []State{Open, HalfOpen, Closed}
+	if len(seen) != len(want) {
+		t.Fatalf("seen %v", seen)
+	}
+	for i, s := range want {
+		if seen[i].To != s || seen[i].Generation != uint32(i+1) {
+			t.Fatalf("transition %d: %+v", i, seen[i])
+		}
+	}
+	if seen[0].Reason != ReasonFailureRate || seen[2].Reason != ReasonProbesSucceeded {
+		t.Fatalf("reasons %v", seen)
+	}
+}
+
+func TestManualStatesAndReconfigure(t *testing.T) {
+	b, _ := New(small())
+	defer b.Close()
+	if err := b.TransitionTo(ForcedOpen); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Allow(); !errors.Is(err, ErrRejected) {
+		t.Fatalf("forced open allowed: %v", err)
+	}
+	if err := b.TransitionTo(State(42)); err == nil {
+		t.Fatal("a bad state was accepted")
+	}
+	if err := b.Reset(); err != nil || b.State() != Closed {
+		t.Fatal("reset")
+	}
+	c := small()
+	c.CountWindow = 11
+	var ce *ConfigError
+	if err := b.Reconfigure(c); !errors.As(err, &ce) || ce.Field != "window" {
+		t.Fatalf("window change: %v", err)
+	}
+	c = small()
+	c.FailureRateThreshold = 1.0
+	if err := b.Reconfigure(c); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCloseIsIdempotentAndUseAfterCloseFails(t *testing.T) {
+	b, _ := New(small())
+	b.Close()
+	b.Close()
+	if _, err := b.Allow(); err != ErrClosed {
+		t.Fatalf("got %v", err)
+	}
+	if b.State() != Unknown {
+		t.Fatal("state after close")
+	}
+}
+
+func TestGoroutinesShareOneBreaker(t *testing.T) {
+	c := DefaultConfig()
+	c.FailureRateThreshold = 1.0
+	b, _ := New(c)
+	defer b.Close()
+	var made, rejected int64
+	var wg sync.WaitGroup
+	for g := 0; g < 64; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 2000; i++ {
+				p, err := b.Allow()
+				if err != nil {
+					atomic.AddInt64(&rejected, 1)
+					continue
+				}
+				atomic.AddInt64(&made, 1)
+				if (i+g)%3 == 0 {
+					p.Failure()
+				} else {
+					p.Success()
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	m, err := b.Metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if made+rejected != 64*2000 || m.Calls != uint64(made) || m.Rejected != uint64(rejected) || m.Successes+m.Failures != m.Calls {
+		t.Fatalf("made %d rejected %d metrics %+v", made, rejected, m)
+	}
+}
+
+func TestPanicInExecuteCountsAsIgnored(t *testing.T) {
+	b, _ := New(small())
+	defer b.Close()
+	func() {
+		defer func() { _ = recover() }()
+		_ = b.Execute(func() error { panic("bug") })
+	}()
+	m, _ := b.Metrics()
+	if m.Ignored != 1 || m.Calls != 0 {
+		t.Fatalf("%+v", m)
+	}
+}
+
+func BenchmarkAllowSuccess(bench *testing.B) {
+	b, _ := New(DefaultConfig())
+	defer b.Close()
+	bench.ResetTimer()
+	for i := 0; i < bench.N; i++ {
+		p, err := b.Allow()
+		if err == nil {
+			p.Success()
+		}
+	}
+}
+
+func BenchmarkAllowSuccessParallel(bench *testing.B) {
+	b, _ := New(DefaultConfig())
+	defer b.Close()
+	bench.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if p, err := b.Allow(); err == nil {
+				p.Success()
+			}
+		}
+	})
+}

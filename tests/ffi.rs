@@ -1,0 +1,242 @@
+//! Builds the C ABI's consumers (ffi/c, ffi/cpp, ffi/go) against the
+//! library and runs them: plain, static, under ASAN+UBSAN and valgrind, and
+//! `go test` (with `-race`).
+//!
+//! A tool a fresh machine may lack (g++, go, valgrind, pkg-config) makes its
+//! test skip with a message, unless `NANOBREAKER_REQUIRE_TOOLS` is set (CI
+//! sets it): then a missing tool fails the test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The directory holding `libnanobreaker.{so,a}` for this test's profile,
+/// built (or brought up to date) once.
+fn lib_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // target/<profile>/deps/ffi-<hash>
+        let exe = std::env::current_exe().expect("test binary path");
+        let dir = exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf();
+        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cargo.args(["build", "--lib", "--quiet"]).current_dir(root());
+        if dir.ends_with("release") {
+            cargo.arg("--release");
+        }
+        let status = cargo.status().expect("run cargo build");
+        assert!(status.success(), "cargo build --lib failed");
+        assert!(dir.join("libnanobreaker.so").exists() && dir.join("libnanobreaker.a").exists());
+        dir
+    })
+}
+
+fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        if std::env::var_os("NANOBREAKER_REQUIRE_TOOLS").is_some() {
+            panic!("{tool} is required (NANOBREAKER_REQUIRE_TOOLS is set) but not installed");
+        }
+        eprintln!(
+            "SKIPPED: {tool} is not installed (apt-get install it, or set NANOBREAKER_REQUIRE_TOOLS to fail)"
+        );
+    }
+    found
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nanobreaker-ffi-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// Runs `cmd`, fails the test with its output if it fails, returns stdout.
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{cmd:?} failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    print!("{stdout}");
+    stdout
+}
+
+const C_FLAGS: &[&str] = &["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"];
+
+/// Compiles one C program of ffi/c against the shared library.
+fn cc(src: &str, out: &str, extra: &[&str]) -> PathBuf {
+    let exe = tmp(out);
+    let lib = lib_dir();
+    run(Command::new("gcc")
+        .args(C_FLAGS)
+        .args(extra)
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg(root().join("ffi/c").join(src))
+        .arg("-L")
+        .arg(lib)
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .args(["-lnanobreaker", "-lpthread", "-o"])
+        .arg(&exe));
+    exe
+}
+
+fn assert_all_passed(stdout: &str) {
+    let line = stdout.lines().last().unwrap_or_default();
+    assert!(line.ends_with(" passed, 0 failed"), "unexpected summary: {line:?}");
+}
+
+#[test]
+fn header_compiles_alone_as_c99_and_as_cpp() {
+    let header = root().join("include/nanobreaker.h");
+    run(Command::new("gcc").args(C_FLAGS).args(["-fsyntax-only", "-x", "c"]).arg(&header));
+    if have("g++") {
+        run(Command::new("g++")
+            .args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fsyntax-only", "-x", "c++"])
+            .arg(&header));
+    }
+}
+
+#[test]
+fn header_version_matches_cargo() {
+    let header = std::fs::read_to_string(root().join("include/nanobreaker.h")).unwrap();
+    let v = env!("CARGO_PKG_VERSION");
+    assert!(header.contains(&format!("#define NB_VERSION_STRING \"{v}\"")));
+    assert!(header.contains(&format!("#define NB_VERSION_MAJOR {}", env!("CARGO_PKG_VERSION_MAJOR"))));
+}
+
+#[test]
+fn c_tests_against_the_shared_library() {
+    assert_all_passed(&run(&mut Command::new(cc("test_api.c", "api", &[]))));
+    assert_all_passed(&run(&mut Command::new(cc("test_threads.c", "threads", &[]))));
+    let out = run(&mut Command::new(cc("example.c", "example", &[])));
+    assert!(out.contains("rejected"), "the example's breaker should open");
+}
+
+#[test]
+fn c_tests_against_the_static_library() {
+    let exe = tmp("api-static");
+    run(Command::new("gcc")
+        .args(C_FLAGS)
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg(root().join("ffi/c/test_api.c"))
+        .arg(lib_dir().join("libnanobreaker.a"))
+        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        .arg(&exe));
+    assert_all_passed(&run(&mut Command::new(exe)));
+}
+
+#[test]
+fn c_tests_under_address_and_undefined_behaviour_sanitizers() {
+    let flags = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"];
+    for (src, out) in [("test_api.c", "api-asan"), ("test_threads.c", "threads-asan")] {
+        let exe = cc(src, out, &flags);
+        let stdout = run(Command::new(exe)
+            .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
+            .env("UBSAN_OPTIONS", "halt_on_error=1"));
+        assert_all_passed(&stdout);
+    }
+}
+
+#[test]
+fn c_tests_under_valgrind_with_no_errors_and_no_leaks() {
+    if !have("valgrind") {
+        return;
+    }
+    // "Still reachable" is not a leak: arc-swap keeps a process-wide list of
+    // per-thread nodes for reuse, by design.
+    let valgrind = [
+        "--error-exitcode=99",
+        "--leak-check=full",
+        "--show-leak-kinds=definite,indirect,possible",
+        "--errors-for-leak-kinds=definite,indirect,possible",
+        "--quiet",
+    ];
+    let api = cc("test_api.c", "api-vg", &[]);
+    assert_all_passed(&run(Command::new("valgrind").args(valgrind).arg(api)));
+    let threads = cc("test_threads.c", "threads-vg", &[]);
+    assert_all_passed(&run(Command::new("valgrind").args(valgrind).arg(threads).arg("5000")));
+}
+
+#[test]
+fn cpp_wrapper_tests() {
+    if !have("g++") {
+        return;
+    }
+    let exe = tmp("cpp");
+    let lib = lib_dir();
+    run(Command::new("g++")
+        .args([
+            "-std=c++17",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-g",
+            "-fsanitize=address,undefined",
+        ])
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg("-I")
+        .arg(root().join("ffi/cpp"))
+        .arg(root().join("ffi/cpp/test.cpp"))
+        .arg("-L")
+        .arg(lib)
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .args(["-lnanobreaker", "-lpthread", "-o"])
+        .arg(&exe));
+    assert_all_passed(&run(Command::new(exe).env("ASAN_OPTIONS", "detect_leaks=1")));
+}
+
+#[test]
+fn go_package_tests_with_race_detector_and_cgocheck() {
+    if !have("go") {
+        return;
+    }
+    let lib = lib_dir();
+    let go = |args: &[&str]| {
+        let mut cmd = Command::new("go");
+        cmd.args(args)
+            .current_dir(root().join("ffi/go"))
+            .env("CGO_ENABLED", "1")
+            .env("CGO_LDFLAGS", format!("-L{0} -Wl,-rpath,{0}", lib.display()))
+            .env("GODEBUG", "cgocheck=1")
+            .env("GOFLAGS", "-mod=mod");
+        if std::env::var_os("GOCACHE").is_none() && std::env::var_os("HOME").is_none() {
+            cmd.env("GOCACHE", tmp("gocache"));
+        }
+        run(&mut cmd)
+    };
+    go(&["vet", "./..."]);
+    let out = go(&["test", "-count=1", "-v", "./..."]);
+    assert!(out.contains("--- PASS: TestTransitions") && out.contains("\nok"), "{out}");
+    let out = go(&["test", "-count=1", "-race", "./..."]);
+    assert!(out.starts_with("ok"), "{out}");
+}
+
+#[test]
+fn pkg_config_install_step_works() {
+    if !have("pkg-config") {
+        return;
+    }
+    let prefix = tmp("prefix");
+    run(Command::new("sh").arg(root().join("ffi/c/install.sh")).arg(&prefix).env("LIBDIR", lib_dir()));
+    let pc = prefix.join("lib/pkgconfig");
+    let flags = run(Command::new("pkg-config")
+        .args(["--cflags", "--libs", "nanobreaker"])
+        .env("PKG_CONFIG_PATH", &pc));
+    let exe = tmp("example-pc");
+    run(Command::new("sh").arg("-c").arg(format!(
+        "cc {} {} -o {}",
+        root().join("ffi/c/example.c").display(),
+        flags.trim(),
+        exe.display()
+    )));
+    run(&mut Command::new(exe));
+}
