@@ -25,9 +25,8 @@ use crate::config::{default_stripes, Config, ConfigError};
 use crate::events::{Dispatcher, Listener, Reason, Transition};
 use crate::metrics::Metrics;
 use crate::state::{State, Word, GEN_MASK};
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{ArcCell, AtomicU32, AtomicU64, Ordering};
 use crate::window::{Stripe, Windows};
-use arc_swap::ArcSwap;
 use crossbeam_utils::CachePadded;
 use quanta::Clock;
 use std::fmt;
@@ -245,7 +244,7 @@ pub struct CircuitBreaker {
     /// Jitter random state (xorshift), advanced once per opening.
     rng: AtomicU64,
     windows: Windows,
-    config: ArcSwap<Config>,
+    config: ArcCell<Config>,
     clock: Clock,
     origin: u64,
     events: Dispatcher,
@@ -380,7 +379,7 @@ impl Builder {
             last_transition: AtomicU64::new(0),
             rng: AtomicU64::new((0x9E37_79B9_7F4A_7C15 ^ origin) | 1),
             windows: Windows::new(self.config.window, stripes),
-            config: ArcSwap::from_pointee(self.config),
+            config: ArcCell::new(self.config),
             clock,
             origin,
             events: Dispatcher::new(self.listeners),
@@ -797,7 +796,7 @@ impl CircuitBreaker {
             return Err(ConfigError::new("window", "cannot change after the breaker is built"));
         }
         let rules = pack_rules(&config);
-        self.config.store(Arc::new(config));
+        self.config.store(config);
         // Relaxed: one self-contained word, read on its own.
         self.hot.rules.store(rules, Ordering::Relaxed);
         Ok(())

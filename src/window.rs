@@ -71,8 +71,14 @@ pub(crate) struct Tally {
     pub(crate) slow: u64,
 }
 
+#[cfg(not(loom))]
 thread_local! {
     static HOME: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+// (loom's macro predates `const` initialisers; same declaration otherwise.)
+#[cfg(loom)]
+thread_local! {
+    static HOME: Cell<usize> = Cell::new(usize::MAX);
 }
 
 /// The calling thread's home: a number picked once per thread, the same for

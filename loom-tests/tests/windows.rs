@@ -1,0 +1,98 @@
+//! Models 3 and 4: the windows under concurrent records.
+#![cfg(loom)]
+
+use loom::thread;
+use loom_tests::breaker;
+use nanobreaker::{State, Window};
+use std::time::Duration;
+
+/// Model 3: Count window: while the ring wraps under records from other threads,
+/// no outcome is lost or counted twice. Two stripes' cursors share a ring of
+/// two slots; after three records every slot holds exactly one outcome of
+/// this generation and the totals count each record once.
+#[test]
+fn count_window_wraps_without_loss_or_double_count() {
+    loom::model(|| {
+        let (cb, _, _) =
+            breaker(|b| b.window(Window::count(2)).stripes(2).failure_rate_threshold(1.0).minimum_calls(2));
+        cb.transition_to(State::MetricsOnly); // record, never trip
+        let t1 = {
+            let cb = cb.clone();
+            thread::spawn(move || {
+                cb.try_acquire().unwrap().failure();
+                cb.try_acquire().unwrap().success();
+            })
+        };
+        let t2 = {
+            let cb = cb.clone();
+            thread::spawn(move || cb.try_acquire().unwrap().failure())
+        };
+        t1.join().unwrap();
+        t2.join().unwrap();
+        let m = cb.metrics();
+        assert_eq!((m.calls, m.failures, m.successes), (3, 2, 1), "each record counted once");
+        assert_eq!(m.window_calls, 2, "the ring holds exactly its capacity");
+        assert!(m.window_failures <= 2);
+    });
+}
+
+/// Model 4: Time window: a bucket turn racing a record neither loses a record in
+/// the live bucket nor counts one from a dead bucket. One stripe, two
+/// buckets of 1 ms; an old record sits in bucket 0 at epoch 0. One thread
+/// moves time to epoch 2 (bucket 0 again, so it must turn) and records; the
+/// other records at whatever time it reads.
+#[test]
+fn time_window_bucket_turn_races_a_record() {
+    loom::model(|| {
+        let (cb, mock, _) =
+            breaker(|b| b.window(Window::time(Duration::from_millis(2), 2)).minimum_calls(100));
+        cb.try_acquire().unwrap().success(); // epoch 0: dead once time reaches epoch 2
+        let racer = {
+            let (cb, mock) = (cb.clone(), mock.clone());
+            thread::spawn(move || {
+                let before = mock.value();
+                cb.try_acquire().unwrap().failure();
+                let after = mock.value();
+                (before, after)
+            })
+        };
+        mock.increment(Duration::from_millis(2));
+        cb.try_acquire().unwrap().success();
+        let (before, after) = racer.join().unwrap();
+
+        let m = cb.metrics();
+        assert_eq!(m.calls, 3);
+        let epoch2 = 2_000_000;
+        if before >= epoch2 {
+            // The racer's record is at epoch 2: it must be counted.
+            assert_eq!((m.window_calls, m.window_failures), (2, 1), "a live record was lost");
+        } else if after < epoch2 {
+            // Its record is at epoch 0: dead, never counted.
+            assert_eq!((m.window_calls, m.window_failures), (1, 0), "a dead record was counted");
+        } else {
+            assert!(m.window_calls == 1 + m.window_failures && m.window_failures <= 1, "{m:?}");
+        }
+    });
+}
+
+/// Model 3b: Two threads sharing one stripe's cursor: their records land in
+/// distinct slots.
+#[test]
+fn one_cursor_two_threads() {
+    loom::model(|| {
+        let (cb, _, _) =
+            breaker(|b| b.window(Window::count(2)).stripes(1).failure_rate_threshold(1.0).minimum_calls(2));
+        cb.transition_to(State::MetricsOnly);
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let cb = cb.clone();
+                thread::spawn(move || cb.try_acquire().unwrap().failure())
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let m = cb.metrics();
+        assert_eq!((m.calls, m.window_calls, m.window_failures), (2, 2, 2), "a record was lost: {m:?}");
+    });
+}
