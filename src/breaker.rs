@@ -210,7 +210,7 @@ fn pack_rules(c: &Config) -> u64 {
 /// use nanobreaker::{CircuitBreaker, Window, State};
 /// use std::time::Duration;
 ///
-/// let (clock, mock) = quanta::Clock::mock();
+/// let (clock, mock) = nanobreaker::quanta::Clock::mock();
 /// let cb = CircuitBreaker::builder()
 ///     .failure_rate_threshold(0.5)
 ///     .minimum_calls(4)

@@ -51,3 +51,7 @@ pub use config::{
 pub use events::{Reason, Transition};
 pub use metrics::Metrics;
 pub use state::State;
+
+/// The clock crate, re-exported so callers name the same `Clock` type the
+/// builder takes (`nanobreaker::quanta::Clock::mock()` in tests).
+pub use quanta;
