@@ -80,7 +80,7 @@ MUTANTS = [
 
 def run(test_file, name):
     env = dict(os.environ, RUSTFLAGS="--cfg loom", LOOM_MAX_PREEMPTIONS=os.environ.get("LOOM_MAX_PREEMPTIONS", "2"))
-    r = subprocess.run(["cargo", "test", "-q", "-p", "loom-tests", "--release", "--test", test_file, "--", "--exact", name],
+    r = subprocess.run(["cargo", "test", "-q", "-p", "loom-tests", "--profile", "loom", "--test", test_file, "--", "--exact", name],
                        env=env, capture_output=True, text=True)
     return r.returncode == 0
 

@@ -2,7 +2,7 @@
 //! run them with
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p loom-tests --release
+//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p loom-tests --profile loom
 //! ```
 //!
 //! Without `--cfg loom` this crate is empty. Helpers shared by the models
