@@ -58,10 +58,10 @@ MUTANTS = [
                     if cur == w.0 { self.hot.word.store(next.0, Ordering::Release); Ok(next) } else { Err(Word(cur)) }
                 }""",
      [("half_open", "concurrent_probe_reports_are_all_counted")]),
-    ("count-window cursor by load+store instead of fetch_add", "src/window.rs",
-     """                let c = stripe.calls.fetch_add(1, Ordering::Relaxed);""",
-     """                let c = stripe.calls.load(Ordering::Relaxed);
-                stripe.calls.store(c + 1, Ordering::Relaxed);""",
+    ("count-window cursor by load+store instead of CAS", "src/window.rs",
+     """            match stripe.calls.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {""",
+     """            stripe.calls.store(next, Ordering::Relaxed);
+            match Ok::<u64, u64>(cur) {""",
      [("windows", "one_cursor_two_threads")]),
     ("time-window bucket turn by load+store instead of CAS", "src/window.rs",
      """        match word.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {

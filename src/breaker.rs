@@ -26,7 +26,7 @@ use crate::events::{Dispatcher, Listener, Reason, Transition};
 use crate::metrics::Metrics;
 use crate::state::{State, Word, GEN_MASK};
 use crate::sync::{ArcCell, AtomicU32, AtomicU64, Ordering};
-use crate::window::{Stripe, Windows};
+use crate::window::Windows;
 use crossbeam_utils::CachePadded;
 use quanta::Clock;
 use std::fmt;
@@ -528,6 +528,26 @@ impl CircuitBreaker {
     /// (the breaker changed state since the permit was issued) is dropped.
     #[inline]
     pub fn record(&self, permit: RawPermit, outcome: Outcome) {
+        // The hot path: an untimed success in `Closed` with a count window
+        // and no consecutive-failures rule is one generation check and one
+        // slot write. Everything else goes the long way.
+        if outcome == Outcome::Success && permit.start == NO_START {
+            let w = self.load();
+            // Relaxed: one self-contained word; see `reconfigure`.
+            let no_consecutive = self.hot.rules.load(Ordering::Relaxed) >> SLOW_BITS == 0;
+            if w.generation() == permit.generation
+                && w.state().records()
+                && no_consecutive
+                && self.windows.record_success(w.generation())
+            {
+                return;
+            }
+        }
+        self.record_slow(permit, outcome)
+    }
+
+    #[inline(never)]
+    fn record_slow(&self, permit: RawPermit, outcome: Outcome) {
         // The clock is read before the generation is checked: a time-window
         // record then never carries an epoch later than the state it passed.
         let timed = permit.start != NO_START;
@@ -889,7 +909,7 @@ impl CircuitBreaker {
         let t =
             if w.state().records() { self.windows.tally(w.generation(), now) } else { Default::default() };
         let rate = |n: u64| if t.calls == 0 { 0.0 } else { n as f64 / t.calls as f64 };
-        let calls = self.windows.sum(|s: &Stripe| &s.calls);
+        let calls = self.windows.calls();
         let failures = self.windows.sum(|s| &s.failures);
         Metrics {
             state: w.state(),

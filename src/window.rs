@@ -11,11 +11,15 @@
 //! # Count window
 //!
 //! One ring of `n` slots shared by all stripes. Each stripe has its own
-//! cursor, starting at `k * n / stripes`, and writes the slot at
-//! `(start + cursor) % n`. A slot holds one outcome tagged with the
-//! generation it was recorded in; only slots of the current generation are
-//! counted, so a new `Closed` era starts empty without clearing anything, and
-//! an outcome from an old era never counts.
+//! cursor, starting `k / stripes` of the way round, that walks the ring one
+//! slot per outcome (see `advance`: the cursor word holds the slot itself,
+//! so no division is on the hot path). A slot holds one outcome tagged with
+//! the generation it was recorded in; only slots of the current generation
+//! are counted, so a new `Closed` era starts empty without clearing
+//! anything, and an outcome from an old era never counts. The counts of
+//! live outcomes, failures and slow calls are kept per stripe as deltas
+//! (see `record_count`) and summed only when a failure or slow call might
+//! trip the breaker: O(stripes), not O(n).
 //!
 //! One thread always writes through the same cursor, so a single thread sees
 //! an exact ring of its last `n` outcomes. Under concurrency every slot
@@ -54,9 +58,17 @@ use strength_reduce::StrengthReducedU64;
 /// One stripe of the hot counters, written by the threads homed on it.
 #[derive(Default)]
 pub(crate) struct Stripe {
-    /// Outcomes recorded (success or failure). In a count window, also the
-    /// stripe's cursor into the ring.
-    pub(crate) calls: AtomicU64,
+    /// Outcomes recorded (success or failure). In a count window this is
+    /// the stripe's cursor `[laps: 40 | position: 24]` instead; see `cursor`.
+    calls: AtomicU64,
+    /// Count window: `2^40 * n` for every time `laps` wrapped.
+    lapped: AtomicU64,
+    /// Count window: where this stripe's cursor started.
+    start: u64,
+    /// Count window: this stripe's share of the live counts (outcomes,
+    /// failures, slow calls), each `[generation: 21 | count: 43]`; see
+    /// `record_count`.
+    live: [AtomicU64; 3],
     pub(crate) failures: AtomicU64,
     pub(crate) slow: AtomicU64,
     pub(crate) ignored: AtomicU64,
@@ -96,6 +108,43 @@ pub(crate) fn home() -> usize {
     })
 }
 
+/// A count-window cursor: `[laps: 40 | position: 24]`.
+const POSITION_BITS: u32 = 24;
+const POSITION_MASK: u64 = (1 << POSITION_BITS) - 1;
+
+/// A live-count word: `[generation: 21 | count: 43]`.
+const LIVE_BITS: u32 = 43;
+const LIVE_MASK: u64 = (1 << LIVE_BITS) - 1;
+const GEN_TAG_MASK: u32 = (1 << (64 - LIVE_BITS)) - 1;
+
+/// Adds `delta` to the live-count `counter` for generation `generation`:
+/// restarts a counter of an older generation, ignores `delta` if the
+/// counter already belongs to a newer one.
+fn add_live(counter: &AtomicU64, generation: u32, delta: i64) {
+    if delta == 0 {
+        return;
+    }
+    let generation = generation & GEN_TAG_MASK;
+    // Relaxed: the word is self-contained (tag and count change in one
+    // step) and publishes nothing else.
+    let mut cur = counter.load(Ordering::Relaxed);
+    loop {
+        let tag = (cur >> LIVE_BITS) as u32;
+        let base = if tag == generation {
+            cur & LIVE_MASK
+        } else if tag.wrapping_sub(generation) & GEN_TAG_MASK < 1 << 20 {
+            return; // the counter belongs to a newer generation
+        } else {
+            0
+        };
+        let next = (generation as u64) << LIVE_BITS | (base.wrapping_add(delta as u64) & LIVE_MASK);
+        match counter.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(actual) => cur = actual,
+        }
+    }
+}
+
 /// One outcome in a count-window slot: `[generation: 21 | present | slow | fail]`.
 const PRESENT: u32 = 0b100;
 const SLOW: u32 = 0b010;
@@ -111,9 +160,6 @@ pub(crate) struct Windows {
 enum Kind {
     Count {
         slots: Box<[AtomicU32]>,
-        len: StrengthReducedU64,
-        /// `log2(stripes)`: stripe `k` starts at `k * n >> shift`.
-        shift: u32,
     },
     Time {
         /// Stripe-major: stripe `k` owns `words[k * stride ..][.. 3 * buckets]`.
@@ -170,11 +216,7 @@ impl Windows {
     pub(crate) fn new(window: Window, stripes: u32) -> Windows {
         let stripes = stripes.clamp(1, crate::config::MAX_STRIPES).next_power_of_two() as usize;
         let kind = match window {
-            Window::Count(n) => Kind::Count {
-                slots: (0..n).map(|_| AtomicU32::new(0)).collect(),
-                len: StrengthReducedU64::new(n as u64),
-                shift: stripes.trailing_zeros(),
-            },
+            Window::Count(n) => Kind::Count { slots: (0..n).map(|_| AtomicU32::new(0)).collect() },
             Window::Time { length, buckets } => {
                 let stride = (3 * buckets as usize).div_ceil(16);
                 let bucket_nanos = (length / buckets).as_nanos() as u64;
@@ -188,8 +230,19 @@ impl Windows {
                 }
             }
         };
+        // Stripe k's cursor starts k/stripes of the way round a count ring
+        // (at laps 0: it counts `position - start` outcomes).
+        let ring = match window {
+            Window::Count(n) => n as u64,
+            Window::Time { .. } => 0,
+        };
         Windows {
-            stripes: (0..stripes).map(|_| CachePadded::new(Stripe::default())).collect(),
+            stripes: (0..stripes as u64)
+                .map(|k| {
+                    let start = k * ring / stripes as u64;
+                    CachePadded::new(Stripe { calls: AtomicU64::new(start), start, ..Stripe::default() })
+                })
+                .collect(),
             stripe_mask: stripes - 1,
             kind,
         }
@@ -207,24 +260,106 @@ impl Windows {
         (k, &self.stripes[k])
     }
 
+    /// Records a fast success of `generation` if this is a count window:
+    /// the whole hot path of a healthy breaker. `false` for a time window.
+    #[inline]
+    pub(crate) fn record_success(&self, generation: u32) -> bool {
+        match &self.kind {
+            Kind::Count { slots } => {
+                Self::record_count(slots, self.stripe().1, generation << 3 | PRESENT);
+                true
+            }
+            Kind::Time { .. } => false,
+        }
+    }
+
+    /// Moves `stripe`'s cursor one slot round a ring of `n` and returns the
+    /// slot it was on.
+    ///
+    /// The cursor is `[laps: 40 | position: 24]` (a ring holds at most 2^24
+    /// slots), moved by compare-and-swap, so the slot comes straight from
+    /// the word with no division on the hot path, and the stripe's count of
+    /// outcomes is `laps * n + position - start` (see `calls`). When `laps`
+    /// wraps (after 2^40 laps), the winner adds the lost `2^40 * n` to
+    /// `lapped`.
+    #[inline]
+    fn advance(stripe: &Stripe, n: u64) -> u64 {
+        // Relaxed: the cursor only hands out positions and counts; the slots
+        // carry their own data.
+        let mut cur = stripe.calls.load(Ordering::Relaxed);
+        loop {
+            let pos = cur & POSITION_MASK;
+            let next =
+                if pos + 1 == n { (cur & !POSITION_MASK).wrapping_add(1 << POSITION_BITS) } else { cur + 1 };
+            match stripe.calls.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => {
+                    if next < cur {
+                        // Relaxed: a statistic.
+                        stripe.lapped.fetch_add(n << (64 - POSITION_BITS), Ordering::Relaxed);
+                    }
+                    return pos;
+                }
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Writes outcome `v` into the next slot of `stripe`'s cursor and keeps
+    /// the live counts in step.
+    ///
+    /// The counts are kept as deltas per stripe, so no thread writes another
+    /// stripe's line: the slot changes by one `swap`, and the writer adds
+    /// to its own stripe's counters what the swap did, `-old` in the old
+    /// outcome's generation and `+new` in the new one's. Each counter is
+    /// tagged with one generation: a delta for a newer generation restarts
+    /// it, a delta for an older one is dropped (that era no longer counts).
+    /// So, whenever no write is in flight, the counters of generation `g`
+    /// summed over the stripes equal the slots holding `g`, exactly, even
+    /// when a late writer with a stale permit overwrites a live slot. The
+    /// sums wrap modulo 2^43; the true value is at most the ring's size.
+    #[inline]
+    fn record_count(slots: &[AtomicU32], stripe: &Stripe, v: u32) {
+        let i = Self::advance(stripe, slots.len() as u64) as usize;
+        // `i < slots.len()`; `get` keeps the bounds panic off the hot path.
+        let Some(slot) = slots.get(i) else { return };
+        // Relaxed: a slot is one self-contained value; readers need no other
+        // memory ordered with it. The load first keeps the line shared (no
+        // write) when the slot already holds this outcome, as it does for
+        // every success in a healthy breaker.
+        if slot.load(Ordering::Relaxed) == v {
+            return;
+        }
+        let old = slot.swap(v, Ordering::Relaxed);
+        if old != v {
+            Self::count_change(stripe, old, v);
+        }
+    }
+
+    #[cold]
+    fn count_change(stripe: &Stripe, old: u32, new: u32) {
+        let fields = |v: u32| [(v & PRESENT != 0) as i64, (v & FAIL) as i64, ((v & SLOW) >> 1) as i64];
+        let (old_gen, new_gen) = (old >> 3, new >> 3);
+        let (o, n) = (fields(old), fields(new));
+        for (k, counter) in stripe.live.iter().enumerate() {
+            if old & PRESENT != 0 && old_gen == new_gen {
+                add_live(counter, new_gen, n[k] - o[k]);
+            } else {
+                if old & PRESENT != 0 {
+                    add_live(counter, old_gen, -o[k]);
+                }
+                add_live(counter, new_gen, n[k]);
+            }
+        }
+    }
+
     /// Records one success or failure of `generation`, at `now` (nanoseconds
     /// since the breaker was built; unused by count windows).
-    #[inline]
     pub(crate) fn record(&self, generation: u32, failed: bool, slow: bool, now: u64) {
         let (k, stripe) = self.stripe();
         match &self.kind {
-            Kind::Count { slots, len, shift } => {
-                // Relaxed: the cursor only hands out positions; the slots it
-                // points at carry their own data.
-                let c = stripe.calls.fetch_add(1, Ordering::Relaxed);
-                let start = (k as u64 * len.get()) >> shift;
-                let i = (c.wrapping_add(start) % *len) as usize;
+            Kind::Count { slots } => {
                 let v = generation << 3 | PRESENT | (slow as u32) << 1 | failed as u32;
-                // Relaxed: a slot is one self-contained value; readers need
-                // no other memory to be ordered with it.
-                if slots[i].load(Ordering::Relaxed) != v {
-                    slots[i].store(v, Ordering::Relaxed);
-                }
+                Self::record_count(slots, stripe, v);
             }
             Kind::Time { words, stride, bucket_nanos, buckets, .. } => {
                 let epoch = now / *bucket_nanos;
@@ -254,9 +389,17 @@ impl Windows {
     /// Counts a probe outcome (half-open), which goes in the totals only.
     pub(crate) fn record_total(&self, failed: bool, slow: bool) {
         let (_, stripe) = self.stripe();
-        // Relaxed: statistics. (In a count window this also moves the
-        // cursor, which is harmless: a new generation starts with no slots.)
-        stripe.calls.fetch_add(1, Ordering::Relaxed);
+        match &self.kind {
+            // Moving the cursor past a slot is harmless: it is written again
+            // a lap later, and a new generation starts with no slots anyway.
+            Kind::Count { slots } => {
+                Self::advance(stripe, slots.len() as u64);
+            }
+            // Relaxed: a statistic.
+            Kind::Time { .. } => {
+                stripe.calls.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         if failed {
             stripe.failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -269,17 +412,29 @@ impl Windows {
     pub(crate) fn tally(&self, generation: u32, now: u64) -> Tally {
         let mut t = Tally::default();
         match &self.kind {
-            Kind::Count { slots, .. } => {
-                let want = (generation << 3 | PRESENT) & !(SLOW | FAIL);
-                for s in slots.iter() {
-                    // Relaxed: see `record`.
-                    let v = s.load(Ordering::Relaxed);
-                    if v & !(SLOW | FAIL) == want {
-                        t.calls += 1;
-                        t.failures += (v & FAIL) as u64;
-                        t.slow += ((v & SLOW) >> 1) as u64;
+            Kind::Count { .. } => {
+                let mut sums = [0u64; 3];
+                for stripe in self.stripes.iter() {
+                    for (sum, counter) in sums.iter_mut().zip(&stripe.live) {
+                        // Relaxed: see `record_count`.
+                        let c = counter.load(Ordering::Relaxed);
+                        if (c >> LIVE_BITS) as u32 == generation & GEN_TAG_MASK {
+                            *sum = sum.wrapping_add(c);
+                        }
                     }
                 }
+                // A sum read while others write may be briefly off, even
+                // "negative" (a stripe's -1 seen before another's +1): read
+                // that as zero.
+                let [calls, failures, slow] = sums.map(|s| {
+                    let v = s & LIVE_MASK;
+                    if v >= 1 << (LIVE_BITS - 1) {
+                        0
+                    } else {
+                        v
+                    }
+                });
+                t = Tally { calls, failures, slow };
             }
             Kind::Time { words, stride, buckets, bucket_nanos } => {
                 let epoch = now / *bucket_nanos;
@@ -307,6 +462,26 @@ impl Windows {
             }
         }
         t
+    }
+
+    /// Outcomes recorded, all time, summed over the stripes.
+    pub(crate) fn calls(&self) -> u64 {
+        // Relaxed: statistics.
+        self.stripes
+            .iter()
+            .map(|s| {
+                let c = s.calls.load(Ordering::Relaxed);
+                match &self.kind {
+                    Kind::Count { slots } => {
+                        let n = slots.len() as u64;
+                        let laps_and_pos =
+                            (c >> POSITION_BITS).wrapping_mul(n).wrapping_add(c & POSITION_MASK);
+                        s.lapped.load(Ordering::Relaxed).wrapping_add(laps_and_pos).wrapping_sub(s.start)
+                    }
+                    Kind::Time { .. } => c,
+                }
+            })
+            .fold(0, u64::wrapping_add)
     }
 
     /// Sums one counter over the stripes.
@@ -355,6 +530,60 @@ mod tests {
         w.record(3, false, false, 20 * s);
         w.record(3, true, false, 10 * s);
         assert_eq!(w.tally(3, 20 * s), Tally { calls: 1, failures: 0, slow: 0 });
+    }
+
+    #[test]
+    fn cursor_counts_across_laps_and_lap_wraps() {
+        let w = Windows::new(Window::Count(3), 2);
+        for i in 0..10 {
+            w.record(1, i % 2 == 0, false, 0);
+        }
+        assert_eq!(w.calls(), 10);
+        assert_eq!(w.tally(1, 0).calls, 3);
+        // Put one stripe's cursor just before `laps` wraps.
+        let (_, stripe) = w.stripe();
+        let last_lap = POSITION_MASK << POSITION_BITS | 2; // laps = 2^40 - 1, position 2
+        let before = w.calls();
+        let counted = |c: u64| (c >> POSITION_BITS) * 3 + (c & POSITION_MASK) - stripe.start;
+        stripe.calls.store(last_lap, Ordering::Relaxed);
+        let jumped = w.calls();
+        w.record(1, false, false, 0); // wraps laps
+        w.record(1, false, false, 0);
+        assert_eq!(w.calls(), jumped.wrapping_add(2), "{before} {}", counted(last_lap));
+    }
+
+    /// The live counts, by the slow way: a scan of the ring.
+    fn scan(w: &Windows, generation: u32) -> Tally {
+        let Kind::Count { slots } = &w.kind else { unreachable!() };
+        let mut t = Tally::default();
+        for v in slots.iter().map(|s| s.load(Ordering::Relaxed)) {
+            if v & PRESENT != 0 && v >> 3 == generation {
+                t.calls += 1;
+                t.failures += (v & FAIL) as u64;
+                t.slow += ((v & SLOW) >> 1) as u64;
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn live_counts_match_the_ring_even_with_stale_writers() {
+        let w = Windows::new(Window::Count(7), 4);
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut generation = 5;
+        for step in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if step % 500 == 0 {
+                generation += 1; // a new era: starts empty
+                assert_eq!(w.tally(generation, 0), Tally::default());
+            }
+            // One record in eight comes from a stale permit of an old era.
+            let g = if x % 8 == 0 { generation - 1 - (x >> 8) as u32 % 3 } else { generation };
+            w.record(g, x & 0x10 != 0, x & 0x20 != 0, 0);
+            assert_eq!(w.tally(generation, 0), scan(&w, generation), "step {step}");
+        }
     }
 
     #[test]
