@@ -47,7 +47,8 @@ fn benches(c: &mut Criterion) {
         }
     }
 
-    let cb = CircuitBreaker::builder().open_wait(Duration::from_secs(3600)).build().unwrap();
+    let hour = Duration::from_secs(3600);
+    let cb = CircuitBreaker::builder().open_wait(hour).backoff(2.0, hour).build().unwrap();
     cb.transition_to(State::Open);
     g.bench_function("open rejected", |b| b.iter(|| black_box(&cb).try_acquire().is_err()));
 

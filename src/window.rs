@@ -93,8 +93,17 @@ thread_local! {
     static HOME: Cell<usize> = Cell::new(usize::MAX);
 }
 
-/// The calling thread's home: a number picked once per thread, the same for
-/// every breaker.
+/// Moves the calling thread to the next stripe: called when its cursor CAS
+/// found another thread on the same stripe (LongAdder's rehash). Threads
+/// that collide spread out after a few calls and then stay apart.
+#[cold]
+fn rehome() {
+    HOME.with(|h| h.set(h.get().wrapping_add(1) & (usize::MAX >> 1)));
+}
+
+/// The calling thread's home: a number picked once per thread (round
+/// robin), the same for every breaker, moved on by `rehome` when it
+/// collides with another thread's.
 #[inline]
 pub(crate) fn home() -> usize {
     HOME.with(|h| {
@@ -299,7 +308,10 @@ impl Windows {
                     }
                     return pos;
                 }
-                Err(actual) => cur = actual,
+                Err(actual) => {
+                    rehome();
+                    cur = actual;
+                }
             }
         }
     }

@@ -1,0 +1,51 @@
+//! Instruction counts per call (callgrind), guarded against regressions.
+//! Unlike times, they do not move with the machine's load, so a budget can
+//! be asserted. Release builds only (debug code counts differently), and
+//! only where valgrind is installed (CI installs it and sets
+//! NANOBREAKER_REQUIRE_TOOLS, which turns a missing valgrind into a failure).
+
+#[path = "../benches/scenarios.rs"]
+mod scenarios;
+
+/// Budgets, about 1.3x what was measured when they were set
+/// (closed_success 73, closed_failure 216, open_rejected 100,
+/// half_open_probe 348).
+const BUDGETS: &[(&str, f64)] = &[
+    ("closed_success", 95.0),
+    ("closed_failure", 290.0),
+    ("open_rejected", 130.0),
+    ("half_open_probe", 450.0),
+];
+
+#[test]
+fn instructions_per_call_stay_within_budget() {
+    // As the child under valgrind: make the calls and stop.
+    if let (Ok(name), Ok(n)) = (std::env::var("NB_SCENARIO"), std::env::var("NB_CALLS")) {
+        let clock = nanobreaker::quanta::Clock::new();
+        assert!(scenarios::run(&name, n.parse().unwrap(), &clock));
+        return;
+    }
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "SKIPPED: instruction budgets hold for release builds (cargo test --release --test instructions)"
+        );
+        return;
+    }
+    let have_valgrind = std::process::Command::new("valgrind").arg("--version").output().is_ok();
+    if !have_valgrind {
+        assert!(std::env::var_os("NANOBREAKER_REQUIRE_TOOLS").is_none(), "valgrind is required but missing");
+        eprintln!("SKIPPED: valgrind is not installed");
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let args = ["--exact", "instructions_per_call_stay_within_budget", "--test-threads=1", "-q"];
+    for (name, budget) in BUDGETS {
+        let per_call = scenarios::instructions_per_call(&exe, &args, name, 100_000).expect("valgrind ran");
+        eprintln!("{name}: {per_call:.1} instructions per call (budget {budget})");
+        assert!(
+            per_call <= *budget,
+            "{name}: {per_call:.1} instructions per call, over its budget of {budget}"
+        );
+        assert!(per_call > 5.0, "{name}: {per_call:.1} is too few to be a real measurement");
+    }
+}
