@@ -15,6 +15,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 #[path = "common/peers.rs"]
+#[allow(dead_code)] // `open` is for benches/peers.rs
 mod peers;
 use peers::{Breaker, NAMES};
 

@@ -36,6 +36,8 @@ fn work(fail: bool) -> Result<(), Boom> {
     }
 }
 
+// One breaker per benchmark: the size difference between variants is no cost.
+#[allow(clippy::large_enum_variant)]
 pub enum Breaker {
     /// One relaxed load of a shared word plus one shared `fetch_add`: the
     /// least any shared breaker can do.
