@@ -14,7 +14,7 @@ fn main() {
         return;
     }
     let exe = std::env::current_exe().expect("own path");
-    println!("{:<26} {:>12}  {}", "scenario", "instr/call", "what");
+    println!("{:<26} {:>12}  what", "scenario", "instr/call");
     for (name, what) in scenarios::SCENARIOS {
         match scenarios::instructions_per_call(&exe, &[], name, 200_000) {
             Some(i) => println!("{name:<26} {i:>12.1}  {what}"),
