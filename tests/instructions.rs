@@ -5,6 +5,7 @@
 //! NANOBREAKER_REQUIRE_TOOLS, which turns a missing valgrind into a failure).
 
 #[path = "../benches/scenarios.rs"]
+#[allow(dead_code)] // the table of scenarios is for the bench
 mod scenarios;
 
 /// Budgets, about 1.3x what was measured when they were set
