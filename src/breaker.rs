@@ -26,7 +26,7 @@ use crate::events::{Dispatcher, Listener, Reason, Transition};
 use crate::metrics::Metrics;
 use crate::state::{State, Word, GEN_MASK};
 use crate::sync::{ArcCell, AtomicU32, AtomicU64, Ordering};
-use crate::window::Windows;
+use crate::window::{Tally, Windows};
 use crossbeam_utils::CachePadded;
 use quanta::Clock;
 use std::fmt;
@@ -184,6 +184,21 @@ impl Drop for Permit<'_> {
 impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit").field("generation", &self.raw.generation).finish()
+    }
+}
+
+/// Whether the outcomes in `t` trip a breaker configured by `config`, and why.
+fn verdict(config: &Config, t: Tally) -> Option<Reason> {
+    if t.calls == 0 || t.calls < config.effective_minimum() {
+        None
+    } else if t.failures as f64 >= config.failure_rate_threshold * t.calls as f64 {
+        Some(Reason::FailureRate)
+    } else if config.slow_call_duration.is_some()
+        && t.slow as f64 >= config.slow_call_rate_threshold * t.calls as f64
+    {
+        Some(Reason::SlowCallRate)
+    } else {
+        None
     }
 }
 
@@ -609,20 +624,14 @@ impl CircuitBreaker {
             return; // MetricsOnly never trips
         }
         let config = self.config.load();
-        let t = self.windows.tally(w.generation(), now);
-        if t.calls == 0 || t.calls < config.effective_minimum() {
+        // The per-stripe counts first (cheap); a trip they suggest is
+        // confirmed by the window itself (see `Windows::estimate`).
+        if verdict(&config, self.windows.estimate(w.generation(), now)).is_none() {
             return;
         }
-        let reason = if t.failures as f64 >= config.failure_rate_threshold * t.calls as f64 {
-            Reason::FailureRate
-        } else if config.slow_call_duration.is_some()
-            && t.slow as f64 >= config.slow_call_rate_threshold * t.calls as f64
-        {
-            Reason::SlowCallRate
-        } else {
-            return;
-        };
-        let _ = self.transition(w, w.enter(State::Open, 0), reason);
+        if let Some(reason) = verdict(&config, self.windows.tally(w.generation(), now)) {
+            let _ = self.transition(w, w.enter(State::Open, 0), reason);
+        }
     }
 
     /// A probe's outcome: count it in the state word, and end the trial

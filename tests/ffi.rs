@@ -50,8 +50,10 @@ fn have(tool: &str) -> bool {
     found
 }
 
+/// A path for a build product, under cargo's scratch directory for
+/// integration tests (inside target/, reused by the next run).
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nanobreaker-ffi-{}", std::process::id()));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ffi");
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }

@@ -143,3 +143,37 @@ fn count_window_under_load() {
 fn time_window_under_load() {
     run(Window::time(Duration::from_millis(200), 10), threads());
 }
+
+/// Under load, the breaker never trips on a rate the window cannot hold:
+/// one call in three fails, the threshold is 100%, and more threads than
+/// cores keep readers being descheduled mid-evaluation (which once made a
+/// per-stripe estimate read 315 failures in a window of 100).
+#[test]
+fn never_trips_on_a_rate_it_cannot_reach() {
+    for _ in 0..3 {
+        let cb = Arc::new(CircuitBreaker::builder().failure_rate_threshold(1.0).build().unwrap());
+        let end = Instant::now() + Duration::from_millis(300);
+        let workers: Vec<_> = (0..threads() * 2)
+            .map(|t| {
+                let cb = cb.clone();
+                std::thread::spawn(move || {
+                    let mut i = 0u64;
+                    while Instant::now() < end {
+                        i += 1;
+                        let p = cb.try_acquire().expect("never opens");
+                        if (i + t as u64) % 3 == 0 {
+                            p.failure()
+                        } else {
+                            p.success()
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        let m = cb.metrics();
+        assert_eq!((m.state, m.rejected, m.window_calls), (State::Closed, 0, 100));
+    }
+}

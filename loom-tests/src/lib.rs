@@ -44,3 +44,21 @@ pub fn breaker(f: impl FnOnce(Builder) -> Builder) -> (Arc<CircuitBreaker>, Arc<
         .on_transition(move |t| s.0.lock().unwrap().push(*t));
     (Arc::new(f(b).build().unwrap()), mock, seen)
 }
+
+/// Spawns `n` threads that each make one call and report it failed (if the
+/// breaker lets them), and waits for them.
+pub fn fail_from_threads(cb: &Arc<CircuitBreaker>, n: usize) {
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let cb = cb.clone();
+            loom::thread::spawn(move || {
+                if let Ok(p) = cb.try_acquire() {
+                    p.failure();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}

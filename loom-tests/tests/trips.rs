@@ -2,7 +2,7 @@
 #![cfg(loom)]
 
 use loom::thread;
-use loom_tests::breaker;
+use loom_tests::{breaker, fail_from_threads};
 use nanobreaker::{State, Window};
 
 /// Model 5: Concurrent trips: of several threads whose failures each pass the
@@ -12,19 +12,7 @@ use nanobreaker::{State, Window};
 fn exactly_one_thread_trips() {
     loom::model(|| {
         let (cb, _, seen) = breaker(|b| b.minimum_calls(1).failure_rate_threshold(0.5).stripes(2));
-        let threads: Vec<_> = (0..2)
-            .map(|_| {
-                let cb = cb.clone();
-                thread::spawn(move || {
-                    if let Ok(p) = cb.try_acquire() {
-                        p.failure();
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
+        fail_from_threads(&cb, 2);
         assert_eq!(cb.state(), State::Open);
         assert_eq!(seen.path(), [(State::Closed, State::Open)]);
     });
@@ -36,19 +24,7 @@ fn exactly_one_thread_trips_on_consecutive_failures() {
     loom::model(|| {
         let (cb, _, seen) =
             breaker(|b| b.consecutive_failures(2).failure_rate_threshold(1.0).minimum_calls(100).stripes(2));
-        let threads: Vec<_> = (0..2)
-            .map(|_| {
-                let cb = cb.clone();
-                thread::spawn(move || {
-                    if let Ok(p) = cb.try_acquire() {
-                        p.failure();
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
+        fail_from_threads(&cb, 2);
         assert_eq!(seen.path(), [(State::Closed, State::Open)]);
     });
 }
