@@ -17,9 +17,11 @@
 //! the generation it was recorded in; only slots of the current generation
 //! are counted, so a new `Closed` era starts empty without clearing
 //! anything, and an outcome from an old era never counts. The counts of
-//! live outcomes, failures and slow calls are kept per stripe as deltas
-//! (see `record_count`) and summed only when a failure or slow call might
-//! trip the breaker: O(stripes), not O(n).
+//! live outcomes, failures and slow calls are also kept per stripe, as
+//! deltas (see `record_count`), and summed when a failure or slow call might
+//! trip the breaker: O(stripes), not O(n). Read while others record, that
+//! sum can be off by more than the records in flight, so it only filters:
+//! when it says "trip", the ring itself is read to confirm (`tally`).
 //!
 //! One thread always writes through the same cursor, so a single thread sees
 //! an exact ring of its last `n` outcomes. Under concurrency every slot
