@@ -176,7 +176,7 @@ enum Kind {
         /// Stripe-major: stripe `k` owns `words[k * stride ..][.. 3 * buckets]`.
         words: Box<[CachePadded<[AtomicU64; 16]>]>,
         stride: usize,
-        buckets: u64,
+        buckets: StrengthReducedU64,
         bucket_nanos: StrengthReducedU64,
     },
 }
@@ -236,7 +236,7 @@ impl Windows {
                         .map(|_| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))))
                         .collect(),
                     stride,
-                    buckets: buckets as u64,
+                    buckets: StrengthReducedU64::new(buckets as u64),
                     bucket_nanos: StrengthReducedU64::new(bucket_nanos),
                 }
             }
@@ -469,10 +469,10 @@ impl Windows {
                 let live = |w: u64| {
                     let tg = (w >> 32) as u32;
                     let age = (epoch as u32).wrapping_sub(tg) & EPOCH_MASK;
-                    tg >> EPOCH_BITS == generation & 0xFF && (age as u64) < *buckets
+                    tg >> EPOCH_BITS == generation & 0xFF && (age as u64) < buckets.get()
                 };
                 for k in 0..self.stripes.len() {
-                    for b in 0..*buckets as usize {
+                    for b in 0..buckets.get() as usize {
                         let base = k * stride * 16 + b * 3;
                         let mut counts = [0u64; 3];
                         for (i, c) in counts.iter_mut().enumerate() {
