@@ -491,8 +491,8 @@ impl CircuitBreaker {
                     let permits = self.config.load().half_open_permits;
                     if w.taken() < permits {
                         let next = w.with_probes(w.taken() + 1, w.ok(), w.fail(), w.slow());
-                        // Relaxed failure/Acquire success as in `load`; a
-                        // failed CAS just looks again.
+                        // Acquire both ways, as in `load`: the word taken
+                        // or found is acted on; a failed CAS looks again.
                         match self.hot.word.compare_exchange_weak(
                             w.0,
                             next.0,
@@ -742,6 +742,7 @@ impl CircuitBreaker {
             y ^= y << 13;
             y ^= y >> 7;
             y ^= y << 17;
+            // Relaxed: as above.
             match self.rng.compare_exchange_weak(x, y, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return (y >> 11) as f64 / (1u64 << 53) as f64,
                 Err(a) => x = a,

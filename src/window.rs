@@ -149,6 +149,7 @@ fn add_live(counter: &AtomicU64, generation: u32, delta: i64) {
             0
         };
         let next = (generation as u64) << LIVE_BITS | (base.wrapping_add(delta as u64) & LIVE_MASK);
+        // Relaxed: as above.
         match counter.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => return,
             Err(actual) => cur = actual,
@@ -216,6 +217,7 @@ fn bump(word: &AtomicU64, tag: u32) {
         } else {
             (tag as u64) << 32 | 1
         };
+        // Relaxed: as above.
         match word.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => return,
             Err(actual) => cur = actual,
@@ -302,6 +304,7 @@ impl Windows {
             let pos = cur & POSITION_MASK;
             let next =
                 if pos + 1 == n { (cur & !POSITION_MASK).wrapping_add(1 << POSITION_BITS) } else { cur + 1 };
+            // Relaxed: as above.
             match stripe.calls.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => {
                     if next < cur {
@@ -343,6 +346,7 @@ impl Windows {
         if slot.load(Ordering::Relaxed) == v {
             return;
         }
+        // Relaxed: as above; the swap's answer is what makes the counts exact.
         let old = slot.swap(v, Ordering::Relaxed);
         if old != v {
             Self::count_change(stripe, old, v);
@@ -391,11 +395,16 @@ impl Windows {
                 stripe.calls.fetch_add(1, Ordering::Relaxed);
             }
         }
+        Self::count_totals(stripe, failed, slow);
+    }
+
+    fn count_totals(stripe: &Stripe, failed: bool, slow: bool) {
         if failed {
             // Relaxed: statistics.
             stripe.failures.fetch_add(1, Ordering::Relaxed);
         }
         if slow {
+            // Relaxed: statistics.
             stripe.slow.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -409,17 +418,12 @@ impl Windows {
             Kind::Count { slots } => {
                 Self::advance(stripe, slots.len() as u64);
             }
-            // Relaxed: a statistic.
             Kind::Time { .. } => {
+                // Relaxed: a statistic.
                 stripe.calls.fetch_add(1, Ordering::Relaxed);
             }
         }
-        if failed {
-            stripe.failures.fetch_add(1, Ordering::Relaxed);
-        }
-        if slow {
-            stripe.slow.fetch_add(1, Ordering::Relaxed);
-        }
+        Self::count_totals(stripe, failed, slow);
     }
 
     /// A quick estimate of what the window holds, from the per-stripe live
@@ -455,8 +459,8 @@ impl Windows {
         let mut t = Tally::default();
         match &self.kind {
             Kind::Count { slots } => {
+                // Relaxed: each slot is self-contained; see `record_count`.
                 for v in slots.iter().map(|s| s.load(Ordering::Relaxed)) {
-                    // Relaxed: see `record_count`.
                     if v & PRESENT != 0 && v >> 3 == generation {
                         t.calls += 1;
                         t.failures += (v & FAIL) as u64;
@@ -494,17 +498,19 @@ impl Windows {
 
     /// Outcomes recorded, all time, summed over the stripes.
     pub(crate) fn calls(&self) -> u64 {
-        // Relaxed: statistics.
         self.stripes
             .iter()
             .map(|s| {
+                // Relaxed: statistics.
                 let c = s.calls.load(Ordering::Relaxed);
                 match &self.kind {
                     Kind::Count { slots } => {
                         let n = slots.len() as u64;
                         let laps_and_pos =
                             (c >> POSITION_BITS).wrapping_mul(n).wrapping_add(c & POSITION_MASK);
-                        s.lapped.load(Ordering::Relaxed).wrapping_add(laps_and_pos).wrapping_sub(s.start)
+                        // Relaxed: statistics.
+                        let lapped = s.lapped.load(Ordering::Relaxed);
+                        lapped.wrapping_add(laps_and_pos).wrapping_sub(s.start)
                     }
                     Kind::Time { .. } => c,
                 }
