@@ -541,7 +541,7 @@ impl CircuitBreaker {
     /// Reports the outcome of a call made on `permit` (from
     /// [`acquire`](Self::acquire)). An outcome from an earlier generation
     /// (the breaker changed state since the permit was issued) is dropped.
-    #[inline]
+    #[inline(always)]
     pub fn record(&self, permit: RawPermit, outcome: Outcome) {
         // The hot path: an untimed success in `Closed` with a count window
         // and no consecutive-failures rule is one generation check and one
