@@ -471,21 +471,20 @@ impl CircuitBreaker {
     #[cold]
     fn acquire_slow(&self, mut w: Word, rules: u64) -> Result<RawPermit, Rejected> {
         loop {
-            let now = self.now();
             match w.state() {
                 State::Closed | State::MetricsOnly | State::Disabled => return Ok(self.permit(w, rules)),
                 State::ForcedOpen => return Err(self.reject(State::ForcedOpen, Duration::MAX)),
-                State::Open => match self.deadline_of(w) {
-                    Some(d) if now >= d => {
+                State::Open => match (self.deadline_of(w), self.now()) {
+                    (Some(d), now) if now >= d => {
                         let probe = w.enter(State::HalfOpen, w.level()).with_probes(1, 0, 0, 0);
                         match self.transition(w, probe, Reason::OpenWaitElapsed) {
                             Ok(new) => return Ok(self.permit(new, rules)),
                             Err(actual) => w = actual,
                         }
                     }
-                    Some(d) => return Err(self.reject(State::Open, Duration::from_nanos(d - now))),
+                    (Some(d), now) => return Err(self.reject(State::Open, Duration::from_nanos(d - now))),
                     // The winner of the trip has not published its deadline yet.
-                    None => return Err(self.reject(State::Open, self.config.load().open_wait)),
+                    (None, _) => return Err(self.reject(State::Open, self.config.load().open_wait)),
                 },
                 State::HalfOpen => {
                     let permits = self.config.load().half_open_permits;
@@ -504,15 +503,17 @@ impl CircuitBreaker {
                         }
                         continue;
                     }
-                    match self.deadline_of(w) {
-                        Some(d) if now >= d => {
+                    match (self.deadline_of(w), self.now()) {
+                        (Some(d), now) if now >= d => {
                             let open = w.enter(State::Open, w.level() + 1);
                             match self.transition(w, open, Reason::HalfOpenTimeout) {
                                 Ok(new) | Err(new) => w = new,
                             }
                         }
-                        Some(d) => return Err(self.reject(State::HalfOpen, Duration::from_nanos(d - now))),
-                        None => return Err(self.reject(State::HalfOpen, Duration::ZERO)),
+                        (Some(d), now) => {
+                            return Err(self.reject(State::HalfOpen, Duration::from_nanos(d - now)))
+                        }
+                        (None, _) => return Err(self.reject(State::HalfOpen, Duration::ZERO)),
                     }
                 }
             }
