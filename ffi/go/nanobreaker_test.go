@@ -204,3 +204,16 @@ func BenchmarkAllowSuccessParallel(bench *testing.B) {
 		}
 	})
 }
+
+func TestAllowAndRecordDoNotAllocate(t *testing.T) {
+	b, _ := New(DefaultConfig())
+	defer b.Close()
+	allocs := testing.AllocsPerRun(10000, func() {
+		if p, err := b.Allow(); err == nil {
+			p.Success()
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per Allow+Success", allocs)
+	}
+}
