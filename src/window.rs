@@ -4,7 +4,8 @@
 //!
 //! A counter that every thread writes is one cache line that every core
 //! fights over. So each thread is given a home *stripe* (a `CachePadded`
-//! block of counters), picked once per thread, round robin, and the hot path
+//! block of counters), picked once per thread, round robin, and moved on
+//! when its cursor CAS finds another thread there (`rehome`); the hot path
 //! writes only there. Totals and rates are summed over the stripes only when
 //! someone asks (a failure that may trip, a metrics snapshot).
 //!
@@ -61,7 +62,7 @@ use strength_reduce::StrengthReducedU64;
 #[derive(Default)]
 pub(crate) struct Stripe {
     /// Outcomes recorded (success or failure). In a count window this is
-    /// the stripe's cursor `[laps: 40 | position: 24]` instead; see `cursor`.
+    /// the stripe's cursor `[laps: 40 | position: 24]` instead; see `advance`.
     calls: AtomicU64,
     /// Count window: `2^40 * n` for every time `laps` wrapped.
     lapped: AtomicU64,
