@@ -74,12 +74,12 @@ MUTANTS = [
      [("windows", "time_window_bucket_turn_races_a_record")]),
     ("decision reads the config twice (a mix is possible)", "src/breaker.rs",
      """        let config = self.config.load();
-        // The per-stripe counts first (cheap)""",
+        if let Some(reason) = self.windows.judge(""",
      """        let config = {
             let (a, b) = (self.config.load(), self.config.load());
             Config { minimum_calls: b.minimum_calls, ..Config::clone(&a) }
         };
-        // The per-stripe counts first (cheap)""",
+        if let Some(reason) = self.windows.judge(""",
      [("trips", "reconfigure_is_never_seen_half_applied")]),
 ]
 

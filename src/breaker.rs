@@ -8,8 +8,8 @@
 //! word to check the permit's generation, then the window's record: in a
 //! count window one compare-and-swap of the cursor on the thread's own
 //! stripe and one load of the slot. Nothing there takes a lock, allocates,
-//! or writes a line another core writes. Everything else (a failure that may trip, open, half-open,
-//! transitions, listeners) is the slow path.
+//! or writes a line another core writes. Everything else (a failure that
+//! may trip, open, half-open, transitions, listeners) is the slow path.
 //!
 //! # Transitions
 //!
@@ -625,12 +625,7 @@ impl CircuitBreaker {
             return; // MetricsOnly never trips
         }
         let config = self.config.load();
-        // The per-stripe counts first (cheap); a trip they suggest is
-        // confirmed by the window itself (see `Windows::estimate`).
-        if verdict(&config, self.windows.estimate(w.generation(), now)).is_none() {
-            return;
-        }
-        if let Some(reason) = verdict(&config, self.windows.tally(w.generation(), now)) {
+        if let Some(reason) = self.windows.judge(w.generation(), now, |t| verdict(&config, t)) {
             let _ = self.transition(w, w.enter(State::Open, 0), reason);
         }
     }
