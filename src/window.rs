@@ -178,7 +178,7 @@ enum Kind {
         /// Stripe-major: stripe `k` owns `words[k * stride ..][.. 3 * buckets]`.
         words: Box<[CachePadded<[AtomicU64; 16]>]>,
         stride: usize,
-        buckets: StrengthReducedU64,
+        buckets: u64,
         bucket_nanos: StrengthReducedU64,
     },
 }
@@ -239,7 +239,7 @@ impl Windows {
                         .map(|_| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))))
                         .collect(),
                     stride,
-                    buckets: StrengthReducedU64::new(buckets as u64),
+                    buckets: buckets as u64,
                     bucket_nanos: StrengthReducedU64::new(bucket_nanos),
                 }
             }
@@ -491,10 +491,10 @@ impl Windows {
                 let live = |w: u64| {
                     let tg = (w >> 32) as u32;
                     let age = (epoch as u32).wrapping_sub(tg) & EPOCH_MASK;
-                    tg >> EPOCH_BITS == generation & 0xFF && (age as u64) < buckets.get()
+                    tg >> EPOCH_BITS == generation & 0xFF && (age as u64) < *buckets
                 };
                 for k in 0..self.stripes.len() {
-                    for b in 0..buckets.get() as usize {
+                    for b in 0..*buckets as usize {
                         let base = k * stride * 16 + b * 3;
                         let mut counts = [0u64; 3];
                         for (i, c) in counts.iter_mut().enumerate() {
