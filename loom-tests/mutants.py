@@ -72,6 +72,10 @@ MUTANTS = [
         word.store(new, Ordering::Relaxed);
         return;""",
      [("windows", "time_window_bucket_turn_races_a_record")]),
+    ("a late deadline publication replaces a newer one", "src/breaker.rs",
+     """        if current != u32::MAX && ahead != 0 && ahead < GEN_MASK / 2 {""",
+     """        if current != u32::MAX && ahead != 0 && ahead < GEN_MASK / 2 && false {""",
+     [("half_open", "a_late_deadline_never_hides_a_newer_one")]),
     ("decision reads the config twice (a mix is possible)", "src/breaker.rs",
      """        let config = self.config.load();
         if let Some(reason) = self.windows.judge(""",

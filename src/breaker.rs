@@ -25,7 +25,7 @@ use crate::config::{default_stripes, Config, ConfigError};
 use crate::events::{Dispatcher, Listener, Reason, Transition};
 use crate::metrics::Metrics;
 use crate::state::{State, Word, GEN_MASK};
-use crate::sync::{ArcCell, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{lock, ArcCell, AtomicU32, AtomicU64, Mutex, Ordering};
 use crate::window::{Tally, Windows};
 use crossbeam_utils::CachePadded;
 use quanta::Clock;
@@ -251,13 +251,13 @@ pub struct CircuitBreaker {
     deadline: AtomicU64,
     /// ...valid when this equals the state word's generation.
     deadline_generation: AtomicU32,
+    /// Orders the publishers of `deadline` (see `publish_deadline`).
+    publishing: Mutex<()>,
     /// Failures in a row, for the consecutive-failures rule. Not padded:
     /// written only by failures, read by successes only when the rule is on.
     consecutive: AtomicU32,
     /// When the last transition happened (ns).
     last_transition: AtomicU64,
-    /// Jitter random state (xorshift), advanced once per opening.
-    rng: AtomicU64,
     windows: Windows,
     config: ArcCell<Config>,
     clock: Clock,
@@ -390,9 +390,9 @@ impl Builder {
             }),
             deadline: AtomicU64::new(0),
             deadline_generation: AtomicU32::new(u32::MAX),
+            publishing: Mutex::new(()),
             consecutive: AtomicU32::new(0),
             last_transition: AtomicU64::new(0),
-            rng: AtomicU64::new((0x9E37_79B9_7F4A_7C15 ^ origin) | 1),
             windows: Windows::new(self.config.window, stripes),
             config: ArcCell::new(self.config),
             clock,
@@ -694,15 +694,14 @@ impl CircuitBreaker {
         let now = self.now();
         let config = self.config.load();
         let deadline = match to.state() {
-            State::Open => Some(now.saturating_add(self.open_wait(&config, to.level()))),
+            State::Open => {
+                Some(now.saturating_add(self.open_wait(&config, to.level(), now, to.generation())))
+            }
             State::HalfOpen => Some(now.saturating_add(config.half_open_max_wait.as_nanos() as u64)),
             _ => None,
         };
         if let Some(d) = deadline {
-            // Relaxed, then Release on the tag: a reader that sees the tag
-            // (Acquire) sees this deadline.
-            self.deadline.store(d, Ordering::Relaxed);
-            self.deadline_generation.store(to.generation(), Ordering::Release);
+            self.publish_deadline(to.generation(), d);
         }
         if matches!(to.state(), State::Closed | State::MetricsOnly) {
             // Relaxed: a heuristic counter, restarted with the era.
@@ -720,30 +719,51 @@ impl CircuitBreaker {
         Ok(to)
     }
 
-    /// The open wait at backoff `level`, with this opening's jitter.
-    fn open_wait(&self, config: &Config, level: u32) -> u64 {
+    /// Publishes the deadline of the state entered at `generation`, unless a
+    /// later state has already published its own: the winner of a
+    /// transition can be preempted between its CAS and this call while
+    /// other threads move the breaker on, and a late publication must never
+    /// replace a newer one (the breaker would wait for a deadline that never
+    /// comes). The lock orders the publishers; readers never take it, and
+    /// it is only taken by a transition into `Open` or `HalfOpen`.
+    fn publish_deadline(&self, generation: u32, deadline: u64) {
+        let _publishing = lock(&self.publishing);
+        // Relaxed: only publishers write the tag, and they hold the lock.
+        let current = self.deadline_generation.load(Ordering::Relaxed);
+        let ahead = current.wrapping_sub(generation) & GEN_MASK;
+        if current != u32::MAX && ahead != 0 && ahead < GEN_MASK / 2 {
+            return; // a later state's deadline is already out
+        }
+        // Relaxed, then Release on the tag: a reader that sees the tag
+        // (Acquire) sees this deadline.
+        self.deadline.store(deadline, Ordering::Relaxed);
+        self.deadline_generation.store(generation, Ordering::Release);
+    }
+
+    /// The open wait at backoff `level`, with the jitter of the opening of
+    /// `generation` at `now`.
+    fn open_wait(&self, config: &Config, level: u32, now: u64, generation: u32) -> u64 {
         let base = config.open_wait.as_secs_f64() * config.backoff_multiplier.powi(level as i32);
         let base = base.min(config.max_open_wait.as_secs_f64());
-        let factor =
-            if config.jitter > 0.0 { 1.0 + config.jitter * (2.0 * self.random() - 1.0) } else { 1.0 };
+        let factor = if config.jitter > 0.0 {
+            1.0 + config.jitter * (2.0 * self.random(now, generation) - 1.0)
+        } else {
+            1.0
+        };
         (base * factor * 1e9) as u64
     }
 
-    /// A uniform number in [0, 1), drawn once per opening.
-    fn random(&self) -> f64 {
-        // Relaxed: any interleaving of draws is as random as another.
-        let mut x = self.rng.load(Ordering::Relaxed);
-        loop {
-            let mut y = x;
-            y ^= y << 13;
-            y ^= y >> 7;
-            y ^= y << 17;
-            // Relaxed: as above.
-            match self.rng.compare_exchange_weak(x, y, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return (y >> 11) as f64 / (1u64 << 53) as f64,
-                Err(a) => x = a,
-            }
-        }
+    /// A uniform number in [0, 1) for the opening of `generation` at `now`:
+    /// a hash (splitmix64) of the time, the generation and this breaker's
+    /// clock origin, so breakers that trip together still spread out, with
+    /// no state to keep.
+    fn random(&self, now: u64, generation: u32) -> f64 {
+        let mut z = now ^ self.origin.rotate_left(32) ^ (generation as u64) << 43;
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Moves to `state` now, whatever the current one (resilience4j's

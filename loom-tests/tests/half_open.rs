@@ -109,3 +109,34 @@ fn concurrent_probe_reports_are_all_counted() {
         assert_eq!(cb.state(), State::Closed, "{:?}", seen.path());
     });
 }
+
+/// Model 7b: the thread that starts a trial can be preempted between its
+/// CAS and publishing the trial's deadline while another thread fails a
+/// probe and reopens the breaker. The late publication must not replace the
+/// newer one: the breaker must still probe again after the new open wait
+/// (a stress run under load once left a breaker open for good this way).
+#[test]
+fn a_late_deadline_never_hides_a_newer_one() {
+    loom::model(|| {
+        let (cb, mock, seen) = breaker(|b| b.half_open_permits(2));
+        cb.transition_to(State::Open);
+        mock.increment(Duration::from_secs(1));
+        let starter = {
+            let cb = cb.clone();
+            thread::spawn(move || cb.acquire().ok())
+        };
+        let failer = {
+            let cb = cb.clone();
+            thread::spawn(move || {
+                if let Ok(p) = cb.acquire() {
+                    cb.record(p, Outcome::Failure); // one of two probes failed: reopen
+                }
+            })
+        };
+        let _held = starter.join().unwrap();
+        failer.join().unwrap();
+        // Whatever happened, after every wait has passed a call is let through.
+        mock.increment(Duration::from_secs(60));
+        assert!(cb.acquire().is_ok(), "stuck: {:?} {:?}", cb.state(), seen.path());
+    });
+}
