@@ -44,6 +44,18 @@
 #define NB_WINDOW_TIME 1
 
 /**
+ * `nb_config.half_open_policy`: the first failed probe reopens; all
+ * permits succeeding closes (gobreaker, Polly).
+ */
+#define NB_HALF_OPEN_FIRST_FAILURE 0
+
+/**
+ * `nb_config.half_open_policy`: the probes' failure rate decides
+ * (resilience4j).
+ */
+#define NB_HALF_OPEN_FAILURE_RATE 1
+
+/**
  * The outcome of a call, for `nb_record`.
  */
 enum nb_outcome
@@ -283,9 +295,10 @@ typedef struct nb_config {
    */
   uint32_t stripes;
   /**
-   * Reserved, zero.
+   * How a half-open trial is decided: `NB_HALF_OPEN_FIRST_FAILURE`
+   * (default) or `NB_HALF_OPEN_FAILURE_RATE`.
    */
-  uint32_t reserved2;
+  uint32_t half_open_policy;
 } nb_config;
 
 /**
@@ -305,11 +318,7 @@ typedef struct nb_permit {
   /**
    * The breaker generation it was issued in.
    */
-  uint32_t generation;
-  /**
-   * Zero.
-   */
-  uint32_t reserved;
+  uint64_t generation;
 } nb_permit;
 
 /**
@@ -391,9 +400,13 @@ typedef struct nb_transition {
    */
   uint32_t reason;
   /**
+   * Zero.
+   */
+  uint32_t reserved;
+  /**
    * The generation entered.
    */
-  uint32_t generation;
+  uint64_t generation;
   /**
    * When, in ns since the breaker was made.
    */

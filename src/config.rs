@@ -24,6 +24,16 @@ pub const MIN_BUCKET: Duration = Duration::from_millis(1);
 /// The most stripes the hot counters are spread over.
 pub const MAX_STRIPES: u32 = 64;
 
+/// The longest `consecutive_failures` run.
+pub const MAX_CONSECUTIVE_FAILURES: u32 = u16::MAX as u32;
+
+/// The longest `slow_call_duration`: 2^48 ns, about 78 hours (the rule's
+/// threshold lives in 48 bits beside the state word).
+pub const MAX_SLOW_CALL_DURATION: Duration = Duration::from_nanos((1 << 48) - 1);
+
+/// The longest `max_open_wait` and `half_open_max_wait`: 100 years.
+pub const MAX_WAIT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Which outcomes a breaker judges by.
 ///
 /// ```
@@ -34,6 +44,7 @@ pub const MAX_STRIPES: u32 = 64;
 /// assert_ne!(last_100_calls, last_minute);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Window {
     /// The last `n` recorded outcomes (a ring buffer of `n` slots).
     Count(u32),
@@ -57,6 +68,28 @@ impl Window {
     pub const fn time(length: Duration, buckets: u32) -> Window {
         Window::Time { length, buckets }
     }
+}
+
+/// How a half-open trial is decided.
+///
+/// ```
+/// use nanobreaker::{CircuitBreaker, HalfOpenPolicy};
+/// // resilience4j's rule: judge the probes' failure rate once they report.
+/// let cb = CircuitBreaker::builder().half_open_policy(HalfOpenPolicy::FailureRate).build().unwrap();
+/// # drop(cb);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HalfOpenPolicy {
+    /// The first probe that fails (or is slow, with the slow-call rule on)
+    /// reopens the breaker; `half_open_permits` successes close it. The
+    /// rule of gobreaker, Polly and failsafe-go, and the default.
+    #[default]
+    FirstFailureReopens,
+    /// The trial reopens as soon as the probes' failure (or slow-call) rate
+    /// over `half_open_permits` reaches its threshold, and closes when all
+    /// permits reported below both: resilience4j's rule.
+    FailureRate,
 }
 
 /// Everything a breaker decides by. `Config::default()` gives the documented
@@ -92,6 +125,7 @@ pub struct Config {
     /// Also trip after this many failures in a row (gobreaker's rule). Default off.
     pub consecutive_failures: Option<u32>,
     /// How long the breaker stays open after the first trip. Default 5 s.
+    /// Deadlines are kept to the microsecond, rounded up.
     pub open_wait: Duration,
     /// Each failed half-open trial multiplies the open wait by this (>= 1). Default 2.
     pub backoff_multiplier: f64,
@@ -102,8 +136,12 @@ pub struct Config {
     pub jitter: f64,
     /// How many probes half-open admits, 1..=511. Default 5.
     pub half_open_permits: u32,
-    /// A trial whose probes have not all reported after this reopens. Default 30 s.
+    /// A half-open trial still undecided after this reopens, whatever the
+    /// number of free permits. Default 30 s.
     pub half_open_max_wait: Duration,
+    /// How a half-open trial is decided. Default
+    /// [`HalfOpenPolicy::FirstFailureReopens`].
+    pub half_open_policy: HalfOpenPolicy,
 }
 
 impl Default for Config {
@@ -121,6 +159,7 @@ impl Default for Config {
             jitter: 0.2,
             half_open_permits: 5,
             half_open_max_wait: Duration::from_secs(30),
+            half_open_policy: HalfOpenPolicy::FirstFailureReopens,
         }
     }
 }
@@ -201,11 +240,15 @@ impl Config {
             }
         }
         if let Some(d) = self.slow_call_duration {
-            check(!d.is_zero(), "slow_call_duration", "must be greater than zero")?;
+            check(
+                !d.is_zero() && d <= MAX_SLOW_CALL_DURATION,
+                "slow_call_duration",
+                "must be greater than zero and at most 2^48 ns (78 hours)",
+            )?;
         }
         check(rate(self.slow_call_rate_threshold), "slow_call_rate_threshold", "must be in (0, 1]")?;
         if let Some(n) = self.consecutive_failures {
-            check(n >= 1, "consecutive_failures", "must be at least 1")?;
+            check((1..=MAX_CONSECUTIVE_FAILURES).contains(&n), "consecutive_failures", "must be 1..=65535")?;
         }
         check(!self.open_wait.is_zero(), "open_wait", "must be greater than zero")?;
         check(
@@ -214,11 +257,7 @@ impl Config {
             "must be in [1, 1e6]",
         )?;
         check(self.max_open_wait >= self.open_wait, "max_open_wait", "must be at least open_wait")?;
-        check(
-            self.max_open_wait.as_nanos() < u64::MAX as u128 / 4,
-            "max_open_wait",
-            "must be under 100 years",
-        )?;
+        check(self.max_open_wait <= MAX_WAIT, "max_open_wait", "must be at most 100 years")?;
         check((0.0..1.0).contains(&self.jitter), "jitter", "must be in [0, 1)")?;
         check(
             (1..=MAX_HALF_OPEN_PERMITS).contains(&self.half_open_permits),
@@ -226,9 +265,9 @@ impl Config {
             "must be 1..=511",
         )?;
         check(
-            !self.half_open_max_wait.is_zero() && self.half_open_max_wait.as_nanos() < u64::MAX as u128 / 4,
+            !self.half_open_max_wait.is_zero() && self.half_open_max_wait <= MAX_WAIT,
             "half_open_max_wait",
-            "must be greater than zero and under 100 years",
+            "must be greater than zero and at most 100 years",
         )?;
         Ok(())
     }

@@ -1,16 +1,43 @@
 //! Transition events and their delivery to listeners.
 //!
-//! A transition is decided by one compare-and-swap on the state word, by
-//! whichever thread wins it; that thread then hands the event here. Events
-//! are delivered in generation order (the order of the CASes), one at a
-//! time, to every listener in the order they were added, never while a lock
-//! is held and never on the success path. Two threads that win transitions
-//! back to back may reach this module in the other order; the later one
-//! parks its event and the earlier one delivers both. A listener that panics
-//! is caught; the breaker and the other listeners go on.
+//! # Who runs listeners
+//!
+//! A transition is decided by one compare-and-swap on the state word, by a
+//! thread making a call. That thread writes the event into a ring of 64
+//! slots (slot `generation % 64`) and then, if no other thread is
+//! delivering, delivers: events in generation order, each to every
+//! listener in the order they were added, outside any lock. A thread
+//! delivers at most 8 events per call (its own and earlier ones still
+//! waiting); if more wait, it sets the state word's `EV` flag and the next
+//! call, on whichever thread, delivers the next 8. So a listener runs on
+//! some thread making a call on the breaker, soon after the transition,
+//! never while the engine holds anything, and no call is handed more than
+//! 8 events' worth of listener work. `CircuitBreaker::deliver_events`
+//! delivers on demand.
+//!
+//! If listeners fall more than 64 events behind, the oldest are dropped
+//! and counted (`Metrics::events_lost`); delivery goes on from the oldest
+//! still in the ring. A listener that panics is caught; the breaker and
+//! the other listeners go on.
+//!
+//! # The ring
+//!
+//! A slot is two words: a head `[generation 54 | from 3 | to 3 | reason
+//! 4]` and a time `[generation tag 11 | micros 53]`. A writer claims the
+//! head by compare-and-swap (marking it busy with its generation), writes
+//! the time by compare-and-swap, then the head. Every write expects the
+//! value it read, so a writer preempted while 64 other transitions go by
+//! finds a later generation there and gives its event up (counted lost)
+//! instead of overwriting a newer one; a reader checks the head before and
+//! after reading the time (a seqlock read) and skips a slot that already
+//! holds a later lap. The delivery cursor is one word `[next generation |
+//! busy]`, taken by compare-and-swap; nothing waits on it.
+//!
+//! The ring exists once the first listener is added; until then a
+//! transition writes nothing.
 
-use crate::state::{State, GEN_MASK};
-use crate::sync::{lock, Mutex};
+use crate::state::{State, Word, EVENTS};
+use crate::sync::{fence, ArcCell, AtomicU64, OnceBox, Ordering};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -19,6 +46,7 @@ use std::time::Duration;
 /// Why a breaker changed state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]
+#[non_exhaustive]
 pub enum Reason {
     /// The failure rate reached `failure_rate_threshold`.
     FailureRate = 0,
@@ -28,19 +56,31 @@ pub enum Reason {
     ConsecutiveFailures = 2,
     /// The open wait passed and a call came: the trial begins.
     OpenWaitElapsed = 3,
-    /// The half-open probes reported below both thresholds.
+    /// The half-open probes succeeded.
     ProbesSucceeded = 4,
-    /// The half-open probes' failure rate reached the threshold.
+    /// The half-open probes failed.
     ProbesFailed = 5,
-    /// The half-open probes' slow-call rate reached the threshold.
+    /// The half-open probes were slow.
     ProbesSlow = 6,
-    /// The probes did not all report within `half_open_max_wait`.
+    /// The trial was still undecided after `half_open_max_wait`.
     HalfOpenTimeout = 7,
     /// `reset()` or `transition_to()`.
     Manual = 8,
 }
 
 impl Reason {
+    const ALL: [Reason; 9] = [
+        Reason::FailureRate,
+        Reason::SlowCallRate,
+        Reason::ConsecutiveFailures,
+        Reason::OpenWaitElapsed,
+        Reason::ProbesSucceeded,
+        Reason::ProbesFailed,
+        Reason::ProbesSlow,
+        Reason::HalfOpenTimeout,
+        Reason::Manual,
+    ];
+
     /// A short lowercase name.
     pub const fn name(self) -> &'static str {
         match self {
@@ -78,6 +118,7 @@ impl fmt::Display for Reason {
 /// assert_eq!(*seen.lock().unwrap(), [(State::Closed, State::ForcedOpen, Reason::Manual)]);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Transition {
     /// The state left.
     pub from: State,
@@ -87,68 +128,257 @@ pub struct Transition {
     pub reason: Reason,
     /// When, as time since the breaker was built (on its clock).
     pub at: Duration,
-    /// The generation entered (bumped by every transition, modulo 2^21).
-    pub generation: u32,
+    /// The generation entered (bumped by every transition).
+    pub generation: u64,
 }
 
 /// A transition listener.
 pub(crate) type Listener = Arc<dyn Fn(&Transition) + Send + Sync>;
 
-pub(crate) struct Dispatcher {
-    inner: Mutex<Inner>,
+const RING: u64 = 64;
+/// Events one call delivers at most.
+pub(crate) const BUDGET: usize = 8;
+/// The low bits of a head being written (reason 15 is no reason).
+const BUSY: u64 = 0x3FF;
+const TAG_SHIFT: u32 = 53;
+const MICROS: u64 = (1 << TAG_SHIFT) - 1;
+
+/// Listeners and, once there are any, their queue.
+pub(crate) struct Events {
+    queue: OnceBox<Queue>,
 }
 
-struct Inner {
-    listeners: Arc<[Listener]>,
-    /// Events whose turn has not come.
-    parked: Vec<Transition>,
-    /// The generation of the next event to deliver.
-    next: u32,
-    /// Whether some thread is delivering now.
-    busy: bool,
+struct Queue {
+    listeners: ArcCell<Vec<Listener>>,
+    heads: [AtomicU64; RING as usize],
+    times: [AtomicU64; RING as usize],
+    /// `[next generation to deliver | busy]`.
+    cursor: AtomicU64,
+    lost: AtomicU64,
 }
 
-impl Dispatcher {
-    pub(crate) fn new(listeners: Vec<Listener>) -> Dispatcher {
-        Dispatcher {
-            inner: Mutex::new(Inner {
-                listeners: listeners.into(),
-                parked: Vec::new(),
-                next: 1,
-                busy: false,
-            }),
+fn head(e: &Transition) -> u64 {
+    e.generation << 10 | (e.from as u64) << 7 | (e.to as u64) << 4 | e.reason as u64
+}
+
+fn time_word(generation: u64, at: Duration) -> u64 {
+    let micros = u64::try_from(at.as_micros()).unwrap_or(u64::MAX).min(MICROS);
+    generation << TAG_SHIFT | micros
+}
+
+/// What a slot holds for the generation a reader wants.
+enum Slot {
+    Ready(Transition),
+    /// Not written yet.
+    Waiting,
+    /// Holds a later lap: that event is lost.
+    Lapped,
+}
+
+impl Queue {
+    /// A queue delivering from generation `next`, or, with `None`, one
+    /// whose cursor is held until `Events::add` sets it.
+    fn new(listeners: Vec<Listener>, next: Option<u64>) -> Queue {
+        Queue {
+            listeners: ArcCell::new(listeners),
+            heads: std::array::from_fn(|_| AtomicU64::new(0)),
+            times: std::array::from_fn(|_| AtomicU64::new(0)),
+            cursor: AtomicU64::new(next.map_or(1, |n| n << 1)),
+            lost: AtomicU64::new(0),
         }
     }
 
-    pub(crate) fn add(&self, l: Listener) {
-        let mut g = lock(&self.inner);
-        let mut v: Vec<Listener> = g.listeners.iter().cloned().collect();
-        v.push(l);
-        g.listeners = v.into();
-    }
-
-    /// Delivers `event` once every earlier generation's event has been.
-    pub(crate) fn emit(&self, event: Transition) {
-        let mut g = lock(&self.inner);
-        g.parked.push(event);
-        if g.busy {
-            return; // the thread delivering will see it
-        }
-        g.busy = true;
+    /// Writes `e` into its slot, unless a later lap already holds it.
+    fn write(&self, e: &Transition) {
+        let i = (e.generation % RING) as usize;
+        let g = e.generation;
+        let lost = || {
+            // Relaxed: a statistic.
+            self.lost.fetch_add(1, Ordering::Relaxed);
+        };
+        // Acquire: read what an earlier writer published before claiming.
+        let mut h = self.heads[i].load(Ordering::Acquire);
         loop {
-            let next = g.next;
-            let Some(i) = g.parked.iter().position(|e| e.generation == next) else { break };
-            let e = g.parked.swap_remove(i);
-            g.next = next.wrapping_add(1) & GEN_MASK;
-            let listeners = g.listeners.clone();
-            drop(g);
-            for l in listeners.iter() {
-                // A panicking listener must not take the breaker or the
-                // other listeners with it.
-                let _ = catch_unwind(AssertUnwindSafe(|| l(&e)));
+            if h >> 10 >= g {
+                return lost(); // a later lap (or a writer of it) is here
             }
-            g = lock(&self.inner);
+            // Acquire on both: the claim is ordered before the time write.
+            match self.heads[i].compare_exchange(h, g << 10 | BUSY, Ordering::Acquire, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(actual) => h = actual,
+            }
         }
-        g.busy = false;
+        // Relaxed: the time is published by the head's Release below.
+        let t = self.times[i].load(Ordering::Relaxed);
+        // Relaxed: as above; a failure means a later lap took the slot.
+        if self.times[i]
+            .compare_exchange(t, time_word(g, e.at), Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return lost();
+        }
+        // SeqCst: publishes the time with the head (Release), and is
+        // ordered before this thread's look at the cursor in `deliver`
+        // (no lost wake-up: see there).
+        if self.heads[i]
+            .compare_exchange(g << 10 | BUSY, head(e), Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            lost();
+        }
+    }
+
+    fn read(&self, generation: u64) -> Slot {
+        let i = (generation % RING) as usize;
+        // SeqCst: see `write`; its Acquire half makes the time readable.
+        let h = self.heads[i].load(Ordering::SeqCst);
+        if h >> 10 > generation {
+            return Slot::Lapped;
+        }
+        if h >> 10 < generation || h & 0x3FF == BUSY {
+            return Slot::Waiting;
+        }
+        // Relaxed, then an Acquire fence and a second look at the head: a
+        // later lap that took the slot meanwhile changed the head.
+        let t = self.times[i].load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        // Relaxed: ordered by the fence.
+        if self.heads[i].load(Ordering::Relaxed) != h
+            || t >> TAG_SHIFT != generation & ((1 << (64 - TAG_SHIFT)) - 1)
+        {
+            return Slot::Waiting;
+        }
+        let field = |shift: u32| (h >> shift) & 0b111;
+        Slot::Ready(Transition {
+            from: State::from_bits(field(7)),
+            to: State::from_bits(field(4)),
+            reason: Reason::ALL[((h & 0xF) as usize).min(Reason::ALL.len() - 1)],
+            at: Duration::from_micros(t & MICROS),
+            generation,
+        })
+    }
+
+    /// Delivers up to `BUDGET` events in order. Returns true if events
+    /// still wait after spending the budget.
+    fn deliver(&self) -> bool {
+        let mut budget = BUDGET;
+        loop {
+            // A SeqCst fence between a thread's last write (a head in
+            // `write`, or the cursor freed below) and its look at the
+            // other word: either the writer then sees the cursor free (and
+            // delivers), or the thread that freed it, looking again, sees
+            // the slot. No lost wake-up.
+            fence(Ordering::SeqCst);
+            // SeqCst: see the fence.
+            let c = self.cursor.load(Ordering::SeqCst);
+            if c & 1 != 0 {
+                return false; // another thread delivers, and looks again when done
+            }
+            let mut next = c >> 1;
+            if matches!(self.read(next), Slot::Waiting) {
+                return false;
+            }
+            // SeqCst: as above.
+            if self.cursor.compare_exchange(c, c | 1, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+                continue;
+            }
+            let listeners = self.listeners.load();
+            while budget > 0 {
+                match self.read(next) {
+                    Slot::Waiting => break,
+                    Slot::Lapped => {
+                        // Relaxed: a statistic.
+                        self.lost.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Slot::Ready(e) => {
+                        for l in listeners.iter() {
+                            // A panicking listener must not take the breaker
+                            // or the other listeners with it.
+                            let _ = catch_unwind(AssertUnwindSafe(|| l(&e)));
+                        }
+                    }
+                }
+                next += 1;
+                budget -= 1;
+            }
+            // SeqCst: see the load above.
+            self.cursor.store(next << 1, Ordering::SeqCst);
+            if budget == 0 {
+                return !matches!(self.read(next), Slot::Waiting);
+            }
+            // Look again: an event written while the cursor was busy is
+            // ours to deliver (its writer saw the cursor taken and left).
+        }
+    }
+}
+
+impl Events {
+    pub(crate) fn new(listeners: Vec<Listener>) -> Events {
+        let events = Events { queue: OnceBox::new() };
+        if !listeners.is_empty() {
+            events.queue.get_or_init(|| Queue::new(listeners, Some(1)));
+        }
+        events
+    }
+
+    /// Adds a listener; it sees the transitions after the queue exists.
+    /// `current` reads the state word's generation. Returns true if events
+    /// still wait (the caller sets `EV`).
+    pub(crate) fn add(&self, l: Listener, current: impl Fn() -> u64) -> bool {
+        let (q, installed) = self.queue.install(|| Queue::new(vec![l.clone()], None));
+        if !installed {
+            q.listeners.update(|v| {
+                let mut v = v.clone();
+                v.push(l.clone());
+                v
+            });
+            return false;
+        }
+        // SeqCst fence: pairs with the one in `emit`. Either the winner of
+        // a transition sees the queue (and writes its event), or this
+        // thread sees its generation (and starts after it).
+        fence(Ordering::SeqCst);
+        // SeqCst: frees the cursor, delivering from the next generation.
+        q.cursor.store((current() + 1) << 1, Ordering::SeqCst);
+        q.deliver()
+    }
+
+    /// Queues `event` and delivers what this call may. Returns true if
+    /// events still wait (the caller sets `EV`).
+    pub(crate) fn emit(&self, event: &Transition) -> bool {
+        // SeqCst fence: see `add`.
+        fence(Ordering::SeqCst);
+        match self.queue.get() {
+            Some(q) => {
+                q.write(event);
+                q.deliver()
+            }
+            None => false,
+        }
+    }
+
+    /// Delivers what this call may. Returns true if events still wait.
+    pub(crate) fn deliver(&self) -> bool {
+        self.queue.get().is_some_and(Queue::deliver)
+    }
+
+    /// Events dropped because listeners fell more than 64 behind.
+    pub(crate) fn lost(&self) -> u64 {
+        // Relaxed: a statistic.
+        self.queue.get().map_or(0, |q| q.lost.load(Ordering::Relaxed))
+    }
+}
+
+/// Sets or clears `EV` on the state word, keeping everything else.
+pub(crate) fn flag(word: &AtomicU64, on: bool) {
+    // Relaxed: the flag only asks some later call to deliver; the events
+    // themselves are published through the ring.
+    let mut w = Word(word.load(Ordering::Relaxed));
+    while w.has(EVENTS) != on {
+        // Relaxed: as above.
+        match word.compare_exchange_weak(w.0, w.with(EVENTS, on).0, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(actual) => w = Word(actual),
+        }
     }
 }

@@ -27,31 +27,39 @@
 //! ```
 //!
 //! The design of each part is explained where it lives: the state word in
-//! `state.rs`, the windows and stripes in `window.rs`, transitions and the
-//! hot path in `breaker.rs`, listener delivery in `events.rs`.
+//! `state.rs`, what each generation publishes before it is visible in
+//! `era.rs`, the windows in `window/`, the call paths in `admission.rs`,
+//! `recording.rs` and `transition.rs`, listener delivery in `events.rs`.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod admission;
 mod breaker;
+mod builder;
+mod clock;
 mod config;
+mod era;
 mod events;
-#[cfg(not(loom))]
+#[cfg(all(feature = "capi", not(loom)))]
+#[doc(hidden)]
 pub mod ffi;
 mod metrics;
+mod permit;
+mod recording;
 mod state;
 mod sync;
+mod transition;
 mod window;
 
-pub use breaker::{Builder, CircuitBreaker, Error, Outcome, Permit, RawPermit, Rejected};
+pub use breaker::CircuitBreaker;
+pub use builder::Builder;
+pub use clock::{Clock, MockClock};
 pub use config::{
-    Config, ConfigError, Window, MAX_HALF_OPEN_PERMITS, MAX_STRIPES, MAX_WINDOW_BUCKETS, MAX_WINDOW_CALLS,
-    MIN_BUCKET,
+    Config, ConfigError, HalfOpenPolicy, Window, MAX_CONSECUTIVE_FAILURES, MAX_HALF_OPEN_PERMITS,
+    MAX_SLOW_CALL_DURATION, MAX_STRIPES, MAX_WAIT, MAX_WINDOW_BUCKETS, MAX_WINDOW_CALLS, MIN_BUCKET,
 };
 pub use events::{Reason, Transition};
 pub use metrics::Metrics;
+pub use permit::{Error, Outcome, OwnedPermit, Permit, RawPermit, Rejected};
 pub use state::State;
-
-/// The clock crate, re-exported so callers name the same `Clock` type the
-/// builder takes (`nanobreaker::quanta::Clock::mock()` in tests).
-pub use quanta;

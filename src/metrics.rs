@@ -21,7 +21,8 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Metrics {
-    /// The state when the snapshot was taken.
+    /// The state a call would have found when the snapshot was taken (see
+    /// [`CircuitBreaker::state`](crate::CircuitBreaker::state)).
     pub state: State,
     /// Failures / outcomes in the window (0 when the window is empty).
     pub failure_rate: f64,
@@ -50,6 +51,9 @@ pub struct Metrics {
     pub since_last_transition: Duration,
     /// Half-open probes admitted and not yet reported.
     pub half_open_in_flight: u32,
-    /// The current generation (bumped by every transition, modulo 2^21).
-    pub generation: u32,
+    /// The current generation (bumped by every transition).
+    pub generation: u64,
+    /// Transition events dropped because listeners fell more than 64
+    /// behind.
+    pub events_lost: u64,
 }

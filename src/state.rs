@@ -1,31 +1,37 @@
 //! The breaker's states and the packed state word.
 //!
-//! All of a breaker's state that must change together lives in one
-//! `AtomicU64`, changed only by compare-and-swap, so a transition, a
-//! half-open admission and a probe result are each one atomic step:
+//! Everything a call must agree on lives in one `AtomicU64`, changed only
+//! by compare-and-swap:
 //!
 //! ```text
-//!  63           43 42  33 32  24 23  15 14   6 5    3 2   0
-//! +---------------+------+------+------+------+------+-----+
-//! |  generation   | slow | fail |  ok  | taken| level|state|
-//! |    21 bits    |  9   |  9   |  9   |  9   |  4   |  3  |
-//! +---------------+------+------+------+------+------+-----+
+//!  63                               10   9    8    7   6    3 2     0
+//! +-----------------------------------+----+----+----+-------+-------+
+//! |          generation (54)          | EV | CF | SL | level | state |
+//! +-----------------------------------+----+----+----+-------+-------+
 //! ```
 //!
 //! - `state`: a [`State`].
 //! - `level`: how many half-open trials in a row have failed; the open wait
-//!   grows by the backoff multiplier per level (capped at 15).
-//! - `taken`, `ok`, `fail`, `slow`: half-open bookkeeping, zero in every
-//!   other state. `taken` is the probe slots handed out and not given back
-//!   (a probe that reports keeps its slot: the trial admits at most
-//!   `half_open_permits` calls); `ok`, `fail` and `slow` are what the probes
-//!   reported.
+//!   grows by the backoff multiplier per level (kept up to 15).
+//! - `SL`: the slow-call rule is on, so `acquire` reads the clock.
+//! - `CF`: the consecutive-failures rule is on, so successes take the long
+//!   way (they restart the run of failures).
+//! - `EV`: transition events wait for delivery to listeners (see
+//!   `events.rs`); the next call delivers some.
 //! - `generation`: bumped by every transition. Every permit carries the
-//!   generation it was issued in; an outcome whose generation is not the
-//!   current one is stale and is dropped. Outcomes in the windows are tagged
-//!   with it too, so entering `Closed` starts an empty window at no cost.
-//!   It wraps after 2^21 transitions: a permit held across exactly that many
-//!   would be taken as fresh.
+//!   generation it was issued in, and an outcome whose generation is not
+//!   the current one is dropped: liveness is always equality with the
+//!   current word, never serial-number arithmetic. What a generation needs
+//!   beyond this word (its deadline, its half-open probes, its window
+//!   counts) is published before the generation becomes visible (see
+//!   `era.rs`).
+//!
+//! With no flag set and the state `Closed`, the low 10 bits are zero: the
+//! hot path tests one mask.
+//!
+//! The generation is 54 bits: at one transition every 20 ns, faster than a
+//! transition can run, it wraps after 11 years. Only a permit held across
+//! exactly a multiple of 2^54 transitions could be mistaken for a fresh one.
 
 use std::fmt;
 
@@ -40,6 +46,7 @@ use std::fmt;
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]
+#[non_exhaustive]
 pub enum State {
     /// Calls flow and their outcomes are recorded; the breaker trips when a
     /// rate passes its threshold.
@@ -94,17 +101,25 @@ impl fmt::Display for State {
 
 const STATE_MASK: u64 = 0b111;
 const LEVEL_SHIFT: u32 = 3;
-const FIELD_BITS: u32 = 9;
-const FIELD_MASK: u64 = (1 << FIELD_BITS) - 1;
-const TAKEN_SHIFT: u32 = 7;
-const OK_SHIFT: u32 = TAKEN_SHIFT + FIELD_BITS;
-const FAIL_SHIFT: u32 = OK_SHIFT + FIELD_BITS;
-const SLOW_SHIFT: u32 = FAIL_SHIFT + FIELD_BITS;
-const GEN_SHIFT: u32 = SLOW_SHIFT + FIELD_BITS;
-/// Generations are compared modulo this.
-pub(crate) const GEN_MASK: u32 = (1 << (64 - GEN_SHIFT)) - 1;
+const LEVEL_MASK: u64 = 0xF << LEVEL_SHIFT;
+/// The slow-call rule is on.
+pub(crate) const SLOW_RULE: u64 = 1 << 7;
+/// The consecutive-failures rule is on.
+pub(crate) const CONSECUTIVE_RULE: u64 = 1 << 8;
+/// Events wait for delivery.
+pub(crate) const EVENTS: u64 = 1 << 9;
+const GEN_SHIFT: u32 = 10;
+/// The generation's bits (after shifting down).
+pub(crate) const GEN_MASK: u64 = (1 << (64 - GEN_SHIFT)) - 1;
 /// The highest backoff level kept.
 pub(crate) const MAX_LEVEL: u32 = 15;
+
+/// What `acquire` must find clear to hand out a plain permit at once:
+/// `Closed`, no slow-call rule, no events waiting.
+pub(crate) const ACQUIRE_FAST: u64 = STATE_MASK | SLOW_RULE | EVENTS;
+/// What `record` compares against the permit to count a success at once:
+/// the generation, `Closed`, no consecutive-failures rule.
+pub(crate) const RECORD_FAST: u64 = !(LEVEL_MASK | SLOW_RULE | EVENTS);
 
 /// A decoded state word. Plain data: it is loaded from and stored to the
 /// atomic as a `u64`.
@@ -112,48 +127,48 @@ pub(crate) const MAX_LEVEL: u32 = 15;
 pub(crate) struct Word(pub(crate) u64);
 
 impl Word {
-    /// The word of a fresh breaker: closed, generation 0.
+    /// The word of a fresh breaker: closed, generation 0, no flags.
     pub(crate) const INITIAL: Word = Word(0);
 
     pub(crate) const fn state(self) -> State {
         State::from_bits(self.0)
     }
     pub(crate) const fn level(self) -> u32 {
-        ((self.0 >> LEVEL_SHIFT) & 0xF) as u32
+        ((self.0 & LEVEL_MASK) >> LEVEL_SHIFT) as u32
     }
-    pub(crate) const fn generation(self) -> u32 {
-        (self.0 >> GEN_SHIFT) as u32
+    pub(crate) const fn generation(self) -> u64 {
+        self.0 >> GEN_SHIFT
     }
-    pub(crate) const fn taken(self) -> u32 {
-        ((self.0 >> TAKEN_SHIFT) & FIELD_MASK) as u32
-    }
-    pub(crate) const fn ok(self) -> u32 {
-        ((self.0 >> OK_SHIFT) & FIELD_MASK) as u32
-    }
-    pub(crate) const fn fail(self) -> u32 {
-        ((self.0 >> FAIL_SHIFT) & FIELD_MASK) as u32
-    }
-    pub(crate) const fn slow(self) -> u32 {
-        ((self.0 >> SLOW_SHIFT) & FIELD_MASK) as u32
+    pub(crate) const fn has(self, flag: u64) -> bool {
+        self.0 & flag != 0
     }
 
-    /// The word of a new state entered from this one: next generation,
-    /// probe counters cleared, the given backoff level.
+    /// The word a permit of `generation` expects to find for a fast
+    /// success (compare under `RECORD_FAST`).
+    #[inline]
+    pub(crate) const fn fast_success(generation: u64) -> u64 {
+        generation << GEN_SHIFT
+    }
+
+    /// The word of a new state entered from this one: next generation, the
+    /// given backoff level, the same flags.
     pub(crate) const fn enter(self, state: State, level: u32) -> Word {
-        let gen = (self.generation().wrapping_add(1) & GEN_MASK) as u64;
+        let gen = (self.generation().wrapping_add(1) & GEN_MASK) << GEN_SHIFT;
         let level = if level > MAX_LEVEL { MAX_LEVEL } else { level } as u64;
-        Word(gen << GEN_SHIFT | level << LEVEL_SHIFT | state as u64)
+        let flags = self.0 & (SLOW_RULE | CONSECUTIVE_RULE | EVENTS);
+        Word(gen | flags | level << LEVEL_SHIFT | state as u64)
     }
 
-    /// The same state and generation with new probe counters (each at most 511).
-    pub(crate) const fn with_probes(self, taken: u32, ok: u32, fail: u32, slow: u32) -> Word {
-        let keep = self.0 & (STATE_MASK | 0xF << LEVEL_SHIFT | (GEN_MASK as u64) << GEN_SHIFT);
-        Word(
-            keep | (taken as u64 & FIELD_MASK) << TAKEN_SHIFT
-                | (ok as u64 & FIELD_MASK) << OK_SHIFT
-                | (fail as u64 & FIELD_MASK) << FAIL_SHIFT
-                | (slow as u64 & FIELD_MASK) << SLOW_SHIFT,
-        )
+    /// Like `enter`, but `skip` more generations ahead (test support: walks
+    /// tag wraps without running billions of transitions).
+    pub(crate) const fn enter_skipping(self, state: State, skip: u64) -> Word {
+        // The generation is the top 54 bits: wrapping here wraps it.
+        Word(self.enter(state, 0).0.wrapping_add(skip << GEN_SHIFT))
+    }
+
+    /// The same word with `flag` set or cleared.
+    pub(crate) const fn with(self, flag: u64, on: bool) -> Word {
+        Word(if on { self.0 | flag } else { self.0 & !flag })
     }
 }
 
@@ -163,10 +178,9 @@ impl fmt::Debug for Word {
             .field("state", &self.state())
             .field("generation", &self.generation())
             .field("level", &self.level())
-            .field("taken", &self.taken())
-            .field("ok", &self.ok())
-            .field("fail", &self.fail())
-            .field("slow", &self.slow())
+            .field("slow_rule", &self.has(SLOW_RULE))
+            .field("consecutive_rule", &self.has(CONSECUTIVE_RULE))
+            .field("events", &self.has(EVENTS))
             .finish()
     }
 }
@@ -177,23 +191,38 @@ mod tests {
 
     #[test]
     fn fields_round_trip() {
-        let w = Word::INITIAL.enter(State::HalfOpen, 3).with_probes(511, 7, 500, 2);
-        assert_eq!(w.state(), State::HalfOpen);
-        assert_eq!(w.generation(), 1);
-        assert_eq!(w.level(), 3);
-        assert_eq!((w.taken(), w.ok(), w.fail(), w.slow()), (511, 7, 500, 2));
-        let o = w.enter(State::Open, 99);
+        let w = Word::INITIAL.with(SLOW_RULE, true).enter(State::HalfOpen, 3);
+        assert_eq!((w.state(), w.generation(), w.level()), (State::HalfOpen, 1, 3));
+        assert!(w.has(SLOW_RULE) && !w.has(CONSECUTIVE_RULE) && !w.has(EVENTS));
+        let o = w.with(EVENTS, true).enter(State::Open, 99);
         assert_eq!((o.state(), o.generation(), o.level()), (State::Open, 2, MAX_LEVEL));
-        assert_eq!((o.taken(), o.ok(), o.fail(), o.slow()), (0, 0, 0, 0));
+        assert!(o.has(EVENTS) && o.has(SLOW_RULE));
+        assert!(!o.with(EVENTS, false).has(EVENTS));
     }
 
     #[test]
-    fn generation_wraps() {
-        let mut w = Word::INITIAL;
-        for _ in 0..GEN_MASK {
-            w = w.enter(State::Closed, 0);
+    fn the_fast_masks_see_what_they_must() {
+        let closed = Word::INITIAL.enter(State::Closed, 0);
+        assert_eq!(closed.0 & ACQUIRE_FAST, 0);
+        assert_ne!(closed.with(SLOW_RULE, true).0 & ACQUIRE_FAST, 0);
+        assert_ne!(closed.with(EVENTS, true).0 & ACQUIRE_FAST, 0);
+        assert_eq!(closed.with(CONSECUTIVE_RULE, true).0 & ACQUIRE_FAST, 0);
+        let fast = |w: Word, gen: u64| (w.0 ^ Word::fast_success(gen)) & RECORD_FAST == 0;
+        assert!(
+            fast(closed, 1) && fast(closed.with(SLOW_RULE, true), 1) && fast(closed.with(EVENTS, true), 1)
+        );
+        assert!(!fast(closed, 2), "another generation");
+        assert!(!fast(closed.with(CONSECUTIVE_RULE, true), 1));
+        for s in [State::Open, State::HalfOpen, State::Disabled, State::MetricsOnly, State::ForcedOpen] {
+            assert!(!fast(Word::INITIAL.enter(s, 0), 1), "{s:?}");
         }
-        assert_eq!(w.generation(), GEN_MASK);
-        assert_eq!(w.enter(State::Open, 0).generation(), 0);
+    }
+
+    #[test]
+    fn generation_wraps_within_its_bits() {
+        let top = Word(GEN_MASK << GEN_SHIFT | SLOW_RULE);
+        let next = top.enter(State::Open, 0);
+        assert_eq!((next.generation(), next.state()), (0, State::Open));
+        assert!(next.has(SLOW_RULE));
     }
 }

@@ -5,14 +5,14 @@
 //! checker (see `loom-tests/`). No other module imports `std::sync::atomic`.
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{fence, AtomicPtr, AtomicU64, Ordering};
 #[cfg(not(loom))]
 pub(crate) use std::sync::Mutex;
 #[cfg(not(loom))]
 pub(crate) use std::thread_local;
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicPtr, AtomicU64, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::Mutex;
 #[cfg(loom)]
@@ -25,9 +25,10 @@ pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
 
 /// Locks `m`, recovering the data if a previous holder panicked.
 ///
-/// The engine keeps one lock, for listener dispatch (off the hot path), and
-/// never calls user code while holding it, so a poisoned lock cannot hold a
-/// half-made change.
+/// The engine's only lock serialises `reconfigure` calls, which no call
+/// path (acquire, record, permit drop, the transitions they trigger) can
+/// reach; `tests/no_locks.rs` checks that. Nothing is half-changed inside
+/// it when a holder panics.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -54,14 +55,24 @@ pub(crate) fn next_thread_ticket() -> usize {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// A process-unique number for each breaker handed out through the C ABI,
-/// so a permit given to the wrong breaker is recognised. (The C ABI is not
-/// built under loom.)
+/// A process-unique number, from 1: breaker ids for the C ABI (a permit
+/// given to the wrong breaker is recognised) and jitter seeds.
 #[cfg(not(loom))]
-pub(crate) fn next_breaker_id() -> u64 {
+pub(crate) fn next_id() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     // Relaxed: only uniqueness matters.
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Under loom, a loom static reset for every execution, as
+/// `next_thread_ticket`.
+#[cfg(loom)]
+pub(crate) fn next_id() -> u64 {
+    loom::lazy_static! {
+        static ref NEXT: loom::sync::atomic::AtomicU64 = loom::sync::atomic::AtomicU64::new(1);
+    }
+    // Relaxed: as above.
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// A shared value replaced whole: readers get the old or the new one, never
@@ -101,6 +112,18 @@ impl<T> ArcCell<T> {
             *lock(&self.inner) = std::sync::Arc::new(value);
         }
     }
+
+    /// Replaces the value by `f(current)`, retrying if another update
+    /// landed in between: no update is lost.
+    pub(crate) fn update(&self, f: impl Fn(&T) -> T) {
+        #[cfg(not(loom))]
+        self.inner.rcu(|cur| f(cur));
+        #[cfg(loom)]
+        {
+            let mut g = lock(&self.inner);
+            *g = std::sync::Arc::new(f(&g));
+        }
+    }
 }
 
 /// What [`ArcCell::load`] returns: the value as it was, kept alive.
@@ -113,5 +136,65 @@ impl<T> std::ops::Deref for Snapshot<T> {
     type Target = T;
     fn deref(&self) -> &T {
         &self.0
+    }
+}
+
+/// A box installed at most once, then read with one load: for parts of a
+/// breaker most breakers never need (the listener queue).
+pub(crate) struct OnceBox<T> {
+    ptr: AtomicPtr<T>,
+}
+
+impl<T> OnceBox<T> {
+    pub(crate) fn new() -> Self {
+        OnceBox { ptr: AtomicPtr::new(std::ptr::null_mut()) }
+    }
+
+    /// The value, if installed.
+    #[inline]
+    pub(crate) fn get(&self) -> Option<&T> {
+        // Acquire: pairs with the AcqRel install, so the contents are seen.
+        let p = self.ptr.load(Ordering::Acquire);
+        // SAFETY: `p` is null or came from `Box::into_raw` in `get_or_init`,
+        // and is freed only in `drop`, which `&self` outlives.
+        unsafe { p.as_ref() }
+    }
+
+    /// The value, installing `f()` first if there is none.
+    pub(crate) fn get_or_init(&self, f: impl FnOnce() -> T) -> &T {
+        self.install(f).0
+    }
+
+    /// The value, and whether this call installed it (`f()`). Of racing
+    /// installers one wins; the others drop theirs.
+    pub(crate) fn install(&self, f: impl FnOnce() -> T) -> (&T, bool) {
+        if let Some(v) = self.get() {
+            return (v, false);
+        }
+        let new = Box::into_raw(Box::new(f()));
+        // SeqCst: publishes our contents (Release) or reads the winner's
+        // (Acquire), and is ordered with the fences of `events.rs`.
+        match self.ptr.compare_exchange(std::ptr::null_mut(), new, Ordering::SeqCst, Ordering::SeqCst) {
+            // SAFETY: just installed; freed only in `drop`.
+            Ok(_) => (unsafe { &*new }, true),
+            Err(winner) => {
+                // SAFETY: `new` is ours and was never shared.
+                drop(unsafe { Box::from_raw(new) });
+                // SAFETY: `winner` is non-null (the CAS expected null) and
+                // came from `Box::into_raw`; freed only in `drop`.
+                (unsafe { &*winner }, false)
+            }
+        }
+    }
+}
+
+impl<T> Drop for OnceBox<T> {
+    fn drop(&mut self) {
+        // Relaxed: `&mut self` means no other thread can reach the box.
+        let p = self.ptr.load(Ordering::Relaxed);
+        if !p.is_null() {
+            // SAFETY: from `Box::into_raw`, installed once, freed only here.
+            drop(unsafe { Box::from_raw(p) });
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! `nb_config`: the C view of [`Config`], and its conversion.
 
 use super::nb_result;
-use crate::{Config, Window};
+use crate::{Config, HalfOpenPolicy, Window};
 use std::ffi::c_char;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
@@ -54,9 +54,17 @@ pub struct nb_config {
     pub half_open_max_wait_ns: u64,
     /// Stripes for the hot counters, 1..64; 0 (default) picks by core count.
     pub stripes: u32,
-    /// Reserved, zero.
-    pub reserved2: u32,
+    /// How a half-open trial is decided: `NB_HALF_OPEN_FIRST_FAILURE`
+    /// (default) or `NB_HALF_OPEN_FAILURE_RATE`.
+    pub half_open_policy: u32,
 }
+
+/// `nb_config.half_open_policy`: the first failed probe reopens; all
+/// permits succeeding closes (gobreaker, Polly).
+pub const NB_HALF_OPEN_FIRST_FAILURE: u32 = 0;
+/// `nb_config.half_open_policy`: the probes' failure rate decides
+/// (resilience4j).
+pub const NB_HALF_OPEN_FAILURE_RATE: u32 = 1;
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
@@ -85,7 +93,10 @@ pub(crate) fn write(c: &Config) -> nb_config {
         jitter: c.jitter,
         half_open_max_wait_ns: nanos(c.half_open_max_wait),
         stripes: 0,
-        reserved2: 0,
+        half_open_policy: match c.half_open_policy {
+            HalfOpenPolicy::FailureRate => NB_HALF_OPEN_FAILURE_RATE,
+            _ => NB_HALF_OPEN_FIRST_FAILURE,
+        },
     }
 }
 
@@ -97,6 +108,11 @@ fn convert(c: &nb_config) -> Result<(Config, u32), &'static str> {
             Window::Time { length: Duration::from_nanos(c.window_length_ns), buckets: c.window_size }
         }
         _ => return Err("window_kind"),
+    };
+    let half_open_policy = match c.half_open_policy {
+        NB_HALF_OPEN_FIRST_FAILURE => HalfOpenPolicy::FirstFailureReopens,
+        NB_HALF_OPEN_FAILURE_RATE => HalfOpenPolicy::FailureRate,
+        _ => return Err("half_open_policy"),
     };
     let config = Config {
         failure_rate_threshold: c.failure_rate_threshold,
@@ -112,6 +128,7 @@ fn convert(c: &nb_config) -> Result<(Config, u32), &'static str> {
         jitter: c.jitter,
         half_open_permits: c.half_open_permits,
         half_open_max_wait: Duration::from_nanos(c.half_open_max_wait_ns),
+        half_open_policy,
     };
     config.validate().map_err(|e| e.field())?;
     if c.stripes > crate::MAX_STRIPES {
@@ -208,6 +225,7 @@ fn c_name(field: &str) -> *const c_char {
         "jitter\0",
         "half_open_permits\0",
         "half_open_max_wait\0",
+        "half_open_policy\0",
     ];
     NAMES.iter().find(|n| n.strip_suffix('\0') == Some(field)).copied().unwrap_or("config\0").as_ptr().cast()
 }

@@ -144,9 +144,7 @@ pub struct nb_permit {
     /// When the call started (ns on the breaker's clock), or UINT64_MAX.
     pub start_ns: u64,
     /// The breaker generation it was issued in.
-    pub generation: u32,
-    /// Zero.
-    pub reserved: u32,
+    pub generation: u64,
 }
 
 /// A snapshot of a breaker's rates and totals (see `nb_breaker_metrics`).
@@ -193,8 +191,10 @@ pub struct nb_transition {
     pub to: u32,
     /// An `nb_reason`.
     pub reason: u32,
+    /// Zero.
+    pub reserved: u32,
     /// The generation entered.
-    pub generation: u32,
+    pub generation: u64,
     /// When, in ns since the breaker was made.
     pub at_ns: u64,
 }
@@ -330,7 +330,7 @@ pub unsafe extern "C" fn nb_breaker_new(cfg: *const nb_config, out: *mut *mut nb
                 Ok(cb) => cb,
                 Err(_) => return nb_result::NB_INVALID_CONFIG,
             };
-            let handle = Box::new(nb_breaker { id: crate::sync::next_breaker_id(), inner });
+            let handle = Box::new(nb_breaker { id: crate::sync::next_id(), inner });
             // SAFETY: `out` is non-NULL and writable (caller's contract).
             unsafe { out.write(Box::into_raw(handle)) };
             nb_result::NB_OK
@@ -393,12 +393,7 @@ pub unsafe extern "C" fn nb_acquire_ex(
             }
             match b.inner.acquire() {
                 Ok(p) => {
-                    let permit = nb_permit {
-                        breaker_id: b.id,
-                        start_ns: p.start,
-                        generation: p.generation,
-                        reserved: 0,
-                    };
+                    let permit = nb_permit { breaker_id: b.id, start_ns: p.start, generation: p.generation };
                     // SAFETY: non-NULL and writable (caller's contract).
                     unsafe { out.write(permit) };
                     nb_result::NB_OK
@@ -435,7 +430,7 @@ pub unsafe extern "C" fn nb_record(b: *const nb_breaker, permit: nb_permit, outc
             if permit.breaker_id != b.id {
                 return nb_result::NB_FOREIGN_PERMIT;
             }
-            b.inner.record(RawPermit { generation: permit.generation, start: permit.start_ns }, outcome);
+            b.inner.record(RawPermit::from_parts(permit.generation, permit.start_ns), outcome);
             nb_result::NB_OK
         }),
     )
@@ -637,6 +632,7 @@ pub unsafe extern "C" fn nb_breaker_on_transition(
                     from: nb_state::from(t.from) as u32,
                     to: nb_state::from(t.to) as u32,
                     reason: reason_to_u32(t.reason),
+                    reserved: 0,
                     generation: t.generation,
                     at_ns: u64::try_from(t.at.as_nanos()).unwrap_or(u64::MAX),
                 };

@@ -1,0 +1,133 @@
+//! Admission: whether a call may go ahead.
+
+use crate::breaker::CircuitBreaker;
+use crate::era::{parity, Probes};
+use crate::events::Reason;
+use crate::permit::{OwnedPermit, Permit, RawPermit, Rejected, NO_START};
+use crate::state::{State, Word, ACQUIRE_FAST, EVENTS, SLOW_RULE};
+use crate::sync::Ordering;
+use std::mem::ManuallyDrop;
+use std::sync::Arc;
+use std::time::Duration;
+
+impl CircuitBreaker {
+    /// Asks to make a call. `Ok` holds a [`Permit`] to report the outcome
+    /// on; `Err` says why not and when to try again.
+    ///
+    /// ```
+    /// use nanobreaker::CircuitBreaker;
+    /// let cb = CircuitBreaker::builder().build().unwrap();
+    /// match cb.try_acquire() {
+    ///     Ok(permit) => permit.success(),
+    ///     Err(rejected) => println!("retry in {:?}", rejected.retry_after()),
+    /// };
+    /// ```
+    #[inline]
+    pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
+        self.acquire().map(|raw| Permit { breaker: self, raw: ManuallyDrop::new(raw) })
+    }
+
+    /// [`try_acquire`](Self::try_acquire) for a breaker in an `Arc`: the
+    /// permit holds the `Arc`, so it can move into a spawned task.
+    pub fn try_acquire_owned(self: &Arc<Self>) -> Result<OwnedPermit, Rejected> {
+        self.acquire().map(|raw| OwnedPermit { breaker: self.clone(), raw: ManuallyDrop::new(raw) })
+    }
+
+    /// [`try_acquire`](Self::try_acquire) without the borrow: the caller
+    /// must hand the permit to [`record`](Self::record) (a half-open slot
+    /// is held until then, or until the trial ends).
+    #[inline]
+    pub fn acquire(&self) -> Result<RawPermit, Rejected> {
+        let w = self.load();
+        if w.0 & ACQUIRE_FAST == 0 {
+            return Ok(RawPermit { generation: w.generation(), start: NO_START });
+        }
+        self.acquire_slow(w)
+    }
+
+    #[inline]
+    fn permit(&self, w: Word) -> RawPermit {
+        RawPermit { generation: w.generation(), start: if w.has(SLOW_RULE) { self.now() } else { NO_START } }
+    }
+
+    #[cold]
+    fn acquire_slow(&self, mut w: Word) -> Result<RawPermit, Rejected> {
+        if w.has(EVENTS) {
+            self.deliver_events();
+            w = self.load();
+        }
+        // One call ends at most one trial on its timeout: with a clock past
+        // every deadline this word can hold (285 years after build), an
+        // open wait and a trial would otherwise chase each other forever.
+        let mut timed_out = false;
+        loop {
+            match w.state() {
+                State::Closed | State::MetricsOnly | State::Disabled => return Ok(self.permit(w)),
+                State::ForcedOpen => return Err(self.reject(State::ForcedOpen, Duration::MAX)),
+                State::Open => {
+                    let (now, deadline) = (self.now(), self.ext(w).nanos());
+                    if now < deadline {
+                        return Err(self.reject(State::Open, Duration::from_nanos(deadline - now)));
+                    }
+                    // The wait is over: start the trial (or find it started)
+                    // and take a probe slot like any other caller.
+                    w = match self.transition(w, w.enter(State::HalfOpen, w.level()), Reason::OpenWaitElapsed)
+                    {
+                        Ok(new) | Err(new) => new,
+                    };
+                }
+                State::HalfOpen => {
+                    let (now, deadline) = (self.now(), self.ext(w).nanos());
+                    if now >= deadline && !timed_out {
+                        // Undecided past `half_open_max_wait`, whatever the
+                        // free permits: the trial failed.
+                        timed_out = true;
+                        let open = w.enter(State::Open, w.level() + 1);
+                        w = match self.transition(w, open, Reason::HalfOpenTimeout) {
+                            Ok(new) | Err(new) => new,
+                        };
+                        continue;
+                    }
+                    match self.take_probe(w) {
+                        Ok(()) => return Ok(self.permit(w)),
+                        Err(None) => {
+                            let wait = Duration::from_nanos(deadline.saturating_sub(now));
+                            return Err(self.reject(State::HalfOpen, wait));
+                        }
+                        Err(Some(moved)) => w = moved,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes a probe slot of the trial of `w`. `Err(None)`: every permit is
+    /// taken. `Err(Some(word))`: the trial is over; `word` is the state now.
+    fn take_probe(&self, w: Word) -> Result<(), Option<Word>> {
+        let g = w.generation();
+        let permits = self.config.load().half_open_permits;
+        let probes = &self.hot.probes[parity(g)];
+        // Acquire: the trial's probe word was published before its state.
+        let mut cur = Probes(probes.load(Ordering::Acquire));
+        loop {
+            let now = self.load();
+            if now.generation() != g || !cur.tag_matches(g) {
+                return Err(Some(now));
+            }
+            if cur.taken() >= permits {
+                return Err(None);
+            }
+            let next = cur.with(cur.taken() + 1, cur.ok(), cur.fail(), cur.slow());
+            // AcqRel: the probe counts are what the trial's decision reads.
+            match probes.compare_exchange_weak(cur.0, next.0, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Ok(()),
+                Err(actual) => cur = Probes(actual),
+            }
+        }
+    }
+
+    fn reject(&self, state: State, retry_after: Duration) -> Rejected {
+        self.windows.count(|s| &s.rejected);
+        Rejected { state, retry_after }
+    }
+}

@@ -1,0 +1,168 @@
+//! Building a breaker: the builder's setters and the initial words.
+
+use crate::breaker::{CircuitBreaker, Hot, Rules};
+use crate::clock::Clock;
+use crate::config::{default_stripes, Config, ConfigError, HalfOpenPolicy};
+use crate::era::Ext;
+use crate::events::{Events, Listener, Transition};
+use crate::state::{State, Word};
+use crate::sync::{ArcCell, AtomicU64, Mutex};
+use crate::window::Windows;
+use crossbeam_utils::CachePadded;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Builds a [`CircuitBreaker`]; every setter has the default of
+/// [`Config::default`].
+///
+/// ```
+/// use nanobreaker::{CircuitBreaker, Window};
+/// use std::time::Duration;
+/// let cb = CircuitBreaker::builder()
+///     .failure_rate_threshold(0.5)
+///     .minimum_calls(20)
+///     .window(Window::time(Duration::from_secs(60), 10))
+///     .slow_call(Duration::from_millis(500), 0.8)
+///     .open_wait(Duration::from_secs(5))
+///     .half_open_permits(5)
+///     .build()
+///     .unwrap();
+/// # drop(cb);
+/// ```
+#[must_use]
+pub struct Builder {
+    config: Config,
+    clock: Option<Clock>,
+    stripes: Option<u32>,
+    listeners: Vec<Listener>,
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder").field("config", &self.config).field("stripes", &self.stripes).finish()
+    }
+}
+
+impl Builder {
+    pub(crate) fn new() -> Builder {
+        Builder { config: Config::default(), clock: None, stripes: None, listeners: Vec::new() }
+    }
+
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+    /// Trip at this failure rate, in (0, 1].
+    pub fn failure_rate_threshold(mut self, rate: f64) -> Self {
+        self.config.failure_rate_threshold = rate;
+        self
+    }
+    /// Judge no rate before this many outcomes.
+    pub fn minimum_calls(mut self, n: u32) -> Self {
+        self.config.minimum_calls = n;
+        self
+    }
+    /// The window the rates are computed over.
+    pub fn window(mut self, window: crate::Window) -> Self {
+        self.config.window = window;
+        self
+    }
+    /// Calls of at least `duration` are slow; trip at this slow-call `rate`.
+    pub fn slow_call(mut self, duration: Duration, rate: f64) -> Self {
+        self.config.slow_call_duration = Some(duration);
+        self.config.slow_call_rate_threshold = rate;
+        self
+    }
+    /// Also trip after `n` failures in a row.
+    pub fn consecutive_failures(mut self, n: u32) -> Self {
+        self.config.consecutive_failures = Some(n);
+        self
+    }
+    /// How long to stay open after the first trip.
+    pub fn open_wait(mut self, wait: Duration) -> Self {
+        self.config.open_wait = wait;
+        self
+    }
+    /// Multiply the open wait by `multiplier` per failed trial, up to `max`.
+    pub fn backoff(mut self, multiplier: f64, max: Duration) -> Self {
+        self.config.backoff_multiplier = multiplier;
+        self.config.max_open_wait = max;
+        self
+    }
+    /// Spread each open wait by up to this fraction either way, in [0, 1).
+    pub fn jitter(mut self, fraction: f64) -> Self {
+        self.config.jitter = fraction;
+        self
+    }
+    /// How many probes half-open admits.
+    pub fn half_open_permits(mut self, n: u32) -> Self {
+        self.config.half_open_permits = n;
+        self
+    }
+    /// End a trial still undecided after this.
+    pub fn half_open_max_wait(mut self, wait: Duration) -> Self {
+        self.config.half_open_max_wait = wait;
+        self
+    }
+    /// How a half-open trial is decided.
+    pub fn half_open_policy(mut self, policy: HalfOpenPolicy) -> Self {
+        self.config.half_open_policy = policy;
+        self
+    }
+    /// The clock (default [`Clock::precise`]; [`Clock::coarse`] for the
+    /// cheapest rejections, [`Clock::mock`] in tests).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+    /// How many stripes to spread the hot counters over (rounded up to a
+    /// power of two, 1..=64). Default: the machine's parallelism, at most 16.
+    /// One stripe makes the smallest breaker, for services that keep
+    /// thousands of them.
+    pub fn stripes(mut self, n: u32) -> Self {
+        self.stripes = Some(n);
+        self
+    }
+    /// Calls `f` on every transition, in order, off the hot path (see
+    /// [`CircuitBreaker::on_transition`] for who runs it).
+    pub fn on_transition(mut self, f: impl Fn(&Transition) + Send + Sync + 'static) -> Self {
+        self.listeners.push(Arc::new(f));
+        self
+    }
+
+    /// Checks the configuration and builds the breaker.
+    pub fn build(self) -> Result<CircuitBreaker, ConfigError> {
+        self.config.validate()?;
+        let stripes = self.stripes.unwrap_or_else(default_stripes);
+        if stripes == 0 || stripes > crate::config::MAX_STRIPES {
+            return Err(ConfigError::new("stripes", "must be 1..=64"));
+        }
+        let clock = self.clock.unwrap_or_default();
+        let origin = clock.raw();
+        let rules = Rules::of(&self.config);
+        // Generation 0 is Closed from time 0: its copies (parity 0) start
+        // as zero words, which are its tags with nothing counted.
+        let word = rules.flags(Word::INITIAL);
+        let hot = Hot {
+            word: AtomicU64::new(word.0),
+            rules: AtomicU64::new(rules.packed()),
+            minimum: AtomicU64::new(self.config.minimum_calls as u64),
+            ext: [AtomicU64::new(Ext::new(0, State::Closed, 0).0), AtomicU64::new(u64::MAX)],
+            probes: [AtomicU64::new(0), AtomicU64::new(0)],
+        };
+        Ok(CircuitBreaker {
+            hot: CachePadded::new(hot),
+            consecutive: [AtomicU64::new(0), AtomicU64::new(0)],
+            last_transition: AtomicU64::new(0),
+            windows: Windows::new(self.config.window, stripes),
+            config: ArcCell::new(self.config),
+            reconfiguring: Mutex::new(()),
+            clock,
+            origin,
+            seed: crate::sync::next_id().wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ origin,
+            events: Events::new(self.listeners),
+        })
+    }
+}

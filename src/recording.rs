@@ -1,0 +1,222 @@
+//! Recording outcomes: the window in `Closed`, the probes in `HalfOpen`,
+//! and the decisions they trigger.
+
+use crate::breaker::{CircuitBreaker, Rules};
+use crate::config::{Config, HalfOpenPolicy};
+use crate::era::{self, parity, Probes};
+use crate::events::Reason;
+use crate::permit::{Outcome, RawPermit, NO_START};
+use crate::state::{State, Word, CONSECUTIVE_RULE, RECORD_FAST};
+use crate::sync::Ordering;
+use crate::window::{Fast, Tally};
+
+/// Whether the outcomes in `t` trip a breaker configured by `config`, and why.
+fn verdict(config: &Config, t: Tally) -> Option<Reason> {
+    if t.calls == 0 || t.calls < config.effective_minimum() {
+        None
+    } else if t.failures as f64 >= config.failure_rate_threshold * t.calls as f64 {
+        Some(Reason::FailureRate)
+    } else if config.slow_call_duration.is_some()
+        && t.slow as f64 >= config.slow_call_rate_threshold * t.calls as f64
+    {
+        Some(Reason::SlowCallRate)
+    } else {
+        None
+    }
+}
+
+/// Whether a trial with these probe counts is decided: the state to enter
+/// and why.
+fn trial(config: &Config, p: Probes) -> Option<(State, Reason)> {
+    let permits = config.half_open_permits;
+    let slow_rule = config.slow_call_duration.is_some();
+    let (fails, slow) = match config.half_open_policy {
+        HalfOpenPolicy::FirstFailureReopens => (p.fail() >= 1, slow_rule && p.slow() >= 1),
+        HalfOpenPolicy::FailureRate => (
+            p.fail() as f64 >= config.failure_rate_threshold * permits as f64,
+            slow_rule && p.slow() as f64 >= config.slow_call_rate_threshold * permits as f64,
+        ),
+    };
+    let done = match config.half_open_policy {
+        HalfOpenPolicy::FirstFailureReopens => p.ok() >= permits,
+        HalfOpenPolicy::FailureRate => p.ok() + p.fail() >= permits,
+    };
+    if fails {
+        Some((State::Open, Reason::ProbesFailed))
+    } else if slow {
+        Some((State::Open, Reason::ProbesSlow))
+    } else if done {
+        Some((State::Closed, Reason::ProbesSucceeded))
+    } else {
+        None
+    }
+}
+
+impl CircuitBreaker {
+    /// Reports the outcome of a call made on `permit` (from
+    /// [`acquire`](Self::acquire)). An outcome from an earlier generation
+    /// (the breaker changed state since the permit was issued) is dropped.
+    #[inline(always)]
+    pub fn record(&self, permit: RawPermit, outcome: Outcome) {
+        // The hot path: an untimed success in `Closed` with a count window
+        // and no consecutive-failures rule is one generation check and one
+        // slot write. Everything else goes the long way.
+        if outcome == Outcome::Success && permit.start == NO_START {
+            let w = self.load();
+            if (w.0 ^ Word::fast_success(permit.generation)) & RECORD_FAST == 0 {
+                match self.windows.record_success(permit.generation) {
+                    Fast::Done => return,
+                    Fast::Judge => return self.judge(w, 0, 0),
+                    Fast::Slow => {}
+                }
+            }
+        }
+        self.record_slow(permit, outcome)
+    }
+
+    #[inline(never)]
+    fn record_slow(&self, permit: RawPermit, outcome: Outcome) {
+        let g = permit.generation;
+        let w = self.load();
+        if w.generation() != g {
+            return self.count_ignored();
+        }
+        match w.state() {
+            State::Disabled => return,
+            State::Open | State::ForcedOpen => return self.count_ignored(),
+            _ => {}
+        }
+        // The clock is read before the generation is checked again: a
+        // record then never carries a time later than the state it passed
+        // (see `window/time.rs`).
+        let timed = permit.start != NO_START;
+        let now = if timed || self.windows.needs_clock() { self.now() } else { 0 };
+        let w = self.load();
+        if w.generation() != g {
+            return self.count_ignored();
+        }
+        // Relaxed: one self-contained word; see `reconfigure`.
+        let rules = Rules::unpack(self.hot.rules.load(Ordering::Relaxed));
+        let slow = timed && rules.slow_nanos != 0 && now.saturating_sub(permit.start) >= rules.slow_nanos;
+        match (w.state(), outcome) {
+            (State::HalfOpen, _) => self.record_probe(w, outcome, slow),
+            (_, Outcome::Ignored) => self.count_ignored(),
+            (State::Closed | State::MetricsOnly, _) => {
+                let failed = outcome == Outcome::Failure;
+                let ext = self.ext(w);
+                if !ext.tag_matches(g) {
+                    return self.count_ignored(); // a later era took this copy: stale
+                }
+                // Relaxed: a self-contained word; see `reconfigure`.
+                let minimum = self.hot.minimum.load(Ordering::Relaxed);
+                let live = || self.load().generation() == g;
+                let judge = self.windows.record(g, failed, slow, now, ext.nanos(), minimum, live);
+                if w.has(CONSECUTIVE_RULE) {
+                    self.count_consecutive(w, failed, rules.consecutive);
+                }
+                if failed || slow || judge {
+                    self.judge(w, now, ext.nanos());
+                }
+            }
+            // No permit is issued in the other states; dropping is the safe
+            // answer.
+            _ => self.count_ignored(),
+        }
+    }
+
+    pub(crate) fn count_ignored(&self) {
+        self.windows.count(|s| &s.ignored);
+    }
+
+    /// Failures in a row: one counter per era (see `era.rs`).
+    fn count_consecutive(&self, w: Word, failed: bool, limit: u64) {
+        let g = w.generation();
+        let c = &self.consecutive[parity(g)];
+        if failed {
+            if era::add(c, g, 1).is_some_and(|n| n >= limit) && w.state() == State::Closed {
+                self.trip(w, Reason::ConsecutiveFailures);
+            }
+            return;
+        }
+        // Relaxed: a self-contained counter. The load keeps the line shared
+        // while no failures come.
+        let mut cur = c.load(Ordering::Relaxed);
+        while era::counter_is_for(cur, g) && cur & era::COUNT_MASK != 0 {
+            // Relaxed: as above.
+            match c.compare_exchange_weak(cur, era::counter(g, 0), Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// After an outcome that may trip the breaker: trip if a rate is reached.
+    #[cold]
+    fn judge(&self, w: Word, now: u64, start: u64) {
+        if w.state() != State::Closed {
+            return; // MetricsOnly never trips
+        }
+        let config = self.config.load();
+        if let Some(reason) = self.windows.judge(w.generation(), now, start, |t| verdict(&config, t)) {
+            self.trip(w, reason);
+        }
+    }
+
+    /// Closed -> Open, unless another thread moved the breaker first. A
+    /// word that changed only in its flags is tried again.
+    fn trip(&self, mut w: Word, reason: Reason) {
+        let g = w.generation();
+        while let Err(actual) = self.transition(w, w.enter(State::Open, 0), reason) {
+            if actual.generation() != g {
+                return;
+            }
+            w = actual;
+        }
+    }
+
+    /// A probe's outcome: count it in the trial, and end the trial when it
+    /// is decided.
+    fn record_probe(&self, w: Word, outcome: Outcome, slow: bool) {
+        if outcome == Outcome::Ignored {
+            self.count_ignored();
+        } else {
+            self.windows.record_total(outcome == Outcome::Failure, slow);
+        }
+        let config = self.config.load();
+        let g = w.generation();
+        let probes = &self.hot.probes[parity(g)];
+        // Acquire: the trial's counts, as published.
+        let mut cur = Probes(probes.load(Ordering::Acquire));
+        loop {
+            let mut now = self.load();
+            if now.generation() != g || !cur.tag_matches(g) {
+                return; // the trial ended meanwhile: this outcome is stale
+            }
+            let (mut taken, mut ok, mut fail) = (cur.taken(), cur.ok(), cur.fail());
+            match outcome {
+                Outcome::Ignored => taken = taken.saturating_sub(1),
+                Outcome::Success => ok += 1,
+                Outcome::Failure => fail += 1,
+            }
+            let next = cur.with(taken, ok, fail, cur.slow() + slow as u32);
+            // AcqRel: the counts are what the decision reads.
+            match probes.compare_exchange_weak(cur.0, next.0, Ordering::AcqRel, Ordering::Acquire) {
+                Err(actual) => cur = Probes(actual),
+                Ok(_) => {
+                    let Some((state, reason)) = trial(&config, next) else { return };
+                    let level = if state == State::Open { now.level() + 1 } else { 0 };
+                    // The counts with this outcome are in: whoever moves the
+                    // breaker, the trial is decided. Retry only on a word
+                    // that changed in its flags.
+                    while let Err(actual) = self.transition(now, now.enter(state, level), reason) {
+                        if actual.generation() != g {
+                            return;
+                        }
+                        now = actual;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The count window: the last `n` outcomes, in one ring shared by all
+//! stripes.
+//!
+//! Each stripe has its own cursor, starting `k / stripes` of the way round,
+//! that walks the ring one slot per outcome (`advance`: the cursor word
+//! holds the slot itself, so no division is on the hot path). A slot holds
+//! one outcome tagged with the full generation it was recorded in; only
+//! slots of the current generation are counted, so a new era starts empty
+//! without clearing anything, and an outcome from an old era never counts,
+//! however old.
+//!
+//! The counts of live outcomes, failures and slow calls are also kept per
+//! stripe, as deltas (`count_change`), and summed when a decision needs
+//! them: O(stripes), not O(n). Read while others record, that sum can be
+//! off by more than the records in flight (a reader descheduled between two
+//! stripes sees one stripe from before and another from after), so it only
+//! filters: when it says "trip", the ring itself is read to confirm.
+//!
+//! One thread always writes through the same cursor, so a single thread
+//! sees an exact ring of its last `n` outcomes. Under concurrency every
+//! slot still holds exactly one real outcome and none is counted twice, but
+//! which `n` outcomes the ring holds is approximate: the cursors of
+//! different stripes advance at their own speeds.
+//!
+//! A success writes its slot only if the slot holds something else, so in
+//! a healthy breaker the ring stays read-only and shared by every core.
+
+use super::stripe::{rehome, Stripe};
+use super::Tally;
+use crate::era::{self, parity};
+use crate::sync::{AtomicU64, Ordering};
+
+/// A cursor: `[laps 40 | position 24]`.
+pub(super) const POSITION_BITS: u32 = 24;
+pub(super) const POSITION_MASK: u64 = (1 << POSITION_BITS) - 1;
+
+/// A slot: `[generation 54 | present | slow | fail]`; 0 is empty.
+const PRESENT: u64 = 0b100;
+const SLOW: u64 = 0b010;
+const FAIL: u64 = 0b001;
+
+/// The slot value of an outcome.
+#[inline]
+pub(super) const fn slot_value(generation: u64, failed: bool, slow: bool) -> u64 {
+    generation << 3 | PRESENT | (slow as u64) << 1 | failed as u64
+}
+
+/// Moves `stripe`'s cursor one slot round a ring of `n` and returns the
+/// slot it was on.
+///
+/// The cursor is `[laps 40 | position 24]` (a ring holds at most 2^24
+/// slots), moved by compare-and-swap, so the slot comes straight from the
+/// word, and the stripe's count of outcomes is `laps * n + position -
+/// start` (see `calls`). When `laps` wraps (after 2^40 laps), the winner
+/// adds the lost `2^40 * n` to `lapped`. A CAS that fails because another
+/// thread moved the cursor sends this thread to another stripe for its
+/// next call; a spurious failure (the value did not change) does not.
+#[inline]
+pub(super) fn advance(stripe: &Stripe, n: u64) -> u64 {
+    // Relaxed: the cursor only hands out positions and counts; the slots
+    // carry their own data.
+    let mut cur = stripe.calls.load(Ordering::Relaxed);
+    loop {
+        let pos = cur & POSITION_MASK;
+        let next =
+            if pos + 1 == n { (cur & !POSITION_MASK).wrapping_add(1 << POSITION_BITS) } else { cur + 1 };
+        // Relaxed: as above.
+        match stripe.calls.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => {
+                if next < cur {
+                    // Relaxed: a statistic.
+                    stripe.lapped.fetch_add(n << (64 - POSITION_BITS), Ordering::Relaxed);
+                }
+                return pos;
+            }
+            Err(actual) => {
+                if actual != cur {
+                    rehome();
+                }
+                cur = actual;
+            }
+        }
+    }
+}
+
+/// Writes outcome `v` of `generation` into the next slot of `stripe`'s
+/// cursor and keeps the live counts in step. Returns whether the window
+/// of `generation` grew (the slot held no outcome of it): a success that
+/// fills the window may bring it to `minimum_calls`, so it is judged.
+#[inline]
+pub(super) fn record(slots: &[AtomicU64], stripe: &Stripe, generation: u64, v: u64) -> bool {
+    let i = advance(stripe, slots.len() as u64) as usize;
+    // `i < slots.len()`; `get` keeps the bounds panic off the hot path.
+    let Some(slot) = slots.get(i) else { return false };
+    // Relaxed: a slot is one self-contained value; readers need no other
+    // memory ordered with it. The load first keeps the line shared (no
+    // write) when the slot already holds this outcome, as it does for
+    // every success in a healthy breaker.
+    if slot.load(Ordering::Relaxed) == v {
+        return false;
+    }
+    // Relaxed: as above; the swap's answer is what makes the counts exact.
+    let old = slot.swap(v, Ordering::Relaxed);
+    old != v && count_change(stripe, generation, old, v)
+}
+
+/// Adds to `stripe`'s live counts what one swap did to a slot: `-old` in
+/// the old outcome's era and `+new` in the new one's. A counter belongs to
+/// one era (its tag); a delta for another era is dropped (that era no
+/// longer counts, or the writer's permit is stale). So, whenever no write
+/// is in flight, the counters of era `g` summed over the stripes equal the
+/// slots holding `g`, exactly, even when a late writer with a stale permit
+/// overwrites a live slot.
+#[cold]
+fn count_change(stripe: &Stripe, generation: u64, old: u64, new: u64) -> bool {
+    let fields = |v: u64| [(v & PRESENT != 0) as i64, (v & FAIL) as i64, ((v & SLOW) >> 1) as i64];
+    let (o, n) = (fields(old), fields(new));
+    let old_gen = old >> 3;
+    let live = &stripe.live[parity(generation)];
+    if old & PRESENT != 0 && old_gen == generation {
+        for (k, c) in live.iter().enumerate() {
+            if n[k] != o[k] {
+                era::add(c, generation, n[k] - o[k]);
+            }
+        }
+        return false;
+    }
+    if old & PRESENT != 0 {
+        for (k, c) in stripe.live[parity(old_gen)].iter().enumerate() {
+            if o[k] != 0 {
+                era::add(c, old_gen, -o[k]);
+            }
+        }
+    }
+    let grew = era::add(&live[0], generation, 1).is_some();
+    for k in 1..3 {
+        if n[k] != 0 {
+            era::add(&live[k], generation, n[k]);
+        }
+    }
+    grew
+}
+
+/// The per-stripe live counts of `generation`, summed; see the module docs.
+pub(super) fn estimate<'a>(stripes: impl Iterator<Item = &'a Stripe>, generation: u64) -> Tally {
+    let mut sums = [0u64; 3];
+    for stripe in stripes {
+        for (sum, c) in sums.iter_mut().zip(&stripe.live[parity(generation)]) {
+            // Relaxed: see `count_change`.
+            let c = c.load(Ordering::Relaxed);
+            if era::counter_is_for(c, generation) {
+                *sum = sum.wrapping_add(c & era::COUNT_MASK);
+            }
+        }
+    }
+    // A "negative" sum (one stripe's -1 seen without another's +1) reads
+    // as zero: the true sum is at most the ring's 2^24 slots.
+    let [calls, failures, slow] = sums.map(|s| {
+        let s = s & era::COUNT_MASK;
+        if s >= 1 << (era::COUNT_BITS - 1) {
+            0
+        } else {
+            s
+        }
+    });
+    Tally { calls, failures, slow }
+}
+
+/// What the ring holds for `generation`: each slot read once, so every
+/// outcome counted is a real one and none twice. O(n).
+pub(super) fn tally(slots: &[AtomicU64], generation: u64) -> Tally {
+    let mut t = Tally::default();
+    // Relaxed: each slot is self-contained; see `record`.
+    for v in slots.iter().map(|s| s.load(Ordering::Relaxed)) {
+        if v & PRESENT != 0 && v >> 3 == generation {
+            t.calls += 1;
+            t.failures += v & FAIL;
+            t.slow += (v & SLOW) >> 1;
+        }
+    }
+    t
+}
+
+/// Outcomes recorded through `stripe`'s cursor, all time.
+pub(super) fn calls(stripe: &Stripe, n: u64) -> u64 {
+    // Relaxed: statistics.
+    let c = stripe.calls.load(Ordering::Relaxed);
+    let laps_and_pos = (c >> POSITION_BITS).wrapping_mul(n).wrapping_add(c & POSITION_MASK);
+    // Relaxed: statistics.
+    let lapped = stripe.lapped.load(Ordering::Relaxed);
+    lapped.wrapping_add(laps_and_pos).wrapping_sub(stripe.start)
+}

@@ -1,0 +1,382 @@
+//! The outcome windows and the striped counters behind them: `stripe.rs`
+//! (where counters live and why), `count.rs` (the ring of the last `n`
+//! outcomes) and `time.rs` (buckets of the last `length`).
+
+mod count;
+mod stripe;
+mod time;
+
+pub(crate) use stripe::Stripe;
+
+use crate::config::Window;
+use crate::era::{self, parity};
+use crate::state::Word;
+use crate::sync::{AtomicU64, Ordering};
+use crossbeam_utils::CachePadded;
+
+/// What a window holds, or what the totals add up to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Tally {
+    pub(crate) calls: u64,
+    pub(crate) failures: u64,
+    pub(crate) slow: u64,
+}
+
+/// What a fast success did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fast {
+    /// Recorded; nothing to decide.
+    Done,
+    /// Recorded, and the window grew: judge it.
+    Judge,
+    /// Not a count window: take the long way.
+    Slow,
+}
+
+/// The windows and the stripes, built once for a window shape.
+pub(crate) struct Windows {
+    stripes: Box<[CachePadded<Stripe>]>,
+    stripe_mask: usize,
+    kind: Kind,
+}
+
+enum Kind {
+    Count(Box<[AtomicU64]>),
+    Time(time::Buckets),
+}
+
+impl Windows {
+    pub(crate) fn new(window: Window, stripes: u32) -> Windows {
+        let stripes = stripes.clamp(1, crate::config::MAX_STRIPES).next_power_of_two() as usize;
+        let (kind, ring) = match window {
+            Window::Count(n) => (Kind::Count((0..n).map(|_| AtomicU64::new(0)).collect()), n as u64),
+            Window::Time { length, buckets } => (Kind::Time(time::Buckets::new(stripes, length, buckets)), 0),
+        };
+        Windows {
+            // Stripe k's cursor starts k/stripes of the way round a count
+            // ring (at laps 0: it counts `position - start` outcomes).
+            stripes: (0..stripes as u64)
+                .map(|k| {
+                    let start = k * ring / stripes as u64;
+                    CachePadded::new(Stripe { calls: AtomicU64::new(start), start, ..Stripe::default() })
+                })
+                .collect(),
+            stripe_mask: stripes - 1,
+            kind,
+        }
+    }
+
+    /// Whether recording needs the time.
+    pub(crate) fn needs_clock(&self) -> bool {
+        matches!(self.kind, Kind::Time(_))
+    }
+
+    /// The stripe of the calling thread.
+    #[inline]
+    pub(crate) fn stripe(&self) -> (usize, &Stripe) {
+        let k = stripe::home() & self.stripe_mask;
+        (k, &self.stripes[k])
+    }
+
+    /// Records a success of `generation` if this is a count window: the
+    /// whole hot path of a healthy breaker.
+    #[inline]
+    pub(crate) fn record_success(&self, generation: u64) -> Fast {
+        match &self.kind {
+            Kind::Count(slots) => {
+                if count::record(
+                    slots,
+                    self.stripe().1,
+                    generation,
+                    count::slot_value(generation, false, false),
+                ) {
+                    Fast::Judge
+                } else {
+                    Fast::Done
+                }
+            }
+            Kind::Time(_) => Fast::Slow,
+        }
+    }
+
+    /// Records one success or failure of `generation` at `now` (ns since
+    /// the breaker was built; used by time windows, with `start`, the
+    /// era's start). Returns whether a success should be judged (see
+    /// `count::record` and `time::Buckets::record`; failures and slow calls
+    /// are always judged by the caller).
+    /// `live()` says whether the era is still current.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record(
+        &self,
+        generation: u64,
+        failed: bool,
+        slow: bool,
+        now: u64,
+        start: u64,
+        minimum: u64,
+        live: impl Fn() -> bool,
+    ) -> bool {
+        let (k, stripe) = self.stripe();
+        let judge = match &self.kind {
+            Kind::Count(slots) => {
+                count::record(slots, stripe, generation, count::slot_value(generation, failed, slow))
+            }
+            Kind::Time(b) => b.record(k, stripe, generation, failed, slow, now, start, minimum, live),
+        };
+        Self::count_totals(stripe, failed, slow);
+        judge
+    }
+
+    fn count_totals(stripe: &Stripe, failed: bool, slow: bool) {
+        if failed {
+            // Relaxed: statistics.
+            stripe.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        if slow {
+            // Relaxed: statistics.
+            stripe.slow.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a probe outcome (half-open), which goes in the totals only.
+    pub(crate) fn record_total(&self, failed: bool, slow: bool) {
+        let (_, stripe) = self.stripe();
+        match &self.kind {
+            // Moving the cursor past a slot is harmless: it is written again
+            // a lap later, and a new era starts with no slots anyway.
+            Kind::Count(slots) => {
+                count::advance(stripe, slots.len() as u64);
+            }
+            Kind::Time(_) => {
+                // Relaxed: a statistic.
+                stripe.calls.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Self::count_totals(stripe, failed, slow);
+    }
+
+    /// Adds one to the calling thread's stripe counter `field`.
+    pub(crate) fn count(&self, field: impl Fn(&Stripe) -> &AtomicU64) {
+        // Relaxed: a statistic.
+        field(self.stripe().1).fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Starts the window of the era `from` leads to (see `era.rs`): every
+    /// stripe's live counts zero and tagged with the new generation, and a
+    /// time window's bucket set empty, written while the state word is
+    /// still `from`.
+    pub(crate) fn prepare(&self, state: &AtomicU64, from: Word, generation: u64) -> Result<(), Word> {
+        let zero = era::counter(generation, 0);
+        for stripe in self.stripes.iter() {
+            for c in &stripe.live[parity(generation)] {
+                era::publish(c, state, from, zero, |cur| cur == zero)?;
+            }
+        }
+        match &self.kind {
+            Kind::Time(b) => b.prepare(state, from, generation),
+            Kind::Count(_) => Ok(()),
+        }
+    }
+
+    /// Applies `judge` to what the window holds for `generation` at `now`
+    /// (an era that started at `start`), cheaply when it can: a count
+    /// window first judges its per-stripe live counts (O(stripes)), and
+    /// only if that yields a verdict judges the ring itself (O(n)) to
+    /// confirm it. A time window's tally is already cheap and is judged
+    /// once.
+    pub(crate) fn judge<R>(
+        &self,
+        generation: u64,
+        now: u64,
+        start: u64,
+        judge: impl Fn(Tally) -> Option<R>,
+    ) -> Option<R> {
+        match &self.kind {
+            Kind::Count(slots) => {
+                judge(count::estimate(self.stripes.iter().map(|s| &**s), generation))?;
+                judge(count::tally(slots, generation))
+            }
+            Kind::Time(b) => judge(b.tally(generation, now, start)),
+        }
+    }
+
+    /// What the window holds for `generation` at `now`: each slot or bucket
+    /// read once, so every outcome counted is a real one and none twice.
+    pub(crate) fn tally(&self, generation: u64, now: u64, start: u64) -> Tally {
+        match &self.kind {
+            Kind::Count(slots) => count::tally(slots, generation),
+            Kind::Time(b) => b.tally(generation, now, start),
+        }
+    }
+
+    /// Outcomes recorded, all time, summed over the stripes.
+    pub(crate) fn calls(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| match &self.kind {
+                Kind::Count(slots) => count::calls(s, slots.len() as u64),
+                // Relaxed: statistics.
+                Kind::Time(_) => s.calls.load(Ordering::Relaxed),
+            })
+            .fold(0, u64::wrapping_add)
+    }
+
+    /// Sums one counter over the stripes.
+    pub(crate) fn sum(&self, field: impl Fn(&Stripe) -> &AtomicU64) -> u64 {
+        // Relaxed: statistics; a snapshot taken while others record is
+        // approximate anyway.
+        self.stripes.iter().map(|s| field(s).load(Ordering::Relaxed)).fold(0, u64::wrapping_add)
+    }
+
+    /// Bytes on the heap.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let kind = match &self.kind {
+            Kind::Count(slots) => std::mem::size_of_val(&**slots),
+            Kind::Time(b) => b.heap_bytes(),
+        };
+        kind + std::mem::size_of_val(&*self.stripes)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A window whose live counters are ready for `generation` (what a
+    /// transition does before the era becomes visible).
+    fn windows(window: Window, stripes: u32, generations: &[u64]) -> Windows {
+        let w = Windows::new(window, stripes);
+        let state = AtomicU64::new(0);
+        for &g in generations {
+            w.prepare(&state, Word(0), g).unwrap();
+        }
+        w
+    }
+
+    #[test]
+    fn count_window_is_an_exact_ring_for_one_thread() {
+        let w = windows(Window::count(5), 4, &[1]);
+        for i in 0..12 {
+            w.record(1, i % 3 == 0, false, 0, 0, 0, || true);
+        }
+        // The last 5 of 0..12 are 7..12; failures at 9.
+        assert_eq!(w.tally(1, 0, 0), Tally { calls: 5, failures: 1, slow: 0 });
+        assert_eq!(w.tally(3, 0, 0), Tally::default(), "another generation sees nothing");
+    }
+
+    #[test]
+    fn a_success_that_grows_the_window_asks_to_be_judged() {
+        let w = windows(Window::count(3), 1, &[1]);
+        assert!(w.record_success(1) == Fast::Judge);
+        assert!(w.record_success(1) == Fast::Judge);
+        assert!(w.record_success(1) == Fast::Judge);
+        assert!(w.record_success(1) == Fast::Done, "the window is full");
+    }
+
+    #[test]
+    fn time_window_ages_out_buckets() {
+        let w = windows(Window::time(Duration::from_secs(10), 10), 2, &[3]);
+        let s = 1_000_000_000;
+        w.record(3, true, false, 0, 0, 0, || true);
+        w.record(3, false, true, 5 * s, 0, 0, || true);
+        assert_eq!(w.tally(3, 9 * s, 0), Tally { calls: 2, failures: 1, slow: 1 });
+        assert_eq!(w.tally(3, 10 * s, 0), Tally { calls: 1, failures: 0, slow: 1 });
+        assert_eq!(w.tally(3, 15 * s, 0), Tally::default());
+        // A record in a reused bucket turns it; an old record into it is dropped.
+        w.record(3, false, false, 20 * s, 0, 0, || true);
+        w.record(3, true, false, 10 * s, 0, 0, || true);
+        assert_eq!(w.tally(3, 20 * s, 0), Tally { calls: 1, failures: 0, slow: 0 });
+    }
+
+    #[test]
+    fn a_new_era_of_a_time_window_starts_empty_even_mid_bucket() {
+        let w = windows(Window::time(Duration::from_secs(10), 10), 1, &[1, 2]);
+        let s = 1_000_000_000;
+        for _ in 0..5 {
+            w.record(1, true, false, s / 2, 0, 0, || true);
+        }
+        // Era 2 starts 0.7 s in, inside the bucket that holds era 1's failures.
+        let start = 7 * s / 10;
+        assert_eq!(w.tally(2, start, start), Tally::default());
+        w.record(2, false, false, s, start, 0, || true);
+        assert_eq!(w.tally(2, s, start), Tally { calls: 1, failures: 0, slow: 0 });
+        assert_eq!(w.tally(2, start + 10 * s, start), Tally::default(), "aged out");
+    }
+
+    #[test]
+    fn cursor_counts_across_laps_and_lap_wraps() {
+        let w = windows(Window::count(3), 2, &[1]);
+        for i in 0..10 {
+            w.record(1, i % 2 == 0, false, 0, 0, 0, || true);
+        }
+        assert_eq!(w.calls(), 10);
+        assert_eq!(w.tally(1, 0, 0).calls, 3);
+        // Put this thread's cursor just before `laps` wraps: laps = 2^40 - 1,
+        // position 2 (the last slot). Two more records must count two more.
+        let (_, stripe) = w.stripe();
+        stripe.calls.store(count::POSITION_MASK << count::POSITION_BITS | 2, Ordering::Relaxed);
+        let jumped = w.calls();
+        w.record(1, false, false, 0, 0, 0, || true); // wraps laps
+        w.record(1, false, false, 0, 0, 0, || true);
+        assert_eq!(w.calls(), jumped.wrapping_add(2));
+    }
+
+    #[test]
+    fn live_counts_match_the_ring_even_with_stale_writers() {
+        let w = windows(Window::count(7), 4, &[5]);
+        let state = AtomicU64::new(0);
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut generation = 5;
+        for step in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if step % 500 == 0 {
+                generation += 1; // a new era: starts empty
+                w.prepare(&state, Word(0), generation).unwrap();
+                assert_eq!(count::estimate(w.stripes.iter().map(|s| &**s), generation), Tally::default());
+            }
+            // One record in eight comes from a stale permit of an old era.
+            let g = if x % 8 == 0 { generation - 1 - (x >> 8) % 3 } else { generation };
+            w.record(g, x & 0x10 != 0, x & 0x20 != 0, 0, 0, 0, || true);
+            let est = count::estimate(w.stripes.iter().map(|s| &**s), generation);
+            assert_eq!(est, w.tally(generation, 0, 0), "step {step}");
+        }
+    }
+
+    #[test]
+    fn live_counts_match_the_ring_after_concurrent_records() {
+        for round in 0..20 {
+            let w = std::sync::Arc::new(windows(Window::count(100), 2, &[0]));
+            let threads: Vec<_> = (0..4u64)
+                .map(|t| {
+                    let w = w.clone();
+                    std::thread::spawn(move || {
+                        for i in 0..20_000u64 {
+                            if (i + t) % 3 == 0 {
+                                w.record(0, true, false, 0, 0, 0, || true);
+                            } else {
+                                assert!(w.record_success(0) != Fast::Slow);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert_eq!(count::estimate(w.stripes.iter().map(|s| &**s), 0), w.tally(0, 0, 0), "round {round}");
+            assert_eq!(w.calls(), 80_000);
+        }
+    }
+
+    #[test]
+    fn preparing_an_era_is_refused_once_the_state_moved() {
+        let w = Windows::new(Window::count(4), 2);
+        let state = AtomicU64::new(Word::INITIAL.0);
+        let moved = Word::INITIAL.enter(crate::State::Open, 0);
+        state.store(moved.0, Ordering::Relaxed);
+        assert_eq!(w.prepare(&state, Word::INITIAL, 1), Err(moved));
+    }
+}
