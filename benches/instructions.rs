@@ -9,7 +9,7 @@ fn main() {
     // Re-run under valgrind: do the calls and exit.
     if let (Ok(name), Ok(n)) = (std::env::var("NB_SCENARIO"), std::env::var("NB_CALLS")) {
         let n = n.parse().expect("NB_CALLS is a number");
-        let clock = nanobreaker::quanta::Clock::new();
+        let clock = nanobreaker::Clock::precise();
         assert!(scenarios::run(&name, n, &clock), "unknown scenario {name}");
         return;
     }

@@ -2,7 +2,7 @@
 //! by the instruction-count bench (`benches/instructions.rs`) and its
 //! regression test (`tests/instructions.rs`).
 
-use nanobreaker::{quanta, CircuitBreaker, State, Window};
+use nanobreaker::{CircuitBreaker, Clock, State, Window};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -18,10 +18,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("half_open_probe", "try_acquire + ignore, half-open"),
 ];
 
-fn breaker(
-    clock: &quanta::Clock,
-    f: impl FnOnce(nanobreaker::Builder) -> nanobreaker::Builder,
-) -> CircuitBreaker {
+fn breaker(clock: &Clock, f: impl FnOnce(nanobreaker::Builder) -> nanobreaker::Builder) -> CircuitBreaker {
     f(CircuitBreaker::builder()
         .clock(clock.clone())
         .failure_rate_threshold(1.0)
@@ -37,7 +34,7 @@ fn breaker(
 /// The clock is made (and calibrated, which takes a varying number of
 /// instructions) before this is called: callgrind counts only inside it.
 #[inline(never)]
-pub fn run(name: &str, n: u64, clock: &quanta::Clock) -> bool {
+pub fn run(name: &str, n: u64, clock: &Clock) -> bool {
     match name {
         "floor" => {
             let (state, counter) = (AtomicU64::new(0), AtomicU64::new(0));

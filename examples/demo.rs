@@ -76,16 +76,16 @@ fn main() {
                     });
                     match r {
                         Ok(()) => calls.fetch_add(1, Relaxed),
-                        Err(Error::Inner(_)) => {
-                            calls.fetch_add(1, Relaxed);
-                            failed.fetch_add(1, Relaxed)
-                        }
                         Err(Error::Rejected(r)) => {
                             rejected.fetch_add(1, Relaxed);
                             // A real client would back off; sleep a little so the demo's
                             // counts stay readable.
                             std::thread::sleep(r.retry_after().min(Duration::from_millis(5)));
                             0
+                        }
+                        Err(_) => {
+                            calls.fetch_add(1, Relaxed);
+                            failed.fetch_add(1, Relaxed)
                         }
                     };
                 }

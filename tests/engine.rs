@@ -1,7 +1,9 @@
 //! Every transition, driven by a mock clock.
 
-use nanobreaker::{CircuitBreaker, Config, Error, Outcome, Reason, State, Transition, Window};
-use quanta::Mock;
+use nanobreaker::MockClock;
+use nanobreaker::{
+    CircuitBreaker, Config, Error, HalfOpenPolicy, Outcome, Reason, State, Transition, Window,
+};
 use std::future::Future;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
@@ -11,8 +13,8 @@ const SEC: Duration = Duration::from_secs(1);
 /// A breaker on a mock clock, no jitter, recording its transitions.
 fn breaker(
     f: impl FnOnce(nanobreaker::Builder) -> nanobreaker::Builder,
-) -> (CircuitBreaker, Arc<Mock>, Arc<Mutex<Vec<Transition>>>) {
-    let (clock, mock) = quanta::Clock::mock();
+) -> (CircuitBreaker, MockClock, Arc<Mutex<Vec<Transition>>>) {
+    let (clock, mock) = nanobreaker::Clock::mock();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
     let b = CircuitBreaker::builder()
@@ -82,9 +84,9 @@ fn open_rejects_until_the_wait_then_half_open_closes_on_success() {
     fail(&cb, 4);
     let r = cb.try_acquire().unwrap_err();
     assert_eq!((r.state(), r.retry_after()), (State::Open, 5 * SEC));
-    mock.increment(2 * SEC);
+    mock.advance(2 * SEC);
     assert_eq!(cb.try_acquire().unwrap_err().retry_after(), 3 * SEC);
-    mock.increment(3 * SEC);
+    mock.advance(3 * SEC);
     let p1 = cb.try_acquire().unwrap();
     assert_eq!(cb.state(), State::HalfOpen);
     let p2 = cb.try_acquire().unwrap();
@@ -111,11 +113,11 @@ fn failed_trials_back_off_exponentially_up_to_the_cap() {
     fail(&cb, 4);
     for expected in [5, 10, 12, 12] {
         assert_eq!(cb.try_acquire().unwrap_err().retry_after(), expected * SEC);
-        mock.increment(expected * SEC);
+        mock.advance(expected * SEC);
         cb.try_acquire().unwrap().failure(); // 1 of 2 probes failed: rate 0.5
         assert_eq!(cb.state(), State::Open);
     }
-    mock.increment(12 * SEC);
+    mock.advance(12 * SEC);
     succeed(&cb, 2);
     assert_eq!(cb.state(), State::Closed);
     fail(&cb, 4);
@@ -124,7 +126,7 @@ fn failed_trials_back_off_exponentially_up_to_the_cap() {
 
 #[test]
 fn jitter_spreads_each_opening_within_bounds() {
-    let (cb, mock, _) = breaker(|b| b.jitter(0.5).backoff(1.0, 5 * SEC));
+    let (cb, mock, _) = breaker(|b| b.jitter(0.5).backoff(1.0, 10 * SEC));
     let mut waits = Vec::new();
     fail(&cb, 4);
     for _ in 0..20 {
@@ -132,7 +134,7 @@ fn jitter_spreads_each_opening_within_bounds() {
         assert_eq!(cb.try_acquire().unwrap_err().retry_after(), w, "drawn once per opening");
         assert!(w >= SEC * 5 / 2 && w <= SEC * 15 / 2, "{w:?}");
         waits.push(w);
-        mock.increment(8 * SEC);
+        mock.advance(8 * SEC);
         cb.try_acquire().unwrap().failure();
     }
     waits.sort();
@@ -141,10 +143,25 @@ fn jitter_spreads_each_opening_within_bounds() {
 }
 
 #[test]
+fn jitter_never_takes_the_wait_past_max_open_wait() {
+    let (cb, mock, _) = breaker(|b| b.jitter(0.9).backoff(2.0, 6 * SEC));
+    fail(&cb, 4);
+    let mut at_cap = 0;
+    for _ in 0..40 {
+        let w = cb.try_acquire().unwrap_err().retry_after();
+        assert!(w <= 6 * SEC, "{w:?} is past max_open_wait");
+        at_cap += (w == 6 * SEC) as u32;
+        mock.advance(6 * SEC);
+        cb.try_acquire().unwrap().failure();
+    }
+    assert!(at_cap > 0, "the cap is reached");
+}
+
+#[test]
 fn old_successes_in_a_time_window_do_not_hide_a_new_outage() {
     let (cb, mock, _) = breaker(|b| b.window(Window::time(10 * SEC, 10)).minimum_calls(10));
     succeed(&cb, 1000);
-    mock.increment(11 * SEC); // the successes age out
+    mock.advance(11 * SEC); // the successes age out
     fail(&cb, 9);
     assert_eq!(cb.state(), State::Closed, "9 < minimum_calls");
     fail(&cb, 1);
@@ -158,12 +175,12 @@ fn time_window_counts_only_the_last_length() {
     // Trips at once (1 of 1 failed): reset and look at the window instead.
     cb.transition_to(State::MetricsOnly);
     fail(&cb, 2);
-    mock.increment(4 * SEC);
+    mock.advance(4 * SEC);
     succeed(&cb, 2);
     assert_eq!(cb.metrics().window_calls, 4);
-    mock.increment(6 * SEC);
+    mock.advance(6 * SEC);
     assert_eq!((cb.metrics().window_calls, cb.metrics().window_failures), (2, 0));
-    mock.increment(4 * SEC);
+    mock.advance(4 * SEC);
     assert_eq!(cb.metrics().window_calls, 0);
 }
 
@@ -172,7 +189,7 @@ fn slow_calls_trip_the_slow_call_rule() {
     let (cb, mock, seen) = breaker(|b| b.slow_call(Duration::from_millis(500), 0.5));
     for _ in 0..4 {
         let p = cb.try_acquire().unwrap();
-        mock.increment(Duration::from_millis(600));
+        mock.advance(Duration::from_millis(600));
         p.success();
     }
     assert_eq!(cb.state(), State::Open);
@@ -185,7 +202,7 @@ fn fast_calls_are_not_slow() {
     let (cb, mock, _) = breaker(|b| b.slow_call(Duration::from_millis(500), 0.5));
     for _ in 0..10 {
         let p = cb.try_acquire().unwrap();
-        mock.increment(Duration::from_millis(499));
+        mock.advance(Duration::from_millis(499));
         p.success();
     }
     assert_eq!((cb.state(), cb.metrics().slow_calls), (State::Closed, 0));
@@ -208,7 +225,7 @@ fn a_thundering_herd_in_half_open_admits_exactly_the_permits() {
     for _ in 0..20 {
         let (cb, mock, _) = breaker(|b| b.half_open_permits(3));
         fail(&cb, 4);
-        mock.increment(5 * SEC);
+        mock.advance(5 * SEC);
         let cb = Arc::new(cb);
         let barrier = Arc::new(Barrier::new(8));
         let admitted: Vec<_> = (0..8)
@@ -237,7 +254,7 @@ fn a_slow_success_from_before_a_trip_does_not_count() {
     let (cb, mock, _) = breaker(|b| b.half_open_permits(1));
     let old = cb.try_acquire().unwrap(); // issued while closed
     fail(&cb, 4);
-    mock.increment(5 * SEC);
+    mock.advance(5 * SEC);
     let probe = cb.try_acquire().unwrap();
     assert_eq!(cb.state(), State::HalfOpen);
     old.success(); // stale: must not close the breaker
@@ -254,7 +271,7 @@ fn a_stale_failure_does_not_reopen() {
     let (cb, mock, _) = breaker(|b| b);
     let old = cb.acquire().unwrap();
     fail(&cb, 4);
-    mock.increment(5 * SEC);
+    mock.advance(5 * SEC);
     succeed(&cb, 2);
     assert_eq!(cb.state(), State::Closed);
     fail(&cb, 3);
@@ -267,14 +284,14 @@ fn a_stale_failure_does_not_reopen() {
 fn probes_that_never_report_end_the_trial_after_half_open_max_wait() {
     let (cb, mock, seen) = breaker(|b| b.half_open_max_wait(10 * SEC).backoff(2.0, 60 * SEC));
     fail(&cb, 4);
-    mock.increment(5 * SEC);
+    mock.advance(5 * SEC);
     let lost: Vec<_> = (0..2).map(|_| cb.acquire().unwrap()).collect(); // never reported
-    mock.increment(9 * SEC);
+    mock.advance(9 * SEC);
     assert_eq!(cb.try_acquire().unwrap_err().retry_after(), SEC);
-    mock.increment(SEC);
+    mock.advance(SEC);
     let r = cb.try_acquire().unwrap_err();
     assert_eq!((r.state(), r.retry_after()), (State::Open, 10 * SEC));
-    mock.increment(10 * SEC);
+    mock.advance(10 * SEC);
     succeed(&cb, 2);
     assert_eq!(cb.state(), State::Closed);
     for p in lost {
@@ -288,7 +305,7 @@ fn probes_that_never_report_end_the_trial_after_half_open_max_wait() {
 fn a_dropped_permit_gives_back_its_half_open_slot() {
     let (cb, mock, _) = breaker(|b| b.half_open_permits(1));
     fail(&cb, 4);
-    mock.increment(5 * SEC);
+    mock.advance(5 * SEC);
     drop(cb.try_acquire().unwrap());
     assert_eq!(cb.state(), State::HalfOpen);
     assert_eq!(cb.metrics().half_open_in_flight, 0);
@@ -299,13 +316,43 @@ fn a_dropped_permit_gives_back_its_half_open_slot() {
 }
 
 #[test]
-fn a_failing_probe_reopens_at_once() {
-    let (cb, mock, _) = breaker(|b| b.half_open_permits(4));
+fn under_the_rate_policy_a_trial_reopens_once_the_rate_cannot_fall_below() {
+    let (cb, mock, _) = breaker(|b| b.half_open_permits(4).half_open_policy(HalfOpenPolicy::FailureRate));
     fail(&cb, 4);
-    mock.increment(5 * SEC);
+    mock.advance(5 * SEC);
     succeed(&cb, 1);
-    fail(&cb, 2); // 2 of 4 permits failed: the rate can no longer fall below 0.5
+    fail(&cb, 1);
+    assert_eq!(cb.state(), State::HalfOpen, "1 of 4 failed: the trial goes on");
+    fail(&cb, 1); // 2 of 4 permits failed: the rate can no longer fall below 0.5
     assert_eq!(cb.state(), State::Open);
+}
+
+#[test]
+fn by_default_the_first_failed_probe_reopens_and_all_permits_must_succeed() {
+    let (cb, mock, seen) = breaker(|b| b.half_open_permits(4));
+    fail(&cb, 4);
+    mock.advance(5 * SEC);
+    succeed(&cb, 3);
+    assert_eq!(cb.state(), State::HalfOpen);
+    fail(&cb, 1);
+    assert_eq!(cb.state(), State::Open, "one failure reopens");
+    mock.advance(10 * SEC);
+    succeed(&cb, 4);
+    assert_eq!(cb.state(), State::Closed, "four successes close");
+    let reasons: Vec<_> = path(&seen).into_iter().map(|p| p.2).collect();
+    assert!(reasons.contains(&Reason::ProbesFailed) && reasons.ends_with(&[Reason::ProbesSucceeded]));
+}
+
+#[test]
+fn a_slow_probe_reopens_under_the_default_policy() {
+    let (cb, mock, seen) = breaker(|b| b.slow_call(SEC, 1.0).half_open_permits(3));
+    fail(&cb, 4);
+    mock.advance(5 * SEC);
+    let p = cb.try_acquire().unwrap();
+    mock.advance(2 * SEC);
+    p.success(); // slow
+    assert_eq!(cb.state(), State::Open);
+    assert_eq!(path(&seen).last().unwrap().2, Reason::ProbesSlow);
 }
 
 #[test]
@@ -314,7 +361,7 @@ fn a_panicking_listener_does_not_break_the_breaker() {
     let quiet = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     fail(&cb, 4);
-    mock.increment(5 * SEC);
+    mock.advance(5 * SEC);
     succeed(&cb, 2);
     std::panic::set_hook(quiet);
     assert_eq!(cb.state(), State::Closed);
@@ -348,7 +395,7 @@ fn manual_open_waits_then_probes() {
     let (cb, mock, _) = breaker(|b| b);
     cb.transition_to(State::Open);
     assert_eq!(cb.try_acquire().unwrap_err().retry_after(), 5 * SEC);
-    mock.increment(5 * SEC);
+    mock.advance(5 * SEC);
     assert!(cb.try_acquire().is_ok());
     assert_eq!(cb.state(), State::HalfOpen);
 }
@@ -420,7 +467,7 @@ fn reconfigure_turns_on_the_slow_call_rule() {
     cb.reconfigure(c).unwrap();
     for _ in 0..4 {
         let p = cb.try_acquire().unwrap();
-        mock.increment(2 * SEC);
+        mock.advance(2 * SEC);
         p.success();
     }
     assert_eq!(cb.state(), State::Open);
@@ -432,7 +479,7 @@ fn listeners_see_transitions_in_order_with_their_time() {
     let late = Arc::new(Mutex::new(0));
     let l = late.clone();
     cb.on_transition(move |_| *l.lock().unwrap() += 1);
-    mock.increment(3 * SEC);
+    mock.advance(3 * SEC);
     fail(&cb, 4);
     let t = seen.lock().unwrap()[0];
     assert_eq!((t.at, t.generation), (3 * SEC, 1));
@@ -464,12 +511,35 @@ fn call_classifies_and_rejects() {
 }
 
 #[test]
-fn a_panicking_call_counts_as_ignored() {
+fn a_panicking_call_counts_as_a_failure_and_goes_on_unwinding() {
     let (cb, _, _) = breaker(|b| b);
-    let r =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb.call(|| -> Result<(), ()> { panic!() })));
-    assert!(r.is_err());
-    assert_eq!(cb.metrics().ignored, 1);
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    for _ in 0..4 {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            cb.call(|| -> Result<(), ()> { panic!("boom") })
+        }));
+        assert!(r.is_err(), "the panic continues");
+    }
+    std::panic::set_hook(quiet);
+    let m = cb.metrics();
+    assert_eq!((m.failures, m.ignored), (4, 0));
+    assert_eq!(cb.state(), State::Open, "four panics of four calls trip the breaker");
+}
+
+#[test]
+fn a_permit_dropped_while_a_panic_unwinds_counts_as_a_failure() {
+    let (cb, _, _) = breaker(|b| b);
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _permit = cb.try_acquire().unwrap();
+        panic!("the caller's code panicked mid-call");
+    }));
+    std::panic::set_hook(quiet);
+    drop(cb.try_acquire().unwrap()); // dropped normally: ignored
+    let m = cb.metrics();
+    assert_eq!((m.failures, m.ignored), (1, 1));
 }
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {

@@ -93,13 +93,13 @@ proptest! {
     }
 
     #[test]
-    fn any_permit_and_outcome_is_a_result_code(generation: u32, start: u64, id: u64, outcome: u32, state: u32) {
+    fn any_permit_and_outcome_is_a_result_code(generation: u64, start: u64, id: u64, outcome: u32, state: u32) {
         let cfg = unsafe_default();
         let mut b: *mut nb_breaker = null_mut();
         // SAFETY: valid pointers throughout; `b` is live until freed at the end.
         unsafe {
             prop_assert_eq!(nb_breaker_new(&cfg, &mut b), nb_result::NB_OK);
-            let forged = nb_permit { breaker_id: id, start_ns: start, generation, reserved: 0 };
+            let forged = nb_permit { breaker_id: id, start_ns: start, generation };
             let r = nb_record(b, forged, outcome);
             prop_assert!(matches!(r, nb_result::NB_OK | nb_result::NB_FOREIGN_PERMIT | nb_result::NB_INVALID_ARGUMENT));
             let r = nb_breaker_transition_to(b, state);

@@ -22,7 +22,7 @@ const BUDGETS: &[(&str, f64)] = &[
 fn instructions_per_call_stay_within_budget() {
     // As the child under valgrind: make the calls and stop.
     if let (Ok(name), Ok(n)) = (std::env::var("NB_SCENARIO"), std::env::var("NB_CALLS")) {
-        let clock = nanobreaker::quanta::Clock::new();
+        let clock = nanobreaker::Clock::precise();
         assert!(scenarios::run(&name, n.parse().unwrap(), &clock));
         return;
     }

@@ -368,7 +368,7 @@ func (b *Breaker) Reconfigure(cfg Config) error {
 type Transition struct {
 	From, To   State
 	Reason     Reason
-	Generation uint32
+	Generation uint64
 	At         time.Duration // since the breaker was made
 }
 
@@ -376,7 +376,7 @@ type Transition struct {
 func goTransition(t *C.nb_transition, handle C.uintptr_t) {
 	f := cgo.Handle(handle).Value().(func(Transition))
 	f(Transition{From: State(t.from), To: State(t.to), Reason: Reason(t.reason),
-		Generation: uint32(t.generation), At: time.Duration(t.at_ns)})
+		Generation: uint64(t.generation), At: time.Duration(t.at_ns)})
 }
 
 //export goFreeHandle

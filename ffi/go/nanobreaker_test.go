@@ -83,7 +83,7 @@ func TestTransitions(t *testing.T) {
 		t.Fatalf("seen %v", seen)
 	}
 	for i, s := range want {
-		if seen[i].To != s || seen[i].Generation != uint32(i+1) {
+		if seen[i].To != s || seen[i].Generation != uint64(i+1) {
 			t.Fatalf("transition %d: %+v", i, seen[i])
 		}
 	}

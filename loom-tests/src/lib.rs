@@ -30,8 +30,8 @@ impl Seen {
 }
 
 /// A small breaker on a mock clock, with a listener, built by `f`.
-pub fn breaker(f: impl FnOnce(Builder) -> Builder) -> (Arc<CircuitBreaker>, Arc<quanta::Mock>, Seen) {
-    let (clock, mock) = quanta::Clock::mock();
+pub fn breaker(f: impl FnOnce(Builder) -> Builder) -> (Arc<CircuitBreaker>, nanobreaker::MockClock, Seen) {
+    let (clock, mock) = nanobreaker::Clock::mock();
     let seen = Seen::default();
     let s = seen.clone();
     let b = CircuitBreaker::builder()

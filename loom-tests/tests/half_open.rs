@@ -21,7 +21,7 @@ fn half_open_never_exceeds_its_permits() {
             let (cb, holding) = (cb.clone(), holding.clone());
             thread::spawn(move || {
                 if let Ok(p) = cb.acquire() {
-                    if p.generation == trial {
+                    if p.generation() == trial {
                         // Counted after the slot is taken, released before it is
                         // given back: never more than the slots really held.
                         assert!(holding.fetch_add(1, SeqCst) < 1, "two probes held at once");
@@ -55,7 +55,7 @@ fn three_probes_two_permits() {
         let threads: Vec<_> = (0..3)
             .map(|_| {
                 let cb = cb.clone();
-                thread::spawn(move || cb.acquire().ok().filter(|p| p.generation == trial))
+                thread::spawn(move || cb.acquire().ok().filter(|p| p.generation() == trial))
             })
             .collect();
         let admitted: Vec<_> = threads.into_iter().filter_map(|t| t.join().unwrap()).collect();
@@ -75,7 +75,7 @@ fn exactly_one_trial_starts() {
     loom::model(|| {
         let (cb, mock, seen) = breaker(|b| b.half_open_permits(1));
         cb.transition_to(State::Open);
-        mock.increment(Duration::from_secs(1));
+        mock.advance(Duration::from_secs(1));
         let threads: Vec<_> = (0..3)
             .map(|_| {
                 let cb = cb.clone();
@@ -120,7 +120,7 @@ fn a_late_deadline_never_hides_a_newer_one() {
     loom::model(|| {
         let (cb, mock, seen) = breaker(|b| b.half_open_permits(2));
         cb.transition_to(State::Open);
-        mock.increment(Duration::from_secs(1));
+        mock.advance(Duration::from_secs(1));
         let starter = {
             let cb = cb.clone();
             thread::spawn(move || cb.acquire().ok())
@@ -136,7 +136,7 @@ fn a_late_deadline_never_hides_a_newer_one() {
         let _held = starter.join().unwrap();
         failer.join().unwrap();
         // Whatever happened, after every wait has passed a call is let through.
-        mock.increment(Duration::from_secs(60));
+        mock.advance(Duration::from_secs(60));
         assert!(cb.acquire().is_ok(), "stuck: {:?} {:?}", cb.state(), seen.path());
     });
 }

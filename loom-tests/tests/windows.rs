@@ -50,13 +50,13 @@ fn time_window_bucket_turn_races_a_record() {
         let racer = {
             let (cb, mock) = (cb.clone(), mock.clone());
             thread::spawn(move || {
-                let before = mock.value();
+                let before = mock.raw();
                 cb.try_acquire().unwrap().failure();
-                let after = mock.value();
+                let after = mock.raw();
                 (before, after)
             })
         };
-        mock.increment(Duration::from_millis(2));
+        mock.advance(Duration::from_millis(2));
         cb.try_acquire().unwrap().success();
         let (before, after) = racer.join().unwrap();
 
