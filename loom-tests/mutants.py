@@ -10,73 +10,64 @@ Each mutation names the file, the exact text it replaces, and the model test
 import os, subprocess, sys
 
 MUTANTS = [
-    ("half-open admission by load+store instead of CAS", "src/breaker.rs",
-     """                        match self.hot.word.compare_exchange_weak(
-                            w.0,
-                            next.0,
-                            Ordering::Acquire,
-                            Ordering::Acquire,
-                        ) {
-                            Ok(_) => return Ok(self.permit(next, rules)),
-                            Err(actual) => w = Word(actual),
-                        }""",
-     """                        let cur = self.hot.word.load(Ordering::Acquire);
-                        if cur == w.0 {
-                            self.hot.word.store(next.0, Ordering::Release);
-                            return Ok(self.permit(next, rules));
-                        }
-                        w = Word(cur);""",
+    ("half-open admission by load+store instead of CAS", "src/admission.rs",
+     """            match probes.compare_exchange_weak(cur.0, next.0, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Ok(()),
+                Err(actual) => cur = Probes(actual),
+            }""",
+     """            let _ = &mut cur;
+            probes.store(next.0, Ordering::Release);
+            return Ok(());""",
      [("half_open", "three_probes_two_permits")]),
-    ("transition by load-compare-store instead of CAS", "src/breaker.rs",
-     """        if let Err(actual) = self.hot.word.compare_exchange(from.0, to.0, Ordering::AcqRel, Ordering::Acquire)
-        {
+    ("transition by load-compare-store instead of CAS", "src/transition.rs",
+     """        if let Err(actual) = word.compare_exchange(from.0, to.0, Ordering::AcqRel, Ordering::Acquire) {
             return Err(Word(actual));
         }""",
-     """        let actual = self.hot.word.load(Ordering::Acquire);
+     """        let actual = word.load(Ordering::Acquire);
         if actual != from.0 {
             return Err(Word(actual));
         }
-        self.hot.word.store(to.0, Ordering::Release);""",
+        word.store(to.0, Ordering::Release);""",
      [("trips", "a_trip_never_overwrites_a_manual_transition"), ("half_open", "exactly_one_trial_starts")]),
-    ("no generation check on record", "src/breaker.rs",
-     """        if w.generation() != permit.generation {
-            return self.count_ignored();
-        }""",
-     """        if false {
-            return self.count_ignored();
-        }""",
+    ("no generation check on record", "src/recording.rs",
+     """        let g = permit.generation;""",
+     """        let g = self.load().generation();""",
      [("stale", "a_stale_success_never_closes_the_breaker"), ("stale", "a_stale_failure_never_reopens_the_breaker")]),
-    ("probe result by load+store instead of CAS", "src/breaker.rs",
-     """                None => self
-                    .hot
-                    .word
-                    .compare_exchange_weak(w.0, next.0, Ordering::AcqRel, Ordering::Acquire)
-                    .map(Word)
-                    .map_err(Word),""",
-     """                None => {
-                    let cur = self.hot.word.load(Ordering::Acquire);
-                    if cur == w.0 { self.hot.word.store(next.0, Ordering::Release); Ok(next) } else { Err(Word(cur)) }
-                }""",
+    ("probe result by load+store instead of CAS", "src/recording.rs",
+     """            match probes.compare_exchange_weak(cur.0, next.0, Ordering::AcqRel, Ordering::Acquire) {
+                Err(actual) => cur = Probes(actual),""",
+     """            match { probes.store(next.0, Ordering::Release); Ok::<u64, u64>(cur.0) } {
+                Err(actual) => cur = Probes(actual),""",
      [("half_open", "concurrent_probe_reports_are_all_counted")]),
-    ("count-window cursor by load+store instead of CAS", "src/window.rs",
-     """            match stripe.calls.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {""",
-     """            stripe.calls.store(next, Ordering::Relaxed);
-            match Ok::<u64, u64>(cur) {""",
+    ("count-window cursor by load+store instead of CAS", "src/window/count.rs",
+     """        match stripe.calls.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {""",
+     """        stripe.calls.store(next, Ordering::Relaxed);
+        match Ok::<u64, u64>(cur) {""",
      [("windows", "one_cursor_two_threads")]),
-    ("time-window bucket turn by load+store instead of CAS", "src/window.rs",
+    ("time-window bucket turn by load+store instead of CAS", "src/window/time.rs",
      """        match word.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return,
+            Ok(_) => return how,
             Err(actual) => cur = actual,
         }""",
      """        let _ = &mut cur;
         word.store(new, Ordering::Relaxed);
-        return;""",
+        return how;""",
      [("windows", "time_window_bucket_turn_races_a_record")]),
-    ("a late deadline publication replaces a newer one", "src/breaker.rs",
-     """        if current != u32::MAX && ahead != 0 && ahead < GEN_MASK / 2 {""",
-     """        if current != u32::MAX && ahead != 0 && ahead < GEN_MASK / 2 && false {""",
-     [("half_open", "a_late_deadline_never_hides_a_newer_one")]),
-    ("decision reads the config twice (a mix is possible)", "src/breaker.rs",
+    ("the deadline is not published before the state CAS", "src/transition.rs",
+     """        era::publish(&self.hot.ext[p], word, from, ext.0, |cur| Ext(cur).is_for(g, to.state()))?;""",
+     """""",
+     [("publication", "a_new_state_is_never_seen_without_its_deadline")]),
+    ("a contender publishes after the generation is visible", "src/era.rs",
+     """        let now = Word(state.load(Ordering::Acquire));
+        if now != from {
+            return Err(now);
+        }""",
+     """        let now = Word(state.load(Ordering::Acquire));
+        if now != from && false {
+            return Err(now);
+        }""",
+     [("half_open", "exactly_one_trial_starts")]),
+    ("decision reads the config twice (a mix is possible)", "src/recording.rs",
      """        let config = self.config.load();
         if let Some(reason) = self.windows.judge(""",
      """        let config = {
@@ -85,6 +76,17 @@ MUTANTS = [
         };
         if let Some(reason) = self.windows.judge(""",
      [("trips", "reconfigure_is_never_seen_half_applied")]),
+    ("event delivery cursor by store instead of CAS", "src/events.rs",
+     """            if self.cursor.compare_exchange(c, c | 1, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+                continue;
+            }""",
+     """            self.cursor.store(c | 1, Ordering::SeqCst);""",
+     [("events", "every_transition_is_delivered_once_in_order")]),
+    ("no fence between an event's write and the look at the cursor (lost wake-up)", "src/events.rs",
+     """            fence(Ordering::SeqCst);
+            // SeqCst: see the fence.""",
+     """            // SeqCst: see the fence.""",
+     [("events", "every_transition_is_delivered_once_in_order")]),
 ]
 
 def run(test_file, name):

@@ -146,10 +146,21 @@ impl CircuitBreaker {
         Word(self.hot.word.load(Ordering::Acquire))
     }
 
-    /// The deadline or start time of `w`'s generation.
+    /// The deadline or start time of `w`'s generation (see `repair_ext`
+    /// for a copy that holds a competitor's value).
+    #[inline]
     pub(crate) fn ext(&self, w: Word) -> Ext {
         // Acquire: see `load`; the copy was published before `w`.
-        Ext(self.hot.ext[parity(w.generation())].load(Ordering::Acquire))
+        let e = Ext(self.hot.ext[parity(w.generation())].load(Ordering::Acquire));
+        if e.is_for(w.generation(), w.state()) || !e.tag_matches(w.generation()) {
+            return e;
+        }
+        self.repair_ext_now(w)
+    }
+
+    #[cold]
+    fn repair_ext_now(&self, w: Word) -> Ext {
+        self.repair_ext(w, self.ext_at(w, self.now()))
     }
 
     /// The state a call would find now: like the state word, except that an

@@ -31,15 +31,7 @@ impl CircuitBreaker {
         let g = to.generation();
         let p = parity(g);
         let word = &self.hot.word;
-        let ext = {
-            let config = self.config.load();
-            let at = match to.state() {
-                State::Open => now.saturating_add(self.open_wait(&config, to.level(), g)),
-                State::HalfOpen => now.saturating_add(nanos(config.half_open_max_wait)),
-                _ => now,
-            };
-            Ext::new(g, to.state(), micros_ceil(at))
-        };
+        let ext = self.ext_at(to, now);
         era::publish(&self.hot.ext[p], word, from, ext.0, |cur| Ext(cur).is_for(g, to.state()))?;
         match to.state() {
             State::HalfOpen => {
@@ -60,15 +52,9 @@ impl CircuitBreaker {
             return Err(Word(actual));
         }
         // A competitor aiming at another state (a manual transition racing
-        // an automatic one) may have published the copy last: put ours
-        // there, unless a later generation already took it.
-        // Acquire: as above.
-        let cur = Ext(self.hot.ext[p].load(Ordering::Acquire));
-        if cur.tag_matches(g) && !cur.is_for(g, to.state()) {
-            // AcqRel: as in `era::publish`. A failure means a later
-            // generation wrote the copy: nothing to fix.
-            let _ = self.hot.ext[p].compare_exchange(cur.0, ext.0, Ordering::AcqRel, Ordering::Relaxed);
-        }
+        // an automatic one, a trial's timeout racing its last probe) may
+        // have published the copy last: put ours there (see `repair_ext`).
+        self.repair_ext(to, ext);
         // Relaxed: informational.
         self.last_transition.store(now, Ordering::Relaxed);
         let event = Transition {
@@ -82,6 +68,42 @@ impl CircuitBreaker {
             events::flag(word, true);
         }
         Ok(to)
+    }
+
+    /// The deadline or start time of `to`, entered at `now`.
+    pub(crate) fn ext_at(&self, to: Word, now: u64) -> Ext {
+        let config = self.config.load();
+        let at = match to.state() {
+            State::Open => now.saturating_add(self.open_wait(&config, to.level(), to.generation())),
+            State::HalfOpen => now.saturating_add(nanos(config.half_open_max_wait)),
+            _ => now,
+        };
+        Ext::new(to.generation(), to.state(), micros_ceil(at))
+    }
+
+    /// Makes `w`'s copy of `ext` its own, if it holds a competitor's value
+    /// for another state: contenders for one generation aiming at
+    /// different states all publish before their CAS, and the last to
+    /// publish may not be the winner. The winner repairs the copy right
+    /// after its CAS, and so does any reader that gets there first (with
+    /// `ext` computed at the reader's time: a deadline a little late,
+    /// never early), so no one acts on the wrong value. The copy is
+    /// compare-and-swapped from the wrong value only: the first repair
+    /// stands. Returns the copy now.
+    pub(crate) fn repair_ext(&self, w: Word, ext: Ext) -> Ext {
+        let (g, copy) = (w.generation(), &self.hot.ext[parity(w.generation())]);
+        // Acquire: as in `ext`.
+        let mut cur = Ext(copy.load(Ordering::Acquire));
+        // A copy whose tag is not `g`'s belongs to a later generation: `w`
+        // is stale, nothing to repair.
+        while cur.tag_matches(g) && !cur.is_for(g, w.state()) {
+            // AcqRel: as in `era::publish`.
+            match copy.compare_exchange(cur.0, ext.0, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return ext,
+                Err(actual) => cur = Ext(actual),
+            }
+        }
+        cur
     }
 
     /// The open wait at backoff `level`, with the jitter of the opening of
@@ -104,5 +126,37 @@ impl CircuitBreaker {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;
         (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+
+    /// Two contenders for generation 1: a trip (to `Open`) and an operator
+    /// (to `Disabled`). Both publish; the operator publishes last but the
+    /// trip wins the CAS, and is preempted before its repair. A reader
+    /// must not take the operator's start time for the open deadline.
+    #[test]
+    fn a_reader_never_acts_on_a_losing_contenders_copy() {
+        let (clock, _mock) = Clock::mock();
+        let cb = CircuitBreaker::builder()
+            .clock(clock)
+            .open_wait(Duration::from_secs(1))
+            .jitter(0.0)
+            .build()
+            .unwrap();
+        let from = cb.load();
+        let (trip, operator) = (from.enter(State::Open, 0), from.enter(State::Disabled, 0));
+        let copy = &cb.hot.ext[parity(1)];
+        copy.store(cb.ext_at(trip, 0).0, Ordering::Relaxed);
+        copy.store(cb.ext_at(operator, 0).0, Ordering::Relaxed); // published last
+        cb.hot.word.store(trip.0, Ordering::Relaxed); // the trip's CAS won; no repair yet
+        let r = cb.try_acquire().unwrap_err();
+        assert_eq!((r.state(), r.retry_after()), (State::Open, Duration::from_secs(1)));
+        assert_eq!(cb.state(), State::Open);
+        // The winner's own repair, late, finds the copy right and leaves it.
+        assert_eq!(cb.repair_ext(trip, cb.ext_at(trip, 0)), cb.ext_at(trip, 0));
     }
 }

@@ -69,7 +69,7 @@ fn three_probes_two_permits() {
 }
 
 /// Model 7: Open -> half-open after the wait, raced by several acquires: exactly
-/// one trial starts, and it admits exactly its one permit.
+/// one trial starts (announced once), and it admits exactly its one permit.
 #[test]
 fn exactly_one_trial_starts() {
     loom::model(|| {
@@ -86,6 +86,7 @@ fn exactly_one_trial_starts() {
         assert_eq!(admitted, 1);
         assert_eq!(seen.count(State::Open, State::HalfOpen), 1, "{:?}", seen.path());
         assert_eq!(cb.state(), State::HalfOpen);
+        assert_eq!(cb.metrics().events_lost, 0, "a transition announced twice");
     });
 }
 
