@@ -1,0 +1,82 @@
+//! No lock on any call path: a scan of the engine's source for every
+//! blocking primitive. The only lock in the engine serialises
+//! `reconfigure`, which no call reaches; the only `OnceLock`s run when a
+//! breaker or the coarse clock is built. Anything else that locks, waits or
+//! sleeps fails this test, which names the line; a new allowed use must be
+//! added below with the reason it is off every call path.
+//!
+//! (`tests/alloc.rs` checks the other half of the rule at run time: no
+//! allocation across acquire, record, drop and every transition.)
+
+use std::path::Path;
+
+/// What counts as blocking.
+const BLOCKING: [&str; 9] =
+    ["Mutex", "RwLock", "Condvar", "lock(", ".lock()", "OnceLock", "Once::", "thread::sleep", "parking_lot"];
+
+/// (file, text of the line): the uses allowed, each off every call path.
+const ALLOWED: [(&str, &str); 10] = [
+    // The primitives themselves, and `ArcCell`'s loom stand-in for arc-swap.
+    ("sync.rs", "*"),
+    // `reconfigure` only.
+    ("breaker.rs", "use crate::sync::{lock, ArcCell, AtomicU64, Mutex, Ordering};"),
+    ("breaker.rs", "pub(crate) reconfiguring: Mutex<()>,"),
+    ("breaker.rs", "let _one_at_a_time = lock(&self.reconfiguring);"),
+    ("builder.rs", "use crate::sync::{ArcCell, AtomicU64, Mutex};"),
+    ("builder.rs", "reconfiguring: Mutex::new(()),"),
+    // The coarse clock's refresher thread, started by `Clock::coarse()`.
+    ("clock.rs", "use std::sync::OnceLock;"),
+    ("clock.rs", "static STARTED: OnceLock<Result<(), String>> = OnceLock::new();"),
+    ("clock.rs", "std::thread::sleep(TICK);"),
+    // The default stripe count, read by `Builder::build`.
+    ("config.rs", "static STRIPES: std::sync::OnceLock<u32> = std::sync::OnceLock::new();"),
+];
+
+/// Whether `code` has `pat` as a word of its own (`lock(`, not `clock(`).
+fn uses(code: &str, pat: &str) -> bool {
+    code.match_indices(pat).any(|(i, _)| {
+        !pat.starts_with(char::is_alphabetic)
+            || !code[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+    })
+}
+
+fn scan(dir: &Path, found: &mut Vec<(String, usize, String)>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            // The C ABI is a thin layer over the same calls; scan it too.
+            scan(&path, found);
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let code = line.trim();
+            if code.starts_with("#[cfg(test)]") || code.starts_with("#[cfg(all(test") {
+                break; // unit tests may block
+            }
+            if code.starts_with("//") {
+                continue;
+            }
+            if BLOCKING.iter().any(|b| uses(code, b)) {
+                found.push((name.clone(), i + 1, code.to_string()));
+            }
+        }
+    }
+}
+
+#[test]
+fn nothing_on_a_call_path_locks_waits_or_sleeps() {
+    let mut found = Vec::new();
+    scan(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut found);
+    let allowed = |file: &str, code: &str| ALLOWED.iter().any(|(f, c)| *f == file && (*c == "*" || *c == code));
+    let bad: Vec<_> = found.iter().filter(|(f, _, c)| !allowed(f, c)).collect();
+    assert!(bad.is_empty(), "blocking primitives outside the allowed places: {bad:#?}");
+    // Every allowance is still used: a stale list would hide a move.
+    for (file, code) in ALLOWED {
+        assert!(
+            found.iter().any(|(f, _, c)| f == file && (code == "*" || c == code)),
+            "allowed use not found any more (update ALLOWED): {file}: {code}"
+        );
+    }
+}
