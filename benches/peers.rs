@@ -25,6 +25,16 @@ fn closed(c: &mut Criterion) {
     g.finish();
 }
 
+fn healthy(c: &mut Criterion) {
+    let mut g = c.benchmark_group("closed, every call succeeds");
+    g.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    for name in NAMES {
+        let b = Breaker::new(name);
+        g.bench_function(BenchmarkId::from_parameter(name), |bench| bench.iter(|| b.call(false)));
+    }
+    g.finish();
+}
+
 fn open(c: &mut Criterion) {
     let mut g = c.benchmark_group("open, rejecting");
     g.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
@@ -37,5 +47,5 @@ fn open(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, closed, open);
+criterion_group!(benches, healthy, closed, open);
 criterion_main!(benches);

@@ -69,7 +69,8 @@ fn scan(dir: &Path, found: &mut Vec<(String, usize, String)>) {
 fn nothing_on_a_call_path_locks_waits_or_sleeps() {
     let mut found = Vec::new();
     scan(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut found);
-    let allowed = |file: &str, code: &str| ALLOWED.iter().any(|(f, c)| *f == file && (*c == "*" || *c == code));
+    let allowed =
+        |file: &str, code: &str| ALLOWED.iter().any(|(f, c)| *f == file && (*c == "*" || *c == code));
     let bad: Vec<_> = found.iter().filter(|(f, _, c)| !allowed(f, c)).collect();
     assert!(bad.is_empty(), "blocking primitives outside the allowed places: {bad:#?}");
     // Every allowance is still used: a stale list would hide a move.

@@ -52,6 +52,7 @@ pub enum Breaker {
 pub const NAMES: &[&str] = &[
     "floor",
     "nanobreaker",
+    "nanobreaker (coarse clock)",
     "recloser",
     "failsafe (default)",
     "failsafe (consecutive)",
@@ -66,6 +67,13 @@ impl Breaker {
             "nanobreaker" => {
                 Breaker::Nano(nanobreaker::CircuitBreaker::builder().open_wait(wait).build().unwrap())
             }
+            "nanobreaker (coarse clock)" => Breaker::Nano(
+                nanobreaker::CircuitBreaker::builder()
+                    .open_wait(wait)
+                    .clock(nanobreaker::Clock::coarse().unwrap())
+                    .build()
+                    .unwrap(),
+            ),
             "recloser" => Breaker::Recloser(
                 recloser::Recloser::custom().error_rate(0.5).closed_len(100).open_wait(wait).build(),
             ),
