@@ -81,12 +81,12 @@ MUTANTS = [
                 continue;
             }""",
      """            self.cursor.store(c | 1, Ordering::SeqCst);""",
-     [("events", "every_transition_is_delivered_once_in_order")]),
+     [("trips", "a_trip_never_overwrites_a_manual_transition")]),
     ("no fence between an event's write and the look at the cursor (lost wake-up)", "src/events.rs",
      """            fence(Ordering::SeqCst);
             // SeqCst: see the fence.""",
      """            // SeqCst: see the fence.""",
-     [("events", "every_transition_is_delivered_once_in_order")]),
+     [("trips", "a_trip_never_overwrites_a_manual_transition")]),
 ]
 
 def run(test_file, name):

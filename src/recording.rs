@@ -8,7 +8,7 @@ use crate::events::Reason;
 use crate::permit::{Outcome, RawPermit, NO_START};
 use crate::state::{State, Word, CONSECUTIVE_RULE, RECORD_FAST};
 use crate::sync::Ordering;
-use crate::window::{Fast, Tally};
+use crate::window::{Entry, Fast, Tally};
 
 /// Whether the outcomes in `t` trip a breaker configured by `config`, and why.
 fn verdict(config: &Config, t: Tally) -> Option<Reason> {
@@ -110,7 +110,8 @@ impl CircuitBreaker {
                 // Relaxed: a self-contained word; see `reconfigure`.
                 let minimum = self.hot.minimum.load(Ordering::Relaxed);
                 let live = || self.load().generation() == g;
-                let judge = self.windows.record(g, failed, slow, now, ext.nanos(), minimum, live);
+                let entry = Entry { generation: g, failed, slow, now, start: ext.nanos(), minimum };
+                let judge = self.windows.record(entry, live);
                 if w.has(CONSECUTIVE_RULE) {
                     self.count_consecutive(w, failed, rules.consecutive);
                 }

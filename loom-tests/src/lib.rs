@@ -48,17 +48,19 @@ pub fn breaker(f: impl FnOnce(Builder) -> Builder) -> (Arc<CircuitBreaker>, nano
 /// Spawns `n` threads that each make one call and report it failed (if the
 /// breaker lets them), and waits for them.
 pub fn fail_from_threads(cb: &Arc<CircuitBreaker>, n: usize) {
-    let threads: Vec<_> = (0..n)
-        .map(|_| {
-            let cb = cb.clone();
-            loom::thread::spawn(move || {
-                if let Ok(p) = cb.try_acquire() {
-                    p.failure();
-                }
-            })
-        })
-        .collect();
+    let threads: Vec<_> = (0..n).map(|_| fail_in_thread(cb)).collect();
     for t in threads {
         t.join().unwrap();
     }
+}
+
+/// Spawns a thread that makes one call and reports it failed (if the
+/// breaker lets it).
+pub fn fail_in_thread(cb: &Arc<CircuitBreaker>) -> loom::thread::JoinHandle<()> {
+    let cb = cb.clone();
+    loom::thread::spawn(move || {
+        if let Ok(p) = cb.try_acquire() {
+            p.failure();
+        }
+    })
 }

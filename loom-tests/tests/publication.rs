@@ -3,8 +3,7 @@
 //! `src/transition.rs`'s tests: its window is deeper than loom's bound.)
 #![cfg(loom)]
 
-use loom::thread;
-use loom_tests::breaker;
+use loom_tests::{breaker, fail_in_thread};
 use nanobreaker::{Rejected, State};
 use std::time::Duration;
 
@@ -25,10 +24,7 @@ fn check(r: &Rejected) {
 fn a_new_state_is_never_seen_without_its_deadline() {
     loom::model(|| {
         let (cb, _, seen) = breaker(|b| b.minimum_calls(1));
-        let tripper = {
-            let cb = cb.clone();
-            thread::spawn(move || cb.try_acquire().unwrap().failure())
-        };
+        let tripper = fail_in_thread(&cb);
         if let Err(r) = cb.acquire() {
             check(&r);
         }

@@ -2,7 +2,7 @@
 #![cfg(loom)]
 
 use loom::thread;
-use loom_tests::{breaker, fail_from_threads};
+use loom_tests::{breaker, fail_from_threads, fail_in_thread};
 use nanobreaker::{State, Window};
 
 /// Model 5: Concurrent trips: of several threads whose failures each pass the
@@ -57,25 +57,22 @@ fn reconfigure_is_never_seen_half_applied() {
 }
 
 /// Model 5c: A trip racing a manual transition never overwrites it: the operator's
-/// `ForcedOpen` is where the breaker ends, and every event starts where the
-/// last one ended.
+/// `ForcedOpen` is where the breaker ends. Every transition reaches the
+/// listener exactly once, in order, by the time both calls have returned,
+/// with no one asking for delivery (no lost wake-up in the event queue).
 #[test]
 fn a_trip_never_overwrites_a_manual_transition() {
     loom::model(|| {
         let (cb, _, seen) = breaker(|b| b.minimum_calls(1));
-        let tripper = {
-            let cb = cb.clone();
-            thread::spawn(move || {
-                if let Ok(p) = cb.try_acquire() {
-                    p.failure();
-                }
-            })
-        };
+        let tripper = fail_in_thread(&cb);
         cb.transition_to(State::ForcedOpen);
         tripper.join().unwrap();
         assert_eq!(cb.state(), State::ForcedOpen, "{:?}", seen.path());
         let path = seen.path();
-        assert!(path.windows(2).all(|w| w[0].1 == w[1].0), "{path:?}");
+        let n = cb.metrics().generation as usize;
+        assert_eq!(path.len(), n, "{n} transitions, delivered {path:?}");
+        assert_eq!(path.first().map(|p| p.0), Some(State::Closed), "{path:?}");
+        assert!(path.windows(2).all(|w| w[0].1 == w[1].0), "out of order: {path:?}");
         assert_eq!(path.last().map(|p| p.1), Some(State::ForcedOpen));
     });
 }

@@ -33,6 +33,22 @@ pub(crate) enum Fast {
     Slow,
 }
 
+/// One outcome to record, with what the window needs to place it.
+#[derive(Clone, Copy)]
+pub(crate) struct Entry {
+    /// The era it belongs to.
+    pub(crate) generation: u64,
+    pub(crate) failed: bool,
+    pub(crate) slow: bool,
+    /// When it was recorded, in ns since the breaker was built (time
+    /// windows only).
+    pub(crate) now: u64,
+    /// When the era began, in ns since the breaker was built.
+    pub(crate) start: u64,
+    /// `minimum_calls`, for judging a success that may complete it.
+    pub(crate) minimum: u64,
+}
+
 /// The windows and the stripes, built once for a window shape.
 pub(crate) struct Windows {
     stripes: Box<[CachePadded<Stripe>]>,
@@ -99,31 +115,19 @@ impl Windows {
         }
     }
 
-    /// Records one success or failure of `generation` at `now` (ns since
-    /// the breaker was built; used by time windows, with `start`, the
-    /// era's start). Returns whether a success should be judged (see
-    /// `count::record` and `time::Buckets::record`; failures and slow calls
-    /// are always judged by the caller).
-    /// `live()` says whether the era is still current.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn record(
-        &self,
-        generation: u64,
-        failed: bool,
-        slow: bool,
-        now: u64,
-        start: u64,
-        minimum: u64,
-        live: impl Fn() -> bool,
-    ) -> bool {
+    /// Records one success or failure (see [`Entry`]). Returns whether a
+    /// success should be judged (see `count::record` and
+    /// `time::Buckets::record`; failures and slow calls are always judged
+    /// by the caller). `live()` says whether the era is still current.
+    pub(crate) fn record(&self, e: Entry, live: impl Fn() -> bool) -> bool {
         let (k, stripe) = self.stripe();
         let judge = match &self.kind {
             Kind::Count(slots) => {
-                count::record(slots, stripe, generation, count::slot_value(generation, failed, slow))
+                count::record(slots, stripe, e.generation, count::slot_value(e.generation, e.failed, e.slow))
             }
-            Kind::Time(b) => b.record(k, stripe, generation, failed, slow, now, start, minimum, live),
+            Kind::Time(b) => b.record(k, stripe, e, live),
         };
-        Self::count_totals(stripe, failed, slow);
+        Self::count_totals(stripe, e.failed, e.slow);
         judge
     }
 

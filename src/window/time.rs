@@ -26,7 +26,7 @@
 //! rates stay true to the outcomes it holds.
 
 use super::stripe::Stripe;
-use super::Tally;
+use super::{Entry, Tally};
 use crate::era::{self, parity};
 use crate::state::Word;
 use crate::sync::{AtomicU64, Ordering};
@@ -119,25 +119,13 @@ impl Buckets {
         (now.saturating_sub(start) / self.len + 1).min(MAX_STAMP)
     }
 
-    /// Records one outcome of `generation` (an era that started at
-    /// `start`) at `now` on stripe `k`; `live()` says whether the era is
+    /// Records one outcome `e` on stripe `k`; `live()` says whether the era is
     /// still current. Returns whether a success here should be judged: it
     /// turned a bucket (the window moved on), or the era has seen at most
     /// `minimum` outcomes on this stripe (so the window may have just
     /// reached `minimum_calls`).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn record(
-        &self,
-        k: usize,
-        stripe: &Stripe,
-        generation: u64,
-        failed: bool,
-        slow: bool,
-        now: u64,
-        start: u64,
-        minimum: u64,
-        live: impl Fn() -> bool,
-    ) -> bool {
+    pub(super) fn record(&self, k: usize, stripe: &Stripe, e: Entry, live: impl Fn() -> bool) -> bool {
+        let Entry { generation, failed, slow, now, start, minimum } = e;
         let stamp = self.stamp(now, start);
         let b = (stamp % self.per_lap) as usize;
         let mut judge = match bump(self.word(generation, k, b, 0), stamp, &live) {
