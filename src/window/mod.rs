@@ -245,6 +245,10 @@ impl Windows {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    fn entry(generation: u64, failed: bool, slow: bool) -> Entry {
+        Entry { generation, failed, slow, now: 0, start: 0, minimum: 0 }
+    }
     use std::time::Duration;
 
     /// A window whose live counters are ready for `generation` (what a
@@ -262,7 +266,7 @@ mod tests {
     fn count_window_is_an_exact_ring_for_one_thread() {
         let w = windows(Window::count(5), 4, &[1]);
         for i in 0..12 {
-            w.record(1, i % 3 == 0, false, 0, 0, 0, || true);
+            w.record(entry(1, i % 3 == 0, false), || true);
         }
         // The last 5 of 0..12 are 7..12; failures at 9.
         assert_eq!(w.tally(1, 0, 0), Tally { calls: 5, failures: 1, slow: 0 });
@@ -282,7 +286,7 @@ mod tests {
     fn time_window_ages_out_buckets() {
         let w = windows(Window::time(Duration::from_secs(10), 10), 2, &[3]);
         let s = 1_000_000_000;
-        w.record(3, true, false, 0, 0, 0, || true);
+        w.record(entry(3, true, false), || true);
         w.record(3, false, true, 5 * s, 0, 0, || true);
         assert_eq!(w.tally(3, 9 * s, 0), Tally { calls: 2, failures: 1, slow: 1 });
         assert_eq!(w.tally(3, 10 * s, 0), Tally { calls: 1, failures: 0, slow: 1 });
@@ -312,7 +316,7 @@ mod tests {
     fn cursor_counts_across_laps_and_lap_wraps() {
         let w = windows(Window::count(3), 2, &[1]);
         for i in 0..10 {
-            w.record(1, i % 2 == 0, false, 0, 0, 0, || true);
+            w.record(entry(1, i % 2 == 0, false), || true);
         }
         assert_eq!(w.calls(), 10);
         assert_eq!(w.tally(1, 0, 0).calls, 3);
@@ -321,8 +325,8 @@ mod tests {
         let (_, stripe) = w.stripe();
         stripe.calls.store(count::POSITION_MASK << count::POSITION_BITS | 2, Ordering::Relaxed);
         let jumped = w.calls();
-        w.record(1, false, false, 0, 0, 0, || true); // wraps laps
-        w.record(1, false, false, 0, 0, 0, || true);
+        w.record(entry(1, false, false), || true); // wraps laps
+        w.record(entry(1, false, false), || true);
         assert_eq!(w.calls(), jumped.wrapping_add(2));
     }
 
@@ -343,7 +347,7 @@ mod tests {
             }
             // One record in eight comes from a stale permit of an old era.
             let g = if x % 8 == 0 { generation - 1 - (x >> 8) % 3 } else { generation };
-            w.record(g, x & 0x10 != 0, x & 0x20 != 0, 0, 0, 0, || true);
+            w.record(entry(g, x & 0x10 != 0, x & 0x20 != 0), || true);
             let est = count::estimate(w.stripes.iter().map(|s| &**s), generation);
             assert_eq!(est, w.tally(generation, 0, 0), "step {step}");
         }
@@ -359,7 +363,7 @@ mod tests {
                     std::thread::spawn(move || {
                         for i in 0..20_000u64 {
                             if (i + t) % 3 == 0 {
-                                w.record(0, true, false, 0, 0, 0, || true);
+                                w.record(entry(0, true, false), || true);
                             } else {
                                 assert!(w.record_success(0) != Fast::Slow);
                             }
