@@ -287,13 +287,13 @@ mod tests {
         let w = windows(Window::time(Duration::from_secs(10), 10), 2, &[3]);
         let s = 1_000_000_000;
         w.record(entry(3, true, false), || true);
-        w.record(3, false, true, 5 * s, 0, 0, || true);
+        w.record(Entry { now: 5 * s, start: 0, ..entry(3, false, true) }, || true);
         assert_eq!(w.tally(3, 9 * s, 0), Tally { calls: 2, failures: 1, slow: 1 });
         assert_eq!(w.tally(3, 10 * s, 0), Tally { calls: 1, failures: 0, slow: 1 });
         assert_eq!(w.tally(3, 15 * s, 0), Tally::default());
         // A record in a reused bucket turns it; an old record into it is dropped.
-        w.record(3, false, false, 20 * s, 0, 0, || true);
-        w.record(3, true, false, 10 * s, 0, 0, || true);
+        w.record(Entry { now: 20 * s, start: 0, ..entry(3, false, false) }, || true);
+        w.record(Entry { now: 10 * s, start: 0, ..entry(3, true, false) }, || true);
         assert_eq!(w.tally(3, 20 * s, 0), Tally { calls: 1, failures: 0, slow: 0 });
     }
 
@@ -302,12 +302,12 @@ mod tests {
         let w = windows(Window::time(Duration::from_secs(10), 10), 1, &[1, 2]);
         let s = 1_000_000_000;
         for _ in 0..5 {
-            w.record(1, true, false, s / 2, 0, 0, || true);
+            w.record(Entry { now: s / 2, start: 0, ..entry(1, true, false) }, || true);
         }
         // Era 2 starts 0.7 s in, inside the bucket that holds era 1's failures.
         let start = 7 * s / 10;
         assert_eq!(w.tally(2, start, start), Tally::default());
-        w.record(2, false, false, s, start, 0, || true);
+        w.record(Entry { now: s, start: start, ..entry(2, false, false) }, || true);
         assert_eq!(w.tally(2, s, start), Tally { calls: 1, failures: 0, slow: 0 });
         assert_eq!(w.tally(2, start + 10 * s, start), Tally::default(), "aged out");
     }
