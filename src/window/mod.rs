@@ -307,7 +307,7 @@ mod tests {
         // Era 2 starts 0.7 s in, inside the bucket that holds era 1's failures.
         let start = 7 * s / 10;
         assert_eq!(w.tally(2, start, start), Tally::default());
-        w.record(Entry { now: s, start: start, ..entry(2, false, false) }, || true);
+        w.record(Entry { now: s, start, ..entry(2, false, false) }, || true);
         assert_eq!(w.tally(2, s, start), Tally { calls: 1, failures: 0, slow: 0 });
         assert_eq!(w.tally(2, start + 10 * s, start), Tally::default(), "aged out");
     }
