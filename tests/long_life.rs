@@ -3,7 +3,7 @@
 //! still trips on a real outage and an open breaker still admits its probes.
 //!
 //! Every generation-tagged word wraps somewhere: the time buckets' stamps,
-//! the `ext` deadline (17-bit tag), the half-open probes (28), the live
+//! the `ext` deadline (8-bit tag), the half-open probes (28), the live
 //! counters (38) and the state word's generation itself (54). The first
 //! five tests are issue 9's horizon bugs, each of which failed on the engine
 //! before the era rework; the rest walk every tag width's wrap, idle across
@@ -360,5 +360,23 @@ fn a_long_mixed_life() {
                 .success();
             assert_eq!(cb.state(), State::Closed, "{what}: did not close");
         }
+    }
+}
+
+/// Outcomes left in the count ring by an era one tag period back (2^20 for
+/// good measure, 2^38 for the counters' tag) must not cancel the live
+/// counts of the current era when their slots are overwritten: ten failures
+/// in a ten-call window trip it.
+#[test]
+fn old_ring_outcomes_never_alias_the_live_counts() {
+    for bits in [20u32, 38] {
+        let cb =
+            CircuitBreaker::builder().window(Window::count(10)).stripes(1).minimum_calls(4).build().unwrap();
+        for _ in 0..10 {
+            cb.try_acquire().unwrap().success(); // generation 0 fills the ring
+        }
+        cb.__reset_skipping((1u64 << bits) - 1); // generation 2^bits: same tags
+        fail(&cb, 10);
+        assert_eq!(cb.state(), State::Open, "ring outcomes from 2^{bits} generations back hid an outage");
     }
 }

@@ -28,6 +28,7 @@
 use super::stripe::{rehome, Stripe};
 use super::Tally;
 use crate::era::{self, parity};
+use crate::state::GEN_MASK;
 use crate::sync::{AtomicU64, Ordering};
 
 /// A cursor: `[laps 40 | position 24]`.
@@ -125,7 +126,13 @@ fn count_change(stripe: &Stripe, generation: u64, old: u64, new: u64) -> bool {
         }
         return false;
     }
-    if old & PRESENT != 0 {
+    // Only an era after the writer's can still count (the writer's permit
+    // is stale and it overwrote a live slot): an older era's counter is
+    // never read again, and with a 38-bit tag an era 2^38 back would
+    // alias the current one. The distance is taken on the generation's 54
+    // bits, like every generation (see `state.rs`).
+    let later = (old_gen.wrapping_sub(generation) & GEN_MASK).wrapping_sub(1) < GEN_MASK / 2;
+    if old & PRESENT != 0 && later {
         for (k, c) in stripe.live[parity(old_gen)].iter().enumerate() {
             if o[k] != 0 {
                 era::add(c, old_gen, -o[k]);
