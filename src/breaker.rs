@@ -152,10 +152,10 @@ impl CircuitBreaker {
     pub(crate) fn ext(&self, w: Word) -> Ext {
         // Acquire: see `load`; the copy was published before `w`.
         let e = Ext(self.hot.ext[parity(w.generation())].load(Ordering::Acquire));
-        if e.is_for(w.generation(), w.state()) || !e.tag_matches(w.generation()) {
-            return e;
+        if e.needs_repair(w.generation(), w.state()) {
+            return self.repair_ext_now(w);
         }
-        self.repair_ext_now(w)
+        e
     }
 
     #[cold]

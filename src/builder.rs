@@ -44,6 +44,17 @@ impl fmt::Debug for Builder {
     }
 }
 
+/// Setters that put their one argument into one `Config` field.
+macro_rules! config_setters {
+    ($( $(#[$doc:meta])* $name:ident($arg:ident: $ty:ty) => $field:ident; )*) => {$(
+        $(#[$doc])*
+        pub fn $name(mut self, $arg: $ty) -> Self {
+            self.config.$field = $arg;
+            self
+        }
+    )*};
+}
+
 impl Builder {
     pub(crate) fn new() -> Builder {
         Builder { config: Config::default(), clock: None, stripes: None, listeners: Vec::new() }
@@ -54,20 +65,23 @@ impl Builder {
         self.config = config;
         self
     }
-    /// Trip at this failure rate, in (0, 1].
-    pub fn failure_rate_threshold(mut self, rate: f64) -> Self {
-        self.config.failure_rate_threshold = rate;
-        self
-    }
-    /// Judge no rate before this many outcomes.
-    pub fn minimum_calls(mut self, n: u32) -> Self {
-        self.config.minimum_calls = n;
-        self
-    }
-    /// The window the rates are computed over.
-    pub fn window(mut self, window: crate::Window) -> Self {
-        self.config.window = window;
-        self
+    config_setters! {
+        /// Trip at this failure rate, in (0, 1].
+        failure_rate_threshold(rate: f64) => failure_rate_threshold;
+        /// Judge no rate before this many outcomes.
+        minimum_calls(n: u32) => minimum_calls;
+        /// The window the rates are computed over.
+        window(window: crate::Window) => window;
+        /// How long to stay open after the first trip.
+        open_wait(wait: Duration) => open_wait;
+        /// Spread each open wait by up to this fraction either way, in [0, 1).
+        jitter(fraction: f64) => jitter;
+        /// How many probes half-open admits.
+        half_open_permits(n: u32) => half_open_permits;
+        /// End a trial still undecided after this.
+        half_open_max_wait(wait: Duration) => half_open_max_wait;
+        /// How a half-open trial is decided.
+        half_open_policy(policy: HalfOpenPolicy) => half_open_policy;
     }
     /// Calls of at least `duration` are slow; trip at this slow-call `rate`.
     pub fn slow_call(mut self, duration: Duration, rate: f64) -> Self {
@@ -80,35 +94,10 @@ impl Builder {
         self.config.consecutive_failures = Some(n);
         self
     }
-    /// How long to stay open after the first trip.
-    pub fn open_wait(mut self, wait: Duration) -> Self {
-        self.config.open_wait = wait;
-        self
-    }
     /// Multiply the open wait by `multiplier` per failed trial, up to `max`.
     pub fn backoff(mut self, multiplier: f64, max: Duration) -> Self {
         self.config.backoff_multiplier = multiplier;
         self.config.max_open_wait = max;
-        self
-    }
-    /// Spread each open wait by up to this fraction either way, in [0, 1).
-    pub fn jitter(mut self, fraction: f64) -> Self {
-        self.config.jitter = fraction;
-        self
-    }
-    /// How many probes half-open admits.
-    pub fn half_open_permits(mut self, n: u32) -> Self {
-        self.config.half_open_permits = n;
-        self
-    }
-    /// End a trial still undecided after this.
-    pub fn half_open_max_wait(mut self, wait: Duration) -> Self {
-        self.config.half_open_max_wait = wait;
-        self
-    }
-    /// How a half-open trial is decided.
-    pub fn half_open_policy(mut self, policy: HalfOpenPolicy) -> Self {
-        self.config.half_open_policy = policy;
         self
     }
     /// The clock (default [`Clock::precise`]; [`Clock::coarse`] for the

@@ -108,6 +108,11 @@ impl Clock {
     }
 }
 
+/// `d` in nanoseconds, `u64::MAX` past 584 years.
+pub(crate) fn saturating_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// Moves a [`Clock::mock`] clock.
 ///
 /// ```
@@ -129,16 +134,14 @@ impl fmt::Debug for MockClock {
 impl MockClock {
     /// Moves time forward by `d` (wrapping at the end of the `u64` range).
     pub fn advance(&self, d: Duration) {
-        let n = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         // Relaxed: a self-contained value; tests order their own threads.
-        self.0.fetch_add(n, Ordering::Relaxed);
+        self.0.fetch_add(saturating_nanos(d), Ordering::Relaxed);
     }
 
     /// Moves time back by `d` (a clock that steps backwards).
     pub fn rewind(&self, d: Duration) {
-        let n = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         // Relaxed: as above.
-        self.0.fetch_sub(n, Ordering::Relaxed);
+        self.0.fetch_sub(saturating_nanos(d), Ordering::Relaxed);
     }
 
     /// The raw reading, in nanoseconds from wherever it started.

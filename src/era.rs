@@ -76,6 +76,11 @@ impl Ext {
     pub(crate) fn tag_matches(self, generation: u64) -> bool {
         self.0 >> EXT_TAG_SHIFT == Ext::new(generation, State::Closed, 0).0 >> EXT_TAG_SHIFT
     }
+    /// Whether this copy of `generation` holds a competitor's value for
+    /// another state (see `CircuitBreaker::repair_ext`).
+    pub(crate) fn needs_repair(self, generation: u64, state: State) -> bool {
+        self.tag_matches(generation) && !self.is_for(generation, state)
+    }
     /// The time it holds, in nanoseconds.
     pub(crate) fn nanos(self) -> u64 {
         (self.0 & MAX_MICROS) * 1000

@@ -163,11 +163,17 @@ impl CircuitBreaker {
         }
     }
 
-    /// Closed -> Open, unless another thread moved the breaker first. A
-    /// word that changed only in its flags is tried again.
-    fn trip(&self, mut w: Word, reason: Reason) {
+    /// Closed -> Open, unless another thread moved the breaker first.
+    fn trip(&self, w: Word, reason: Reason) {
+        self.decide(w, State::Open, 0, reason);
+    }
+
+    /// Moves from `w`'s generation to `state`, as a decision taken in that
+    /// generation: if another thread moved the breaker first, the decision
+    /// is moot; a word that changed only in its flags is tried again.
+    fn decide(&self, mut w: Word, state: State, level: u32, reason: Reason) {
         let g = w.generation();
-        while let Err(actual) = self.transition(w, w.enter(State::Open, 0), reason) {
+        while let Err(actual) = self.transition(w, w.enter(state, level), reason) {
             if actual.generation() != g {
                 return;
             }
@@ -189,7 +195,7 @@ impl CircuitBreaker {
         // Acquire: the trial's counts, as published.
         let mut cur = Probes(probes.load(Ordering::Acquire));
         loop {
-            let mut now = self.load();
+            let now = self.load();
             if now.generation() != g || !cur.tag_matches(g) {
                 return; // the trial ended meanwhile: this outcome is stale
             }
@@ -207,15 +213,8 @@ impl CircuitBreaker {
                     let Some((state, reason)) = trial(&config, next) else { return };
                     let level = if state == State::Open { now.level() + 1 } else { 0 };
                     // The counts with this outcome are in: whoever moves the
-                    // breaker, the trial is decided. Retry only on a word
-                    // that changed in its flags.
-                    while let Err(actual) = self.transition(now, now.enter(state, level), reason) {
-                        if actual.generation() != g {
-                            return;
-                        }
-                        now = actual;
-                    }
-                    return;
+                    // breaker, the trial is decided.
+                    return self.decide(now, state, level, reason);
                 }
             }
         }

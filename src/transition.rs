@@ -11,16 +11,13 @@
 //! `events.rs`).
 
 use crate::breaker::CircuitBreaker;
+use crate::clock::saturating_nanos;
 use crate::config::Config;
 use crate::era::{self, micros_ceil, parity, Ext, Probes};
 use crate::events::{self, Reason, Transition};
 use crate::state::{State, Word};
 use crate::sync::Ordering;
 use std::time::Duration;
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
 
 impl CircuitBreaker {
     /// Moves from exactly `from` to `to` (`from.enter(..)`): publishes what
@@ -75,7 +72,7 @@ impl CircuitBreaker {
         let config = self.config.load();
         let at = match to.state() {
             State::Open => now.saturating_add(self.open_wait(&config, to.level(), to.generation())),
-            State::HalfOpen => now.saturating_add(nanos(config.half_open_max_wait)),
+            State::HalfOpen => now.saturating_add(saturating_nanos(config.half_open_max_wait)),
             _ => now,
         };
         Ext::new(to.generation(), to.state(), micros_ceil(at))
@@ -96,7 +93,7 @@ impl CircuitBreaker {
         let mut cur = Ext(copy.load(Ordering::Acquire));
         // A copy whose tag is not `g`'s belongs to a later generation: `w`
         // is stale, nothing to repair.
-        while cur.tag_matches(g) && !cur.is_for(g, w.state()) {
+        while cur.needs_repair(g, w.state()) {
             // AcqRel: as in `era::publish`.
             match copy.compare_exchange(cur.0, ext.0, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => return ext,
