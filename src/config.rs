@@ -18,6 +18,10 @@ pub const MAX_WINDOW_CALLS: u32 = 1 << 24;
 /// The largest number of buckets in a time window.
 pub const MAX_WINDOW_BUCKETS: u32 = 1 << 12;
 
+/// A time window's `minimum_calls`, at most, per bucket: what one stripe's
+/// bucket holds once it is full (see `Config::minimum_calls`).
+pub const MAX_MINIMUM_CALLS_PER_BUCKET: u32 = 1 << 15;
+
 /// The shortest bucket of a time window.
 pub const MIN_BUCKET: Duration = Duration::from_millis(1);
 
@@ -113,7 +117,10 @@ pub struct Config {
     /// Trip when the failure rate in the window is at least this (0, 1]. Default 0.5.
     pub failure_rate_threshold: f64,
     /// No rate is judged before the window holds this many outcomes (>= 1).
-    /// A count window smaller than this judges once it is full. Default 20.
+    /// A count window smaller than this judges once it is full. A time
+    /// window holds 32768 to 65535 outcomes per bucket and stripe once its
+    /// buckets fill, so this is at most [`MAX_MINIMUM_CALLS_PER_BUCKET`]
+    /// times its buckets. Default 20.
     pub minimum_calls: u32,
     /// The window the rates are computed over. Default `Window::count(100)`.
     pub window: Window,
@@ -236,6 +243,11 @@ impl Config {
                     length / buckets >= MIN_BUCKET && length.as_nanos() < u64::MAX as u128 / 2,
                     "window",
                     "a time window's buckets must each be at least 1 ms",
+                )?;
+                check(
+                    self.minimum_calls as u64 <= MAX_MINIMUM_CALLS_PER_BUCKET as u64 * buckets as u64,
+                    "minimum_calls",
+                    "with a time window, at most 32768 per bucket",
                 )?;
             }
         }

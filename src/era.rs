@@ -20,7 +20,9 @@
 //!   of `g` starts with another era's counts;
 //! - a contender that lost (or was preempted) cannot overwrite anything
 //!   once `g` is visible: its CAS expects a value from before `g`'s
-//!   preparation, which the winner replaced;
+//!   preparation, which the winner replaced, and which `g` never writes
+//!   back, since every such word carries a tag of its generation (the time
+//!   window's bucket words too, see `window/time.rs`);
 //! - nothing is a lock: a preempted contender delays no one.
 //!
 //! Writers of a generation's counters check the copy's tag against their
@@ -29,8 +31,9 @@
 //! equality. Two generations of one parity meet in one copy only if a
 //! thread is preempted between reading a copy and writing it while 2^k
 //! transitions happen (k = 28 for probes, 38 for counters: hours of
-//! back-to-back transitions), and even then its CAS must find the exact
-//! value it read. The `ext` tag is 8 bits, to leave its time 53: there the
+//! back-to-back transitions; 9 for time buckets, whose 8-bit tag leaves
+//! their stamps 40 bits), and even then its CAS must find the exact value it
+//! read. The `ext` tag is 8 bits, to leave its time 53: there the
 //! exact value includes the time to the microsecond, so a stale write needs
 //! 256 transitions within one microsecond of the clock (with the coarse
 //! clock, one millisecond) during the preemption, and writes a deadline of

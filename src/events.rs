@@ -210,11 +210,7 @@ impl Queue {
         }
         // Relaxed: the time is published by the head's Release below.
         let t = self.times[i].load(Ordering::Relaxed);
-        // Relaxed: as above; a failure means a later lap took the slot.
-        if self.times[i]
-            .compare_exchange(t, time_word(g, e.at), Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-        {
+        if !self.write_time(i, g, e.at, t) {
             return lost();
         }
         // SeqCst: publishes the time with the head (Release), and is
@@ -225,6 +221,28 @@ impl Queue {
             .is_err()
         {
             lost();
+        }
+    }
+
+    /// Writes the time of generation `g` into slot `i`, whose head `g` has
+    /// claimed, from `t`, the time last read there. A writer of another
+    /// lap, preempted after its own look at the head, may still land its
+    /// time: then this writes over it (that writer's head CAS will fail),
+    /// for as long as the head is `g`'s, so a claimed slot is never left
+    /// busy. Returns false once a later lap took the slot.
+    fn write_time(&self, i: usize, g: u64, at: std::time::Duration, mut t: u64) -> bool {
+        loop {
+            // Relaxed: the head is only compared. If a later lap claims it
+            // after this look, the CAS below may still land; that lap's
+            // own loop then writes over it.
+            if self.heads[i].load(Ordering::Relaxed) != g << 10 | BUSY {
+                return false;
+            }
+            // Relaxed: the time is published by the head's Release.
+            match self.times[i].compare_exchange(t, time_word(g, at), Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(actual) => t = actual,
+            }
         }
     }
 
@@ -380,5 +398,35 @@ pub(crate) fn flag(word: &AtomicU64, on: bool) {
             Ok(_) => return,
             Err(actual) => w = Word(actual),
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// The writer of generation 65 claimed slot 1, and the writer of
+    /// generation 1, preempted since before that claim, landed its time
+    /// after 65 read the time word: 65's first CAS fails. Its event must
+    /// still be written, not left busy (which stalls delivery for a lap).
+    #[test]
+    fn a_claimed_slot_is_written_even_if_an_older_lap_lands_its_time() {
+        let q = Queue::new(Vec::new(), Some(65));
+        let e = Transition {
+            from: State::Closed,
+            to: State::Open,
+            reason: Reason::Manual,
+            at: Duration::from_micros(7),
+            generation: 65,
+        };
+        q.heads[1].store(65 << 10 | BUSY, Ordering::Relaxed);
+        let seen = q.times[1].load(Ordering::Relaxed);
+        q.times[1].store(time_word(1, Duration::from_micros(3)), Ordering::Relaxed); // the older lap lands
+        assert!(q.write_time(1, 65, e.at, seen));
+        q.heads[1].store(head(&e), Ordering::Relaxed);
+        assert!(matches!(q.read(65), Slot::Ready(t) if t == e));
+        // A later lap that took the slot wins.
+        q.heads[1].store(129 << 10 | BUSY, Ordering::Relaxed);
+        assert!(!q.write_time(1, 65, e.at, seen));
     }
 }

@@ -57,7 +57,8 @@ pub use builder::Builder;
 pub use clock::{Clock, MockClock};
 pub use config::{
     Config, ConfigError, HalfOpenPolicy, Window, MAX_CONSECUTIVE_FAILURES, MAX_HALF_OPEN_PERMITS,
-    MAX_SLOW_CALL_DURATION, MAX_STRIPES, MAX_WAIT, MAX_WINDOW_BUCKETS, MAX_WINDOW_CALLS, MIN_BUCKET,
+    MAX_MINIMUM_CALLS_PER_BUCKET, MAX_SLOW_CALL_DURATION, MAX_STRIPES, MAX_WAIT, MAX_WINDOW_BUCKETS,
+    MAX_WINDOW_CALLS, MIN_BUCKET,
 };
 pub use events::{Reason, Transition};
 pub use metrics::Metrics;

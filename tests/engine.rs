@@ -3,6 +3,7 @@
 use nanobreaker::MockClock;
 use nanobreaker::{
     CircuitBreaker, Config, Error, HalfOpenPolicy, Outcome, Reason, State, Transition, Window,
+    MAX_MINIMUM_CALLS_PER_BUCKET,
 };
 use std::future::Future;
 use std::sync::{Arc, Barrier, Mutex};
@@ -412,6 +413,13 @@ fn every_bad_config_value_names_its_field() {
         (|c| c.window = Window::count(u32::MAX), "window"),
         (|c| c.window = Window::time(SEC, 0), "window"),
         (|c| c.window = Window::time(Duration::from_millis(9), 10), "window"),
+        (
+            |c| {
+                c.window = Window::time(SEC, 2);
+                c.minimum_calls = 2 * MAX_MINIMUM_CALLS_PER_BUCKET + 1;
+            },
+            "minimum_calls",
+        ),
         (|c| c.slow_call_duration = Some(Duration::ZERO), "slow_call_duration"),
         (|c| c.slow_call_rate_threshold = f64::NAN, "slow_call_rate_threshold"),
         (|c| c.slow_call_rate_threshold = -1.0, "slow_call_rate_threshold"),

@@ -380,3 +380,32 @@ fn old_ring_outcomes_never_alias_the_live_counts() {
         assert_eq!(cb.state(), State::Open, "ring outcomes from 2^{bits} generations back hid an outage");
     }
 }
+
+/// A busy bucket on one stripe: 2^20 successes in 0.4 s, then the
+/// dependency dies. A bucket's counts are bounded, so a full one must keep
+/// counting (halving, keeping its rates) rather than freeze: 67% failures
+/// trip the breaker within the same bucket.
+#[test]
+fn an_outage_in_a_full_bucket_still_trips() {
+    let (clock, mock) = Clock::mock();
+    let cb = CircuitBreaker::builder()
+        .clock(clock)
+        .window(Window::time(10 * SEC, 10))
+        .stripes(1)
+        .minimum_calls(100)
+        .failure_rate_threshold(0.5)
+        .build()
+        .unwrap();
+    for _ in 0..1 << 20 {
+        cb.try_acquire().unwrap().success();
+    }
+    mock.advance(400 * MS);
+    let mut failures = 0u64;
+    while failures < 1 << 21 && cb.state() == State::Closed {
+        cb.try_acquire().unwrap().failure();
+        failures += 1;
+    }
+    assert_eq!(cb.state(), State::Open, "2^21 failures after 2^20 successes in one bucket did not trip");
+    // The bucket holds a sample of its latest 2^15..2^16 outcomes.
+    assert!(failures <= 1 << 16, "tripped only after {failures} failures");
+}

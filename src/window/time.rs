@@ -1,29 +1,35 @@
 //! The time window: per stripe, `b` buckets of `length / b`.
 //!
 //! Each bucket keeps three words (outcomes, failures, slow calls), each
-//! `[stamp 44 | count 20]`. A stamp numbers a bucket-length of time within
-//! an era, from 1 at the era's start (`ext`, see `era.rs`): buckets are
-//! aligned to the moment the era began. The buckets come in two sets, by
-//! the era's parity, and an era's set is zeroed before the era becomes
-//! visible (like every per-era word, see `era.rs`), so a new era starts
-//! empty however soon after the last one, and the tally counts the words
-//! of the current set whose stamp is one of the last `b`.
+//! `[tag 8 | stamp 40 | count 16]`. A stamp numbers a bucket-length of time
+//! within an era, from 1 at the era's start (`ext`, see `era.rs`): buckets
+//! are aligned to the moment the era began. The buckets come in two sets,
+//! by the era's parity, and an era's set is emptied (every word set to
+//! `[tag | 0 | 0]`) before the era becomes visible, like every per-era word
+//! (see `era.rs`), so a new era starts empty however soon after the last
+//! one, and the tally counts the words of the current set whose stamp is one
+//! of the last `b`.
+//!
+//! The tag is the era's generation halved (its parity picks the set), so the
+//! words of one set never hold the same value in two eras fewer
+//! than 512 transitions apart. That is what keeps a contender that lost the
+//! race to prepare an era from emptying a word of that era once it is live:
+//! its CAS expects a value of an earlier era (see `era.rs`). It also makes a
+//! late writer of an earlier era drop its record instead of landing it.
 //!
 //! A record compare-and-swaps one word: if the stamp is its own it adds
 //! one; if the stamp is older it starts the bucket anew with a count of one
 //! (the turn); if it is newer the record is late and is dropped from the
 //! window. Turn and record are one atomic step, so no record in a live
-//! bucket is lost and none from a dead bucket is counted. Before each CAS
-//! the writer checks that its generation is still the current one, so a
-//! late writer never lands in the next era of its parity (unless preempted
-//! between that check and the CAS while two transitions happen and the
-//! word comes back to the exact value it read).
+//! bucket is lost and none from a dead bucket is counted.
 //!
-//! Stamps are 44 bits: with 1 ms buckets (the shortest) an era counts for
-//! 557 years, past the end of the clock's own nanoseconds. Counts saturate
-//! at 2^20 - 1 per stripe and bucket; once a bucket's outcome count is
-//! full, further outcomes skip all three words, so its failure and slow
-//! rates stay true to the outcomes it holds.
+//! Stamps are 40 bits: with 1 ms buckets (the shortest) an era counts for
+//! 34 years before its stamps stop moving. Counts are 16 bits per stripe
+//! and bucket: the record that fills a bucket's outcome count halves all
+//! three counts (failures and slow calls first, so a reader in between sees
+//! a lower rate, never a higher one). While it does, other records to that
+//! bucket are dropped. A full bucket thus keeps its rates, weighted to its
+//! latest outcomes, and an outage that starts in a busy bucket still shows.
 
 use super::stripe::Stripe;
 use super::{Entry, Tally};
@@ -33,9 +39,15 @@ use crate::sync::{AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 use strength_reduce::StrengthReducedU64;
 
-const COUNT_BITS: u32 = 20;
+const COUNT_BITS: u32 = 16;
 const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
-const MAX_STAMP: u64 = (1 << (64 - COUNT_BITS)) - 1;
+const TAG_SHIFT: u32 = 56;
+const MAX_STAMP: u64 = (1 << (TAG_SHIFT - COUNT_BITS)) - 1;
+
+/// The empty word of `generation`'s era: its tag, stamp 0, count 0.
+const fn empty(generation: u64) -> u64 {
+    (generation >> 1) << TAG_SHIFT
+}
 
 /// The buckets of every stripe, in two sets by era parity, set-major then
 /// stripe-major: stripe `k` of set `p` owns `3 * buckets` words from
@@ -54,7 +66,8 @@ pub(super) struct Buckets {
 /// What a record did to a bucket word.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Bump {
-    Added,
+    /// Added one; the count is now the value held.
+    Added(u64),
     Turned,
     Late,
     Full,
@@ -62,24 +75,28 @@ enum Bump {
     Stale,
 }
 
-/// Adds one to `word` for `stamp`: turns a bucket of an older stamp,
-/// drops the record if the bucket holds a newer one or is full, or if
-/// `live()` says the writer's era is over.
-fn bump(word: &AtomicU64, stamp: u64, live: &impl Fn() -> bool) -> Bump {
-    // Relaxed throughout: the word is self-contained (stamp and count
+/// Adds one to `word` for stamp `stamp` of the era `empty` is the empty
+/// word of: turns a bucket of an older stamp, drops the record if the
+/// bucket holds a newer one or is full, or if the word or `live()` says the
+/// writer's era is over.
+fn bump(word: &AtomicU64, empty: u64, stamp: u64, live: &impl Fn() -> bool) -> Bump {
+    // Relaxed throughout: the word is self-contained (tag, stamp and count
     // change in one step) and publishes nothing else.
     let mut cur = word.load(Ordering::Relaxed);
     loop {
-        let (s, n) = (cur >> COUNT_BITS, cur & COUNT_MASK);
+        if cur >> TAG_SHIFT != empty >> TAG_SHIFT {
+            return Bump::Stale;
+        }
+        let (s, n) = ((cur >> COUNT_BITS) & MAX_STAMP, cur & COUNT_MASK);
         let (new, how) = if s == stamp {
             if n == COUNT_MASK {
                 return Bump::Full;
             }
-            (cur + 1, Bump::Added)
+            (cur + 1, Bump::Added(n + 1))
         } else if s > stamp {
             return Bump::Late;
         } else {
-            (stamp << COUNT_BITS | 1, Bump::Turned)
+            (empty | stamp << COUNT_BITS | 1, Bump::Turned)
         };
         if !live() {
             return Bump::Stale;
@@ -87,6 +104,20 @@ fn bump(word: &AtomicU64, stamp: u64, live: &impl Fn() -> bool) -> Bump {
         // Relaxed: as above.
         match word.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => return how,
+            Err(actual) => cur = actual,
+        }
+    }
+}
+
+/// Halves the count of `word` if it still holds `head` (its tag and stamp).
+fn halve(word: &AtomicU64, head: u64) {
+    // Relaxed: as in `bump`.
+    let mut cur = word.load(Ordering::Relaxed);
+    while cur >> COUNT_BITS == head >> COUNT_BITS {
+        let new = head | (cur & COUNT_MASK) / 2;
+        // Relaxed: as in `bump`.
+        match word.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return,
             Err(actual) => cur = actual,
         }
     }
@@ -128,14 +159,23 @@ impl Buckets {
         let Entry { generation, failed, slow, now, start, minimum } = e;
         let stamp = self.stamp(now, start);
         let b = (stamp % self.per_lap) as usize;
-        let mut judge = match bump(self.word(generation, k, b, 0), stamp, &live) {
+        let empty = empty(generation);
+        let words = [0, 1, 2].map(|f| self.word(generation, k, b, f));
+        let mut judge = match bump(words[0], empty, stamp, &live) {
             Bump::Late | Bump::Full | Bump::Stale => false,
             how => {
                 if failed {
-                    bump(self.word(generation, k, b, 1), stamp, &live);
+                    bump(words[1], empty, stamp, &live);
                 }
                 if slow {
-                    bump(self.word(generation, k, b, 2), stamp, &live);
+                    bump(words[2], empty, stamp, &live);
+                }
+                if how == Bump::Added(COUNT_MASK) {
+                    // This record filled the bucket: halve it, outcomes last.
+                    let head = empty | stamp << COUNT_BITS;
+                    for w in [words[1], words[2], words[0]] {
+                        halve(w, head);
+                    }
                 }
                 how == Bump::Turned
             }
@@ -161,7 +201,8 @@ impl Buckets {
         for k in 0..self.stripes {
             for b in 0..self.buckets as usize {
                 for f in 0..3 {
-                    era::publish(self.word(generation, k, b, f), state, from, 0, |cur| cur == 0)?;
+                    let empty = empty(generation);
+                    era::publish(self.word(generation, k, b, f), state, from, empty, |cur| cur == empty)?;
                 }
             }
         }
@@ -179,15 +220,17 @@ impl Buckets {
         let oldest = (current + 1).saturating_sub(self.buckets).max(1);
         // Relaxed: see `bump`.
         let read = |k, b, f| self.word(generation, k, b, f).load(Ordering::Relaxed);
+        let tag = empty(generation) >> TAG_SHIFT;
         let mut t = Tally::default();
         for k in 0..self.stripes {
             for b in 0..self.buckets as usize {
                 let calls = read(k, b, 0);
-                let stamp = calls >> COUNT_BITS;
-                if !(oldest..=current).contains(&stamp) {
+                let stamp = (calls >> COUNT_BITS) & MAX_STAMP;
+                if calls >> TAG_SHIFT != tag || !(oldest..=current).contains(&stamp) {
                     continue;
                 }
-                let count = |w: u64| if w >> COUNT_BITS == stamp { w & COUNT_MASK } else { 0 };
+                let head = calls >> COUNT_BITS;
+                let count = |w: u64| if w >> COUNT_BITS == head { w & COUNT_MASK } else { 0 };
                 t.calls += calls & COUNT_MASK;
                 t.failures += count(read(k, b, 1));
                 t.slow += count(read(k, b, 2));
@@ -198,5 +241,56 @@ impl Buckets {
 
     pub(super) fn heap_bytes(&self) -> usize {
         std::mem::size_of_val(&*self.words)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn entry(generation: u64, failed: bool) -> Entry {
+        Entry { generation, failed, slow: false, now: 0, start: 0, minimum: 0 }
+    }
+
+    /// A contender that lost the race to prepare era 2 read a word of era
+    /// 0 and was preempted before its CAS; era 2 then records the same
+    /// outcomes into that word. The word must not come back to the value
+    /// the loser read, or its late CAS would empty a live bucket.
+    #[test]
+    fn a_live_word_never_returns_to_a_value_of_an_earlier_era() {
+        let b = Buckets::new(1, Duration::from_secs(10), 10);
+        let stripe = Stripe::default();
+        let state = AtomicU64::new(0);
+        for _ in 0..3 {
+            b.record(0, &stripe, entry(0, false), || true);
+        }
+        let seen = b.word(0, 0, 1, 0).load(Ordering::Relaxed);
+        b.prepare(&state, Word(0), 2).unwrap();
+        b.record(0, &stripe, entry(2, false), || true);
+        b.record(0, &stripe, entry(2, false), || true);
+        b.record(0, &stripe, entry(2, true), || true);
+        assert_eq!(b.tally(2, 0, 0), Tally { calls: 3, failures: 1, slow: 0 });
+        assert_ne!(b.word(2, 0, 1, 0).load(Ordering::Relaxed), seen, "era 2's word equals era 0's");
+        // A late writer of era 0 drops its record.
+        b.record(0, &stripe, entry(0, true), || true);
+        assert_eq!(b.tally(2, 0, 0), Tally { calls: 3, failures: 1, slow: 0 });
+    }
+
+    /// Past 2^16 outcomes a bucket halves its counts: it keeps its failure
+    /// rate and never holds fewer than 2^15 outcomes.
+    #[test]
+    fn a_full_bucket_keeps_its_rate() {
+        let b = Buckets::new(1, Duration::from_secs(10), 1);
+        let stripe = Stripe::default();
+        for i in 0..300_000u64 {
+            b.record(0, &stripe, entry(0, i % 4 == 0), || true);
+            if i > 1 << 16 && i % 1000 == 0 {
+                let t = b.tally(0, 0, 0);
+                assert!((1 << 15..1 << 16).contains(&t.calls), "{t:?}");
+                let rate = t.failures as f64 / t.calls as f64;
+                assert!((0.249..0.251).contains(&rate), "rate {rate} after {i}: {t:?}");
+            }
+        }
     }
 }
