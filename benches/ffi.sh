@@ -3,7 +3,7 @@
 # run on one machine: sh benches/ffi.sh
 set -eu
 cd "$(dirname "$0")/.."
-cargo build --release --lib -q
+sh ffi/c/build.sh --release --quiet
 lib=$PWD/target/release
 cc -O2 -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude ffi/c/bench.c -L"$lib" -Wl,-rpath,"$lib" -lnanobreaker -o target/release/nb-c-bench
 target/release/nb-c-bench

@@ -31,6 +31,7 @@
 #define NB_VERSION_MINOR 1
 #define NB_VERSION_PATCH 0
 #define NB_VERSION_STRING "0.1.0"
+#define NB_ABI_MAJOR 0
 
 /**
  * `nb_config.window_kind`: a window of the last `window_size` calls.
