@@ -3,13 +3,16 @@
  *
  * Threads: every function taking `const nb_breaker *` may be called from any
  * number of threads at once on the same breaker. nb_breaker_free must not
- * race with any other use of that breaker.
+ * race with any other use of that breaker. An nb_permit belongs to one
+ * thread at a time. Transition callbacks run inside some thread's call on
+ * the breaker: see nb_transition_callback for which, and what they must not do.
  *
  * Ownership: nb_breaker_new returns a breaker the caller owns and frees with
  * nb_breaker_free (NULL is a no-op). Strings returned by nb_version,
  * nb_result_str, nb_state_str, nb_reason_str and nb_config_invalid_field are
  * static: never free them. nb_permit, nb_config, nb_metrics and
- * nb_transition are plain values owned by the caller.
+ * nb_transition are plain values (a permit is recorded once: nb_record marks
+ * it spent).
  *
  * Errors: functions that can fail return an nb_result; out-parameters are
  * written only on NB_OK (nb_acquire_ex also writes retry_after_ns on
@@ -159,13 +162,18 @@ enum nb_result
    */
   NB_INVALID_ARGUMENT = 4,
   /**
-   * The permit was issued by a different breaker; nothing was recorded.
+   * The permit was issued by a different breaker (or by one since freed);
+   * nothing was recorded.
    */
   NB_FOREIGN_PERMIT = 5,
   /**
    * A bug in nanobreaker panicked; the call had no effect.
    */
   NB_PANIC = 6,
+  /**
+   * The permit was recorded already; nothing was recorded this time.
+   */
+  NB_PERMIT_SPENT = 7,
 };
 #ifndef __cplusplus
 typedef uint32_t nb_result;
@@ -303,24 +311,64 @@ typedef struct nb_config {
 } nb_config;
 
 /**
- * Leave to make one call: plain data the caller keeps (on its stack) and
- * passes to `nb_record` exactly once. A permit never recorded holds its
- * half-open slot until the trial times out.
+ * One state change, passed to an `nb_transition_callback`. The library
+ * owns it; it is valid during the callback only.
  */
-typedef struct nb_permit {
+typedef struct nb_transition {
   /**
-   * Which breaker issued it (checked by `nb_record`).
+   * The `nb_state` left.
    */
-  uint64_t breaker_id;
+  uint32_t from;
   /**
-   * When the call started (ns on the breaker's clock), or UINT64_MAX.
+   * The `nb_state` entered.
    */
-  uint64_t start_ns;
+  uint32_t to;
   /**
-   * The breaker generation it was issued in.
+   * An `nb_reason`.
+   */
+  uint32_t reason;
+  /**
+   * Zero.
+   */
+  uint32_t reserved;
+  /**
+   * The generation entered.
    */
   uint64_t generation;
-} nb_permit;
+  /**
+   * When, in ns since the breaker was made.
+   */
+  uint64_t at_ns;
+} nb_transition;
+
+/**
+ * A transition listener, added by `nb_breaker_on_transition`.
+ *
+ * Who runs it: a thread that is making a call on the breaker
+ * (`nb_acquire`, `nb_record`, `nb_breaker_state`, `nb_breaker_metrics`,
+ * `nb_breaker_transition_to`, `nb_breaker_reset`,
+ * `nb_breaker_deliver_events`, ...). Usually that is the thread whose call
+ * made the transition, right after the transition and before its call
+ * returns; but if another thread is delivering events at that moment, or
+ * more than 8 events are waiting, the event is delivered by that other
+ * thread or by the next call on the breaker, on any thread. Events arrive
+ * one at a time, in generation order, each to every listener in the order
+ * they were added; a call delivers at most 8. The caller of that `nb_`
+ * function may hold its own locks: the callback runs inside its call.
+ *
+ * A callback must: return (not unwind a C++ exception or a Go panic, not
+ * `longjmp` out, not exit the thread); not free the breaker; not block for
+ * long (it delays a caller's call); not take a lock that a thread calling
+ * the breaker may hold. It may call the breaker (read its state, even make
+ * calls). If listeners fall more than 64 events behind, the oldest are
+ * dropped.
+ */
+typedef void (*nb_transition_callback)(const struct nb_transition *t, void *userdata);
+
+/**
+ * Releases a listener's `userdata` when the breaker is freed.
+ */
+typedef void (*nb_free_callback)(void *userdata);
 
 /**
  * A snapshot of a breaker's rates and totals (see `nb_breaker_metrics`).
@@ -385,53 +433,29 @@ typedef struct nb_metrics {
 } nb_metrics;
 
 /**
- * One state change, passed to an `nb_transition_callback`.
+ * Leave to make one call: written by `nb_acquire`, passed by pointer to
+ * `nb_record` exactly once, which marks it spent. The caller keeps it (on
+ * its stack, typically) but never reads or writes its contents, which are
+ * private to the library and may change meaning in any release. Its size
+ * is fixed for the whole ABI major version (`NB_ABI_MAJOR`): it is the one
+ * struct that carries no `size` field, so that a permit costs nothing to
+ * set up. A permit belongs to one thread at a time. A permit never
+ * recorded holds its half-open slot until the trial times out.
  */
-typedef struct nb_transition {
+typedef struct nb_permit {
   /**
-   * The `nb_state` left.
+   * Private to the library.
    */
-  uint32_t from;
-  /**
-   * The `nb_state` entered.
-   */
-  uint32_t to;
-  /**
-   * An `nb_reason`.
-   */
-  uint32_t reason;
-  /**
-   * Zero.
-   */
-  uint32_t reserved;
-  /**
-   * The generation entered.
-   */
-  uint64_t generation;
-  /**
-   * When, in ns since the breaker was made.
-   */
-  uint64_t at_ns;
-} nb_transition;
-
-/**
- * Called on every transition, in order, on the thread that caused it, never
- * on the success path. `userdata` is what was passed to
- * `nb_breaker_on_transition`; it must be safe to use from any thread.
- */
-typedef void (*nb_transition_callback)(const struct nb_transition *t, void *userdata);
-
-/**
- * Releases a listener's `userdata` when the breaker is freed.
- */
-typedef void (*nb_free_callback)(void *userdata);
+  uint64_t opaque[4];
+} nb_permit;
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 /**
- * The library version, e.g. "0.1.0". A static string; never free it.
+ * The library's version, e.g. "0.1.0" (compare `NB_VERSION_STRING`, the
+ * header's). A static string; never free it.
  */
 const char *nb_version(void);
 
@@ -474,77 +498,12 @@ nb_result nb_breaker_new(const struct nb_config *cfg, struct nb_breaker **out);
 void nb_breaker_free(struct nb_breaker *b);
 
 /**
- * Asks to make a call; see `nb_acquire_ex`.
- *
- * # Safety
- * As `nb_acquire_ex`.
- */
-nb_result nb_acquire(const struct nb_breaker *b, struct nb_permit *out);
-
-/**
- * Asks to make a call. `NB_OK`: `*out` holds the permit; make the call and
- * pass the permit to `nb_record`. `NB_REJECTED`: do not make the call;
- * `*out` is untouched and, if `retry_after_ns` is not NULL, it receives how
- * long until the breaker may let a call through (UINT64_MAX when forced
- * open).
- *
- * # Safety
- * `b` is NULL or a live handle; `out` is NULL or writable;
- * `retry_after_ns` is NULL or writable.
- */
-nb_result nb_acquire_ex(const struct nb_breaker *b, struct nb_permit *out, uint64_t *retry_after_ns);
-
-/**
- * Reports the outcome (an `nb_outcome`) of the call made on `permit`.
- * Record each permit once. `NB_FOREIGN_PERMIT` if another breaker issued
- * it, `NB_INVALID_ARGUMENT` for an unknown outcome; in both cases nothing
- * is recorded. A permit from before a state change is accepted and dropped
- * (it is stale), as in the Rust API.
- *
- * # Safety
- * `b` is NULL or a live handle.
- */
-nb_result nb_record(const struct nb_breaker *b, struct nb_permit permit, uint32_t outcome);
-
-/**
- * `nb_record(b, permit, NB_SUCCESS)`.
- *
- * # Safety
- * As `nb_record`.
- */
-nb_result nb_success(const struct nb_breaker *b, struct nb_permit permit);
-
-/**
- * `nb_record(b, permit, NB_FAILURE)`.
- *
- * # Safety
- * As `nb_record`.
- */
-nb_result nb_failure(const struct nb_breaker *b, struct nb_permit permit);
-
-/**
- * `nb_record(b, permit, NB_IGNORED)`.
- *
- * # Safety
- * As `nb_record`.
- */
-nb_result nb_ignore(const struct nb_breaker *b, struct nb_permit permit);
-
-/**
  * The breaker's state, or `NB_STATE_UNKNOWN` for NULL.
  *
  * # Safety
  * `b` is NULL or a live handle.
  */
 nb_state nb_breaker_state(const struct nb_breaker *b);
-
-/**
- * Writes a snapshot of the breaker's rates and totals to `*out`.
- *
- * # Safety
- * `b` is NULL or a live handle; `out` is NULL or writable.
- */
-nb_result nb_breaker_metrics(const struct nb_breaker *b, struct nb_metrics *out);
 
 /**
  * Moves the breaker to `state` (an `nb_state`, not `NB_STATE_UNKNOWN`).
@@ -581,17 +540,6 @@ nb_result nb_breaker_reconfigure(const struct nb_breaker *b, const struct nb_con
 nb_result nb_breaker_config(const struct nb_breaker *b, struct nb_config *out);
 
 /**
- * Adds a transition listener: `callback(&transition, userdata)` on every
- * state change, in order. `free_userdata` (may be NULL) is called with
- * `userdata` once, when the breaker is freed.
- *
- * # Safety
- * `b` is NULL or a live handle; `callback` and `free_userdata` are NULL or
- * valid functions; `userdata` is usable from any thread until freed.
- */
-nb_result nb_breaker_on_transition(const struct nb_breaker *b, nb_transition_callback callback, void *userdata, nb_free_callback free_userdata);
-
-/**
  * Fills `*out` with every default and sets `out->size`. NULL is a no-op.
  *
  * # Safety
@@ -608,6 +556,103 @@ void nb_config_default(struct nb_config *out);
  * `cfg` is NULL or points to at least `cfg->size` readable bytes.
  */
 const char *nb_config_invalid_field(const struct nb_config *cfg);
+
+/**
+ * Adds a transition listener: `callback(&transition, userdata)` on every
+ * state change after this call, in order; see `nb_transition_callback` for
+ * which thread runs it and what it must not do. `free_userdata` (may be
+ * NULL) is called with `userdata` once, when the breaker is freed.
+ *
+ * # Safety
+ * `b` is NULL or a live handle; `callback` and `free_userdata` are NULL or
+ * valid functions; `userdata` is usable from any thread until freed.
+ */
+nb_result nb_breaker_on_transition(const struct nb_breaker *b, nb_transition_callback callback, void *userdata, nb_free_callback free_userdata);
+
+/**
+ * Delivers waiting transition events to the listeners now (at most 8), on
+ * this thread. Calls do this on their own; this is for a breaker that may
+ * see no more calls for a while (call it from a timer, say).
+ *
+ * # Safety
+ * `b` is NULL or a live handle.
+ */
+nb_result nb_breaker_deliver_events(const struct nb_breaker *b);
+
+/**
+ * Writes a snapshot of the breaker's rates and totals to `*out`.
+ *
+ * # Safety
+ * `b` is NULL or a live handle; `out` is NULL or writable.
+ */
+nb_result nb_breaker_metrics(const struct nb_breaker *b, struct nb_metrics *out);
+
+/**
+ * Asks to make a call; see `nb_acquire_ex`.
+ *
+ * # Safety
+ * As `nb_acquire_ex`.
+ */
+nb_result nb_acquire(const struct nb_breaker *b, struct nb_permit *out);
+
+/**
+ * Asks to make a call. `NB_OK`: `*out` holds the permit; make the call and
+ * pass the permit to `nb_record`. `NB_REJECTED`: do not make the call;
+ * `*out` is untouched and, if `retry_after_ns` is not NULL, it receives how
+ * long until the breaker may let a call through (UINT64_MAX when forced
+ * open). `NB_PANIC`: the library failed; see "Fail open" in the README
+ * (the usual answer is to make the call anyway, unrecorded).
+ *
+ * # Safety
+ * `b` is NULL or a live handle; `out` is NULL or writable;
+ * `retry_after_ns` is NULL or writable.
+ */
+nb_result nb_acquire_ex(const struct nb_breaker *b, struct nb_permit *out, uint64_t *retry_after_ns);
+
+/**
+ * Reports the outcome (an `nb_outcome`) of the call made on `*permit`,
+ * and marks the permit spent. Nothing is recorded, and the permit is left
+ * as it was, when the answer is not `NB_OK`:
+ * - `NB_PERMIT_SPENT`: this permit was recorded already (a permit counts
+ *   once, so a half-open probe can never count as two);
+ * - `NB_FOREIGN_PERMIT`: another breaker issued it, including one since
+ *   freed whose memory `b` now reuses (every breaker has a fresh id);
+ * - `NB_INVALID_ARGUMENT`: an unknown outcome, or `*permit` was not
+ *   written by `nb_acquire`.
+ *
+ * A permit from before a state change is accepted, spent, and dropped (it
+ * is stale), as in the Rust API.
+ *
+ * # Safety
+ * `b` is NULL or a live handle; `permit` is NULL or points to an
+ * `nb_permit` that no other thread uses during the call.
+ */
+nb_result nb_record(const struct nb_breaker *b, struct nb_permit *permit, uint32_t outcome);
+
+/**
+ * `nb_record(b, permit, NB_SUCCESS)`.
+ *
+ * # Safety
+ * As `nb_record`.
+ */
+nb_result nb_success(const struct nb_breaker *b, struct nb_permit *permit);
+
+/**
+ * `nb_record(b, permit, NB_FAILURE)`.
+ *
+ * # Safety
+ * As `nb_record`.
+ */
+nb_result nb_failure(const struct nb_breaker *b, struct nb_permit *permit);
+
+/**
+ * `nb_record(b, permit, NB_IGNORED)`: releases the permit (and its
+ * half-open slot) without counting the call.
+ *
+ * # Safety
+ * As `nb_record`.
+ */
+nb_result nb_ignore(const struct nb_breaker *b, struct nb_permit *permit);
 
 #ifdef __cplusplus
 }  // extern "C"

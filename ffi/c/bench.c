@@ -26,7 +26,7 @@ int main(int argc, char **argv) {
         double start = now_ns(), per;
         for (i = 0; i < n; i++) {
             nb_permit p;
-            if (nb_acquire(b, &p) == NB_OK) nb_record(b, p, NB_SUCCESS);
+            if (nb_acquire(b, &p) == NB_OK) nb_record(b, &p, NB_SUCCESS);
         }
         per = (now_ns() - start) / (double)n;
         if (per < best) best = per;

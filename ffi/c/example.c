@@ -30,7 +30,7 @@ int main(void) {
             printf("call %2d: rejected, retry in %.1f s\n", i, (double)retry_ns / 1e9);
             continue;
         }
-        nb_record(breaker, permit, call_dependency(i) == 0 ? NB_SUCCESS : NB_FAILURE);
+        nb_record(breaker, &permit, call_dependency(i) == 0 ? NB_SUCCESS : NB_FAILURE);
         printf("call %2d: made, breaker %s\n", i, nb_state_str(nb_breaker_state(breaker)));
     }
     nb_breaker_metrics(breaker, &m);

@@ -20,6 +20,10 @@ static int passed, failed;
 
 #define CHECK_EQ_STR(a, b) CHECK((a) != NULL && strcmp((a), (b)) == 0)
 
+/* The open wait. Long enough that a run under valgrind on a loaded machine
+ * does not see it pass between two calls meant to happen while open. */
+#define OPEN_MS 100
+
 static void sleep_ms(long ms) {
     struct timespec ts;
     ts.tv_sec = ms / 1000;
@@ -32,8 +36,8 @@ static nb_config small_config(void) {
     nb_config_default(&c);
     c.minimum_calls = 4;
     c.window_size = 10;
-    c.open_wait_ns = 20 * 1000000ULL;
-    c.max_open_wait_ns = 40 * 1000000ULL;
+    c.open_wait_ns = OPEN_MS * 1000000ULL;
+    c.max_open_wait_ns = 2 * OPEN_MS * 1000000ULL;
     c.jitter = 0.0;
     c.half_open_permits = 1;
     return c;
@@ -66,6 +70,7 @@ static void strings(void) {
     CHECK_EQ_STR(nb_result_str(NB_INVALID_ARGUMENT), "NB_INVALID_ARGUMENT");
     CHECK_EQ_STR(nb_result_str(NB_FOREIGN_PERMIT), "NB_FOREIGN_PERMIT");
     CHECK_EQ_STR(nb_result_str(NB_PANIC), "NB_PANIC");
+    CHECK_EQ_STR(nb_result_str(NB_PERMIT_SPENT), "NB_PERMIT_SPENT");
     CHECK_EQ_STR(nb_result_str(12345), "NB_UNKNOWN_RESULT");
     CHECK_EQ_STR(nb_state_str(NB_STATE_HALF_OPEN), "half_open");
     CHECK_EQ_STR(nb_state_str(NB_STATE_UNKNOWN), "unknown");
@@ -161,14 +166,14 @@ static void lifecycle_and_errors(void) {
 
     /* Record: every outcome, a bad outcome, a foreign permit. */
     CHECK(nb_acquire(b, &p) == NB_OK);
-    CHECK(nb_record(NULL, p, NB_SUCCESS) == NB_NULL_ARGUMENT);
-    CHECK(nb_record(b, p, 3) == NB_INVALID_ARGUMENT);
+    CHECK(nb_record(NULL, &p, NB_SUCCESS) == NB_NULL_ARGUMENT);
+    CHECK(nb_record(b, &p, 3) == NB_INVALID_ARGUMENT);
     CHECK(nb_acquire(other, &q) == NB_OK);
-    CHECK(nb_record(b, q, NB_SUCCESS) == NB_FOREIGN_PERMIT);
-    CHECK(nb_record(other, q, NB_SUCCESS) == NB_OK);
-    CHECK(nb_record(b, p, NB_SUCCESS) == NB_OK);
-    CHECK(nb_acquire(b, &p) == NB_OK && nb_ignore(b, p) == NB_OK);
-    CHECK(nb_acquire(b, &p) == NB_OK && nb_success(b, p) == NB_OK);
+    CHECK(nb_record(b, &q, NB_SUCCESS) == NB_FOREIGN_PERMIT);
+    CHECK(nb_record(other, &q, NB_SUCCESS) == NB_OK);
+    CHECK(nb_record(b, &p, NB_SUCCESS) == NB_OK);
+    CHECK(nb_acquire(b, &p) == NB_OK && nb_ignore(b, &p) == NB_OK);
+    CHECK(nb_acquire(b, &p) == NB_OK && nb_success(b, &p) == NB_OK);
     CHECK(nb_breaker_metrics(b, &m) == NB_OK);
     CHECK(m.calls == 2 && m.successes == 2 && m.failures == 0 && m.ignored == 1 && m.rejected == 0);
     CHECK(m.state == NB_STATE_CLOSED && m.window_calls == 2 && m.failure_rate == 0.0);
@@ -192,26 +197,26 @@ static void transitions(void) {
     CHECK(nb_breaker_on_transition(b, on_transition, &seen, on_free) == NB_OK);
 
     for (i = 0; i < 4; i++) {
-        CHECK(nb_acquire(b, &p) == NB_OK && nb_failure(b, p) == NB_OK);
+        CHECK(nb_acquire(b, &p) == NB_OK && nb_failure(b, &p) == NB_OK);
     }
     CHECK(nb_breaker_state(b) == NB_STATE_OPEN);
     memset(&untouched, 0xAB, sizeof untouched);
     p = untouched;
     CHECK(nb_acquire_ex(b, &p, &retry) == NB_REJECTED);
     CHECK(memcmp(&p, &untouched, sizeof p) == 0);
-    CHECK(retry > 0 && retry <= 20 * 1000000ULL);
+    CHECK(retry > 0 && retry <= OPEN_MS * 1000000ULL);
     CHECK(nb_acquire(b, &p) == NB_REJECTED);
 
-    sleep_ms(30);
+    sleep_ms(OPEN_MS * 3 / 2);
     CHECK(nb_acquire(b, &p) == NB_OK);
     CHECK(nb_breaker_state(b) == NB_STATE_HALF_OPEN);
     CHECK(nb_acquire(b, &untouched) == NB_REJECTED); /* one permit */
-    CHECK(nb_failure(b, p) == NB_OK);
+    CHECK(nb_failure(b, &p) == NB_OK);
     CHECK(nb_breaker_state(b) == NB_STATE_OPEN);
-    CHECK(nb_acquire_ex(b, &p, &retry) == NB_REJECTED && retry > 20 * 1000000ULL); /* backoff */
+    CHECK(nb_acquire_ex(b, &p, &retry) == NB_REJECTED && retry > OPEN_MS * 1000000ULL); /* backoff */
 
-    sleep_ms(50);
-    CHECK(nb_acquire(b, &p) == NB_OK && nb_success(b, p) == NB_OK);
+    sleep_ms(OPEN_MS * 5 / 2);
+    CHECK(nb_acquire(b, &p) == NB_OK && nb_success(b, &p) == NB_OK);
     CHECK(nb_breaker_state(b) == NB_STATE_CLOSED);
 
     CHECK(seen.count == 5);
@@ -226,10 +231,10 @@ static void transitions(void) {
     CHECK(nb_breaker_transition_to(b, NB_STATE_FORCED_OPEN) == NB_OK);
     CHECK(nb_acquire_ex(b, &p, &retry) == NB_REJECTED && retry == UINT64_MAX);
     CHECK(nb_breaker_transition_to(b, NB_STATE_DISABLED) == NB_OK);
-    CHECK(nb_acquire(b, &p) == NB_OK && nb_failure(b, p) == NB_OK);
+    CHECK(nb_acquire(b, &p) == NB_OK && nb_failure(b, &p) == NB_OK);
     CHECK(nb_breaker_transition_to(b, NB_STATE_METRICS_ONLY) == NB_OK);
     for (i = 0; i < 10; i++) {
-        CHECK(nb_acquire(b, &p) == NB_OK && nb_failure(b, p) == NB_OK);
+        CHECK(nb_acquire(b, &p) == NB_OK && nb_failure(b, &p) == NB_OK);
     }
     CHECK(nb_breaker_metrics(b, &m) == NB_OK);
     CHECK(m.state == NB_STATE_METRICS_ONLY && m.failure_rate == 1.0 && m.window_calls == 10);
@@ -239,6 +244,63 @@ static void transitions(void) {
     CHECK(seen.freed == 0);
     nb_breaker_free(b);
     CHECK(seen.freed == 1);
+}
+
+/* A permit counts once: a second record is refused, in closed and in
+ * half-open (where it would count one probe as two), and so is a permit of
+ * a breaker since freed, even by a new breaker at the same address. */
+static void permit_used_once(void) {
+    nb_config c = small_config();
+    nb_breaker *b = NULL, *gone = NULL;
+    nb_permit p, p2, forged;
+    nb_metrics m;
+    int i;
+
+    c.half_open_permits = 2;
+    CHECK(nb_breaker_new(&c, &b) == NB_OK);
+    CHECK(nb_acquire(b, &p) == NB_OK);
+    CHECK(nb_record(b, &p, NB_SUCCESS) == NB_OK);
+    CHECK(nb_record(b, &p, NB_SUCCESS) == NB_PERMIT_SPENT);
+    CHECK(nb_failure(b, &p) == NB_PERMIT_SPENT);
+    CHECK(nb_ignore(b, &p) == NB_PERMIT_SPENT);
+    CHECK(nb_record(b, NULL, NB_SUCCESS) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_metrics(b, &m) == NB_OK && m.calls == 1 && m.successes == 1 && m.ignored == 0);
+
+    /* Not written by nb_acquire. */
+    memset(&forged, 0, sizeof forged);
+    CHECK(nb_success(b, &forged) == NB_INVALID_ARGUMENT);
+    memset(&forged, 0xFF, sizeof forged);
+    CHECK(nb_success(b, &forged) == NB_INVALID_ARGUMENT);
+
+    /* Half-open with two probes: the first one recorded twice must not
+     * count as both, so the trial stays open until the second reports. */
+    CHECK(nb_breaker_reset(b) == NB_OK);
+    for (i = 0; i < 4; i++) {
+        CHECK(nb_acquire(b, &p) == NB_OK && nb_failure(b, &p) == NB_OK);
+    }
+    CHECK(nb_breaker_state(b) == NB_STATE_OPEN);
+    sleep_ms(OPEN_MS * 3 / 2);
+    CHECK(nb_acquire(b, &p) == NB_OK && nb_breaker_state(b) == NB_STATE_HALF_OPEN);
+    CHECK(nb_acquire(b, &p2) == NB_OK);
+    CHECK(nb_success(b, &p) == NB_OK);
+    CHECK(nb_success(b, &p) == NB_PERMIT_SPENT);
+    CHECK(nb_breaker_state(b) == NB_STATE_HALF_OPEN);
+    CHECK(nb_breaker_metrics(b, &m) == NB_OK && m.half_open_in_flight == 1);
+    CHECK(nb_success(b, &p2) == NB_OK);
+    CHECK(nb_breaker_state(b) == NB_STATE_CLOSED);
+    nb_breaker_free(b);
+
+    /* A permit outliving its breaker. */
+    CHECK(nb_breaker_new(&c, &gone) == NB_OK);
+    CHECK(nb_acquire(gone, &p) == NB_OK);
+    nb_breaker_free(gone);
+    for (i = 0; i < 4; i++) { /* likely reusing gone's memory */
+        b = NULL;
+        CHECK(nb_breaker_new(&c, &b) == NB_OK);
+        CHECK(nb_success(b, &p) == NB_FOREIGN_PERMIT);
+        CHECK(nb_breaker_metrics(b, &m) == NB_OK && m.calls == 0 && m.ignored == 0);
+        nb_breaker_free(b);
+    }
 }
 
 static void reconfigure(void) {
@@ -269,6 +331,7 @@ int main(void) {
     config();
     lifecycle_and_errors();
     transitions();
+    permit_used_once();
     reconfigure();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

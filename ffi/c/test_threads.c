@@ -31,11 +31,11 @@ static void *worker(void *arg) {
         t->ok++;
         /* Phases: healthy, outage, recovery, by position in the run. */
         if (i > CALLS / 3 && i < 2 * CALLS / 3 ? x % 10 < 8 : x % 100 < 2) {
-            nb_failure(breaker, p);
+            nb_failure(breaker, &p);
         } else if (x % 97 == 0) {
-            nb_ignore(breaker, p);
+            nb_ignore(breaker, &p);
         } else {
-            nb_success(breaker, p);
+            nb_success(breaker, &p);
         }
     }
     return NULL;

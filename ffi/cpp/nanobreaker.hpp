@@ -115,7 +115,8 @@ class Config {
 
 class Breaker;
 
-/// Leave to make one call. Report it with success(), failure() or ignore();
+/// Leave to make one call. Report it with success(), failure() or ignore()
+/// (once: a second report is a no-op, as the library would refuse it);
 /// destroyed unreported, it records "ignored".
 class Permit {
    public:
@@ -143,7 +144,7 @@ class Permit {
     Permit(const nb_breaker* b, nb_permit raw) noexcept : breaker_(b), raw_(raw) {}
     void finish(nb_outcome o) noexcept {
         if (breaker_) {
-            nb_record(breaker_, raw_, o);  // cannot fail: right breaker, valid outcome
+            nb_record(breaker_, &raw_, o);  // cannot fail: right breaker, valid outcome, live permit
             breaker_ = nullptr;
         }
     }

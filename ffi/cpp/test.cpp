@@ -79,6 +79,18 @@ int main() {
     CHECK(b.state() == nb::State::Closed);
     CHECK(seen.size() == 3 && seen[2].first == NB_STATE_CLOSED && seen[2].second == NB_REASON_PROBES_SUCCEEDED);
 
+    // A permit counts once.
+    {
+        nb_metrics before = b.metrics();
+        auto p = b.acquire();
+        p.success();
+        p.success();
+        p.failure();
+        nb_metrics after = b.metrics();
+        CHECK(!p.pending() && after.calls == before.calls + 1 && after.successes == before.successes + 1);
+        CHECK(after.failures == before.failures);
+    }
+
     // Manual transitions, reconfigure.
     b.transition_to(nb::State::ForcedOpen);
     CHECK(!b.try_acquire());

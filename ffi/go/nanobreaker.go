@@ -34,7 +34,7 @@ static nbgo_acquired nbgo_acquire(uintptr_t b) {
 	return a;
 }
 static nb_result nbgo_record(uintptr_t b, nb_permit p, uint32_t outcome) {
-	return nb_record((const nb_breaker *)b, p, outcome);
+	return nb_record((const nb_breaker *)b, &p, outcome);
 }
 */
 import "C"
@@ -212,28 +212,48 @@ func (b *Breaker) Close() {
 	}
 }
 
-// Permit is leave to make one call; report it exactly once.
+// ErrPermitSpent is returned by a Permit reported a second time; nothing
+// is recorded.
+var ErrPermitSpent = errors.New("nanobreaker: permit already recorded")
+
+// ErrNoPermit is returned by the zero Permit (one Allow did not grant).
+var ErrNoPermit = errors.New("nanobreaker: not a permit")
+
+// Permit is leave to make one call; report it once (a second report
+// returns ErrPermitSpent and counts nothing). Keep it in one variable and
+// call its methods there: a copy would be a second permit to the Go side.
 type Permit struct {
-	b   *Breaker
-	raw C.nb_permit
+	b     *Breaker
+	raw   C.nb_permit
+	spent bool
 }
 
-func (p Permit) record(o C.uint32_t) {
-	if p.b == nil || p.b.ptr == nil {
-		return
+func (p *Permit) record(o C.uint32_t) error {
+	switch {
+	case p.b == nil:
+		return ErrNoPermit
+	case p.spent:
+		return ErrPermitSpent
+	case p.b.ptr == nil:
+		return ErrClosed
 	}
-	C.nbgo_record(p.b.handle(), p.raw, o)
+	p.spent = true
+	r := C.nbgo_record(p.b.handle(), p.raw, o)
 	runtime.KeepAlive(p.b)
+	if r != C.NB_OK {
+		return resultError(r)
+	}
+	return nil
 }
 
 // Success reports that the call worked.
-func (p Permit) Success() { p.record(C.NB_SUCCESS) }
+func (p *Permit) Success() error { return p.record(C.NB_SUCCESS) }
 
 // Failure reports that the call failed.
-func (p Permit) Failure() { p.record(C.NB_FAILURE) }
+func (p *Permit) Failure() error { return p.record(C.NB_FAILURE) }
 
 // Ignore reports a call not to be counted.
-func (p Permit) Ignore() { p.record(C.NB_IGNORED) }
+func (p *Permit) Ignore() error { return p.record(C.NB_IGNORED) }
 
 // Allow asks to make a call: a Permit, or a *RejectedError.
 func (b *Breaker) Allow() (Permit, error) {

@@ -120,6 +120,57 @@ func TestManualStatesAndReconfigure(t *testing.T) {
 	}
 }
 
+func TestPermitCountsOnce(t *testing.T) {
+	c := small()
+	c.HalfOpenPermits = 2
+	b, _ := New(c)
+	defer b.Close()
+	p, err := b.Allow()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Success(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Success(); err != ErrPermitSpent {
+		t.Fatalf("second Success: %v", err)
+	}
+	if err := p.Failure(); err != ErrPermitSpent {
+		t.Fatalf("Failure after Success: %v", err)
+	}
+	if m, _ := b.Metrics(); m.Calls != 1 || m.Failures != 0 {
+		t.Fatalf("counted %+v", m)
+	}
+	var none Permit
+	if err := none.Success(); err != ErrNoPermit {
+		t.Fatalf("zero permit: %v", err)
+	}
+	// Half-open with two probes: one probe reported twice must not close.
+	for i := 0; i < 4; i++ {
+		_ = b.Execute(func() error { return errors.New("down") })
+	}
+	time.Sleep(30 * time.Millisecond)
+	p1, err1 := b.Allow()
+	p2, err2 := b.Allow()
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	p1.Success()
+	if err := p1.Success(); err != ErrPermitSpent || b.State() != HalfOpen {
+		t.Fatalf("double record: %v, %v", err, b.State())
+	}
+	p2.Success()
+	if b.State() != Closed {
+		t.Fatalf("state %v", b.State())
+	}
+	// A permit outliving its breaker.
+	stale, _ := b.Allow()
+	b.Close()
+	if err := stale.Success(); err != ErrClosed {
+		t.Fatalf("after Close: %v", err)
+	}
+}
+
 func TestCloseIsIdempotentAndUseAfterCloseFails(t *testing.T) {
 	b, _ := New(small())
 	b.Close()

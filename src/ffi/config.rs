@@ -1,9 +1,9 @@
 //! `nb_config`: the C view of [`Config`], and its conversion.
 
 use super::nb_result;
+use super::panic::boundary;
 use crate::{Config, HalfOpenPolicy, Window};
 use std::ffi::c_char;
-use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 /// `nb_config.window_kind`: a window of the last `window_size` calls.
@@ -175,15 +175,12 @@ pub(crate) unsafe fn read(cfg: *const nb_config) -> Result<(Config, u32), nb_res
 /// `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn nb_config_default(out: *mut nb_config) {
-    super::guard(
-        (),
-        AssertUnwindSafe(|| {
-            if !out.is_null() {
-                // SAFETY: non-NULL and writable (caller's contract).
-                unsafe { out.write(write(&Config::default())) }
-            }
-        }),
-    )
+    boundary!((), {
+        if !out.is_null() {
+            // SAFETY: non-NULL and writable (caller's contract).
+            unsafe { out.write(write(&Config::default())) }
+        }
+    })
 }
 
 /// NULL if `cfg` is valid; otherwise the name of the first bad field, as a
@@ -194,16 +191,13 @@ pub unsafe extern "C" fn nb_config_default(out: *mut nb_config) {
 /// `cfg` is NULL or points to at least `cfg->size` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn nb_config_invalid_field(cfg: *const nb_config) -> *const c_char {
-    super::guard(
-        std::ptr::null(),
-        AssertUnwindSafe(|| {
-            // SAFETY: forwarded from the caller.
-            match unsafe { read_checked(cfg) } {
-                Ok(_) => std::ptr::null(),
-                Err((_, field)) => c_name(field),
-            }
-        }),
-    )
+    boundary!(std::ptr::null(), {
+        // SAFETY: forwarded from the caller.
+        match unsafe { read_checked(cfg) } {
+            Ok(_) => std::ptr::null(),
+            Err((_, field)) => c_name(field),
+        }
+    })
 }
 
 /// The NUL-terminated static copy of a field name.
