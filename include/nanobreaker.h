@@ -18,6 +18,13 @@
  * written only on NB_OK (nb_acquire_ex also writes retry_after_ns on
  * NB_REJECTED). Enum-typed inputs are taken as uint32_t and checked.
  * No call panics into C: an internal bug returns NB_PANIC.
+ *
+ * Versions: nb_config, nb_metrics and nb_transition carry their size, and
+ * the library reads and writes only the fields both sides know, so a
+ * program built against an older or a newer header works with this
+ * library (see nb_config, nb_metrics). The SONAME is
+ * libnanobreaker.so.NB_ABI_MAJOR; nb_version_num() is the library's
+ * NB_VERSION_NUM.
  */
 
 #ifndef NANOBREAKER_H
@@ -34,6 +41,8 @@
 #define NB_VERSION_MINOR 1
 #define NB_VERSION_PATCH 0
 #define NB_VERSION_STRING "0.1.0"
+#define NB_VERSION_NUM (NB_VERSION_MAJOR * 1000000 + NB_VERSION_MINOR * 1000 + NB_VERSION_PATCH)
+/* The ABI major version: the N of the SONAME libnanobreaker.so.N. */
 #define NB_ABI_MAJOR 0
 
 /**
@@ -229,10 +238,15 @@ typedef struct nb_breaker nb_breaker;
 
 /**
  * A breaker's configuration. Always start from `nb_config_default`, which
- * sets `size` and every default; then change the fields you need. `size`
- * lets later versions add fields at the end without breaking callers built
- * against this header: a larger struct is accepted if the bytes this
- * version does not know are zero.
+ * sets `size` and every default; then change the fields you need.
+ *
+ * `size` lets later versions add fields at the end, both ways: a library
+ * reads only the fields both it and the caller know. A program built
+ * against an older header (smaller struct) gets the defaults for the
+ * fields it lacks; one built against a newer header (larger struct) works
+ * with an older library as long as it leaves the fields that library does
+ * not know at their default, zero (else `NB_INVALID_CONFIG`, field
+ * "size": a setting the library cannot honour is refused, not ignored).
  */
 typedef struct nb_config {
   /**
@@ -312,9 +326,15 @@ typedef struct nb_config {
 
 /**
  * One state change, passed to an `nb_transition_callback`. The library
- * owns it; it is valid during the callback only.
+ * owns it; it is valid during the callback only. Later versions add fields
+ * at the end: a field that ends beyond `size` is absent (the library is
+ * older than the caller's header) and must not be read.
  */
 typedef struct nb_transition {
+  /**
+   * The library's `sizeof(nb_transition)`.
+   */
+  uint32_t size;
   /**
    * The `nb_state` left.
    */
@@ -327,10 +347,6 @@ typedef struct nb_transition {
    * An `nb_reason`.
    */
   uint32_t reason;
-  /**
-   * Zero.
-   */
-  uint32_t reserved;
   /**
    * The generation entered.
    */
@@ -372,8 +388,15 @@ typedef void (*nb_free_callback)(void *userdata);
 
 /**
  * A snapshot of a breaker's rates and totals (see `nb_breaker_metrics`).
+ * `size`, written by the library, is how many bytes of it the library
+ * filled: a field that ends beyond `size` is one the library does not
+ * know (it is zero). Later versions add fields at the end.
  */
 typedef struct nb_metrics {
+  /**
+   * Bytes filled by the library (at most the caller's `sizeof`).
+   */
+  size_t size;
   /**
    * An `nb_state`.
    */
@@ -430,6 +453,14 @@ typedef struct nb_metrics {
    * Nanoseconds since the last transition.
    */
   uint64_t since_last_transition_ns;
+  /**
+   * The current generation (transitions so far).
+   */
+  uint64_t generation;
+  /**
+   * Transition events dropped because listeners fell more than 64 behind.
+   */
+  uint64_t events_lost;
 } nb_metrics;
 
 /**
@@ -458,6 +489,16 @@ extern "C" {
  * header's). A static string; never free it.
  */
 const char *nb_version(void);
+
+/**
+ * The library's version as one number, `major * 1000000 + minor * 1000 +
+ * patch` (compare `NB_VERSION_NUM`, the header's). A program built
+ * against header version H runs with library version L when L has H's
+ * `NB_ABI_MAJOR` (the SONAME guarantees it for a dynamically linked one)
+ * and, if it uses functions added after its oldest supported library,
+ * `nb_version_num() >= ` the version that added them.
+ */
+uint32_t nb_version_num(void);
 
 /**
  * A static, human-readable name for an `nb_result` ("NB_OK", ...), or
@@ -532,20 +573,25 @@ nb_result nb_breaker_reset(const struct nb_breaker *b);
 nb_result nb_breaker_reconfigure(const struct nb_breaker *b, const struct nb_config *cfg);
 
 /**
- * Writes the configuration in force to `*out` (with `size` set).
+ * Writes the configuration in force to the caller's `nb_config` of `size`
+ * bytes (`sizeof(nb_config)`), as `nb_config_default` does.
  *
  * # Safety
- * `b` is NULL or a live handle; `out` is NULL or writable.
+ * `b` is NULL or a live handle; `out` is NULL or writable for `size` bytes.
  */
-nb_result nb_breaker_config(const struct nb_breaker *b, struct nb_config *out);
+nb_result nb_breaker_config(const struct nb_breaker *b, struct nb_config *out, size_t size);
 
 /**
- * Fills `*out` with every default and sets `out->size`. NULL is a no-op.
+ * Fills the caller's `nb_config` with every default: `size` is the
+ * caller's `sizeof(nb_config)`. The fields this library knows get their
+ * defaults, any later ones (a newer header's) zero, and `out->size` is set
+ * to `size`. `NB_INVALID_ARGUMENT` if `size` does not even cover the
+ * `size` field.
  *
  * # Safety
- * `out` is NULL or writable.
+ * `out` is NULL or writable for `size` bytes.
  */
-void nb_config_default(struct nb_config *out);
+nb_result nb_config_default(struct nb_config *out, size_t size);
 
 /**
  * NULL if `cfg` is valid; otherwise the name of the first bad field, as a
@@ -580,12 +626,15 @@ nb_result nb_breaker_on_transition(const struct nb_breaker *b, nb_transition_cal
 nb_result nb_breaker_deliver_events(const struct nb_breaker *b);
 
 /**
- * Writes a snapshot of the breaker's rates and totals to `*out`.
+ * Writes a snapshot of the breaker's rates and totals to the caller's
+ * `nb_metrics` of `size` bytes (pass `sizeof(nb_metrics)`): the fields
+ * both sides know, then zeros; `out->size` says how many bytes the library
+ * filled. `NB_INVALID_ARGUMENT` if `size` does not cover the `size` field.
  *
  * # Safety
- * `b` is NULL or a live handle; `out` is NULL or writable.
+ * `b` is NULL or a live handle; `out` is NULL or writable for `size` bytes.
  */
-nb_result nb_breaker_metrics(const struct nb_breaker *b, struct nb_metrics *out);
+nb_result nb_breaker_metrics(const struct nb_breaker *b, struct nb_metrics *out, size_t size);
 
 /**
  * Asks to make a call; see `nb_acquire_ex`.

@@ -5,6 +5,7 @@
 use nanobreaker::ffi::*;
 use proptest::prelude::*;
 use std::ffi::CStr;
+use std::mem::size_of;
 use std::ptr::{null, null_mut};
 
 fn any_config() -> impl Strategy<Value = nb_config> {
@@ -55,7 +56,7 @@ fn unsafe_default() -> nb_config {
     let mut c = std::mem::MaybeUninit::<nb_config>::uninit();
     // SAFETY: nb_config_default writes a whole nb_config.
     unsafe {
-        nb_config_default(c.as_mut_ptr());
+        assert_eq!(nb_config_default(c.as_mut_ptr(), size_of::<nb_config>()), nb_result::NB_OK);
         c.assume_init()
     }
 }
@@ -122,7 +123,7 @@ proptest! {
             let r = nb_breaker_transition_to(b, state);
             prop_assert_eq!(r == nb_result::NB_OK, state <= 5);
             let mut m = nb_metrics::default();
-            prop_assert_eq!(nb_breaker_metrics(b, &mut m), nb_result::NB_OK);
+            prop_assert_eq!(nb_breaker_metrics(b, &mut m, size_of::<nb_metrics>()), nb_result::NB_OK);
             prop_assert!(CStr::from_ptr(nb_result_str(outcome)).to_bytes().starts_with(b"NB_"));
             prop_assert!(!CStr::from_ptr(nb_state_str(state)).to_bytes().is_empty());
             prop_assert!(!CStr::from_ptr(nb_reason_str(state)).to_bytes().is_empty());
@@ -132,6 +133,33 @@ proptest! {
 }
 
 proptest! {
+    /// Any `size`, shorter or longer than this library's struct: the
+    /// fields the caller has are read, the rest are defaults, and a
+    /// non-zero byte the library does not know is refused.
+    #[test]
+    fn any_config_size_is_read_both_ways(size in 0usize..400, fill: u8) {
+        let ours = size_of::<nb_config>();
+        let mut words = vec![0u64; 64]; // 512 bytes, 8-aligned
+        let bytes = words.as_mut_ptr().cast::<u8>();
+        let default = unsafe_default();
+        // SAFETY: `words` holds 512 bytes > ours; the regions do not overlap.
+        unsafe {
+            std::ptr::write_bytes(bytes, fill, 512);
+            std::ptr::copy_nonoverlapping((&raw const default).cast::<u8>(), bytes, size.min(ours));
+            bytes.cast::<usize>().write(size);
+        }
+        let cfg = words.as_ptr().cast::<nb_config>();
+        // SAFETY: `cfg` points to 512 readable bytes, more than `size`.
+        let field = unsafe { nb_config_invalid_field(cfg) };
+        let refused = size < size_of::<usize>() || (size > ours && fill != 0);
+        if refused {
+            // SAFETY: a static NUL-terminated string.
+            prop_assert_eq!(unsafe { CStr::from_ptr(field) }.to_str(), Ok("size"));
+        } else {
+            prop_assert!(field.is_null());
+        }
+    }
+
     #[test]
     fn a_permit_counts_once_however_often_it_is_recorded(outcomes in proptest::collection::vec(0u32..3, 1..6)) {
         let cfg = unsafe_default();
@@ -146,7 +174,7 @@ proptest! {
                 prop_assert_eq!(nb_record(b, &mut p, o), nb_result::NB_PERMIT_SPENT);
             }
             let mut m = nb_metrics::default();
-            prop_assert_eq!(nb_breaker_metrics(b, &mut m), nb_result::NB_OK);
+            prop_assert_eq!(nb_breaker_metrics(b, &mut m, size_of::<nb_metrics>()), nb_result::NB_OK);
             prop_assert_eq!(m.calls + m.ignored, 1);
             nb_breaker_free(b);
         }
@@ -159,7 +187,7 @@ fn null_everywhere() {
     let mut p = nb_permit::default();
     // SAFETY: every pointer is NULL or valid; NULL is what is being tested.
     unsafe {
-        nb_config_default(null_mut());
+        assert_eq!(nb_config_default(null_mut(), size_of::<nb_config>()), nb_result::NB_NULL_ARGUMENT);
         nb_breaker_free(null_mut());
         assert_eq!(nb_breaker_new(null(), &mut null_mut()), nb_result::NB_NULL_ARGUMENT);
         assert_eq!(nb_breaker_new(&cfg, null_mut()), nb_result::NB_NULL_ARGUMENT);
@@ -176,11 +204,11 @@ fn null_everywhere() {
         assert_eq!(nb_breaker_deliver_events(b), nb_result::NB_OK);
         nb_breaker_free(b);
         assert_eq!(nb_breaker_state(null()), nb_state::NB_STATE_UNKNOWN);
-        assert_eq!(nb_breaker_metrics(null(), null_mut()), nb_result::NB_NULL_ARGUMENT);
+        assert_eq!(nb_breaker_metrics(null(), null_mut(), 0), nb_result::NB_NULL_ARGUMENT);
         assert_eq!(nb_breaker_transition_to(null(), 0), nb_result::NB_NULL_ARGUMENT);
         assert_eq!(nb_breaker_reset(null()), nb_result::NB_NULL_ARGUMENT);
         assert_eq!(nb_breaker_reconfigure(null(), &cfg), nb_result::NB_NULL_ARGUMENT);
-        assert_eq!(nb_breaker_config(null(), null_mut()), nb_result::NB_NULL_ARGUMENT);
+        assert_eq!(nb_breaker_config(null(), null_mut(), 0), nb_result::NB_NULL_ARGUMENT);
         assert_eq!(nb_breaker_on_transition(null(), None, null_mut(), None), nb_result::NB_NULL_ARGUMENT);
         assert_eq!(CStr::from_ptr(nb_config_invalid_field(null())).to_str(), Ok("config"));
     }

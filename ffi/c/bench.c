@@ -19,7 +19,7 @@ int main(int argc, char **argv) {
     nb_breaker *b = NULL;
     double best = 1e18;
     int round;
-    nb_config_default(&cfg);
+    nb_config_default(&cfg, sizeof cfg);
     if (nb_breaker_new(&cfg, &b) != NB_OK) return 1;
     for (round = 0; round < 5; round++) {
         long i;

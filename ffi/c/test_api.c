@@ -33,7 +33,7 @@ static void sleep_ms(long ms) {
 
 static nb_config small_config(void) {
     nb_config c;
-    nb_config_default(&c);
+    nb_config_default(&c, sizeof c);
     c.minimum_calls = 4;
     c.window_size = 10;
     c.open_wait_ns = OPEN_MS * 1000000ULL;
@@ -81,8 +81,9 @@ static void strings(void) {
 
 static void config(void) {
     nb_config c;
-    nb_config_default(NULL); /* a no-op */
-    nb_config_default(&c);
+    CHECK(nb_config_default(NULL, sizeof c) == NB_NULL_ARGUMENT);
+    CHECK(nb_config_default(&c, sizeof(size_t) - 1) == NB_INVALID_ARGUMENT);
+    CHECK(nb_config_default(&c, sizeof c) == NB_OK);
     CHECK(c.size == sizeof(nb_config));
     CHECK(c.failure_rate_threshold == 0.5);
     CHECK(c.minimum_calls == 20 && c.window_kind == NB_WINDOW_COUNT && c.window_size == 100);
@@ -93,23 +94,28 @@ static void config(void) {
 
     c.failure_rate_threshold = 1.5;
     CHECK_EQ_STR(nb_config_invalid_field(&c), "failure_rate_threshold");
-    nb_config_default(&c);
+    nb_config_default(&c, sizeof c);
     c.half_open_permits = 0;
     CHECK_EQ_STR(nb_config_invalid_field(&c), "half_open_permits");
-    nb_config_default(&c);
+    nb_config_default(&c, sizeof c);
     c.window_kind = 7;
     CHECK_EQ_STR(nb_config_invalid_field(&c), "window_kind");
-    nb_config_default(&c);
+    nb_config_default(&c, sizeof c);
     c.window_kind = NB_WINDOW_TIME;
     c.window_size = 10;
     c.window_length_ns = 5000000; /* 0.5 ms buckets */
     CHECK_EQ_STR(nb_config_invalid_field(&c), "window");
-    nb_config_default(&c);
+    nb_config_default(&c, sizeof c);
     c.stripes = 65;
     CHECK_EQ_STR(nb_config_invalid_field(&c), "stripes");
-    nb_config_default(&c);
-    c.size = 8;
+    nb_config_default(&c, sizeof c);
+    c.size = sizeof(size_t) - 1;
     CHECK_EQ_STR(nb_config_invalid_field(&c), "size");
+    /* A caller that knows only `size`: every field beyond is a default,
+     * whatever its bytes hold. */
+    c.size = sizeof(size_t);
+    c.failure_rate_threshold = 1.5;
+    CHECK(nb_config_invalid_field(&c) == NULL);
 
     /* A caller built against a later, larger nb_config. */
     {
@@ -118,7 +124,7 @@ static void config(void) {
             uint64_t newer_field;
         } big;
         nb_breaker *b = NULL;
-        nb_config_default(&big.base);
+        nb_config_default(&big.base, sizeof big.base);
         big.base.size = sizeof big;
         big.newer_field = 0;
         CHECK(nb_config_invalid_field(&big.base) == NULL);
@@ -153,14 +159,16 @@ static void lifecycle_and_errors(void) {
     CHECK(nb_acquire(NULL, &p) == NB_NULL_ARGUMENT);
     CHECK(nb_acquire(b, NULL) == NB_NULL_ARGUMENT);
     CHECK(nb_acquire_ex(b, NULL, &retry) == NB_NULL_ARGUMENT);
-    CHECK(nb_breaker_metrics(NULL, &m) == NB_NULL_ARGUMENT);
-    CHECK(nb_breaker_metrics(b, NULL) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_metrics(NULL, &m, sizeof m) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_metrics(b, NULL, sizeof m) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_metrics(b, &m, 4) == NB_INVALID_ARGUMENT);
     CHECK(nb_breaker_reset(NULL) == NB_NULL_ARGUMENT);
     CHECK(nb_breaker_transition_to(NULL, NB_STATE_OPEN) == NB_NULL_ARGUMENT);
     CHECK(nb_breaker_reconfigure(NULL, &c) == NB_NULL_ARGUMENT);
     CHECK(nb_breaker_reconfigure(b, NULL) == NB_NULL_ARGUMENT);
-    CHECK(nb_breaker_config(NULL, &c) == NB_NULL_ARGUMENT);
-    CHECK(nb_breaker_config(b, NULL) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_config(NULL, &c, sizeof c) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_config(b, NULL, sizeof c) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_config(b, &c, 4) == NB_INVALID_ARGUMENT);
     CHECK(nb_breaker_on_transition(NULL, on_transition, NULL, NULL) == NB_NULL_ARGUMENT);
     CHECK(nb_breaker_on_transition(b, NULL, NULL, NULL) == NB_NULL_ARGUMENT);
 
@@ -174,10 +182,10 @@ static void lifecycle_and_errors(void) {
     CHECK(nb_record(b, &p, NB_SUCCESS) == NB_OK);
     CHECK(nb_acquire(b, &p) == NB_OK && nb_ignore(b, &p) == NB_OK);
     CHECK(nb_acquire(b, &p) == NB_OK && nb_success(b, &p) == NB_OK);
-    CHECK(nb_breaker_metrics(b, &m) == NB_OK);
+    CHECK(nb_breaker_metrics(b, &m, sizeof m) == NB_OK);
     CHECK(m.calls == 2 && m.successes == 2 && m.failures == 0 && m.ignored == 1 && m.rejected == 0);
     CHECK(m.state == NB_STATE_CLOSED && m.window_calls == 2 && m.failure_rate == 0.0);
-    CHECK(nb_breaker_metrics(other, &m) == NB_OK && m.calls == 1);
+    CHECK(nb_breaker_metrics(other, &m, sizeof m) == NB_OK && m.calls == 1);
 
     nb_breaker_free(other);
     nb_breaker_free(b);
@@ -236,7 +244,7 @@ static void transitions(void) {
     for (i = 0; i < 10; i++) {
         CHECK(nb_acquire(b, &p) == NB_OK && nb_failure(b, &p) == NB_OK);
     }
-    CHECK(nb_breaker_metrics(b, &m) == NB_OK);
+    CHECK(nb_breaker_metrics(b, &m, sizeof m) == NB_OK);
     CHECK(m.state == NB_STATE_METRICS_ONLY && m.failure_rate == 1.0 && m.window_calls == 10);
     CHECK(nb_breaker_reset(b) == NB_OK && nb_breaker_state(b) == NB_STATE_CLOSED);
     CHECK(seen.count == 9 && seen.reasons[8] == NB_REASON_MANUAL);
@@ -264,7 +272,7 @@ static void permit_used_once(void) {
     CHECK(nb_failure(b, &p) == NB_PERMIT_SPENT);
     CHECK(nb_ignore(b, &p) == NB_PERMIT_SPENT);
     CHECK(nb_record(b, NULL, NB_SUCCESS) == NB_NULL_ARGUMENT);
-    CHECK(nb_breaker_metrics(b, &m) == NB_OK && m.calls == 1 && m.successes == 1 && m.ignored == 0);
+    CHECK(nb_breaker_metrics(b, &m, sizeof m) == NB_OK && m.calls == 1 && m.successes == 1 && m.ignored == 0);
 
     /* Not written by nb_acquire. */
     memset(&forged, 0, sizeof forged);
@@ -285,7 +293,7 @@ static void permit_used_once(void) {
     CHECK(nb_success(b, &p) == NB_OK);
     CHECK(nb_success(b, &p) == NB_PERMIT_SPENT);
     CHECK(nb_breaker_state(b) == NB_STATE_HALF_OPEN);
-    CHECK(nb_breaker_metrics(b, &m) == NB_OK && m.half_open_in_flight == 1);
+    CHECK(nb_breaker_metrics(b, &m, sizeof m) == NB_OK && m.half_open_in_flight == 1);
     CHECK(nb_success(b, &p2) == NB_OK);
     CHECK(nb_breaker_state(b) == NB_STATE_CLOSED);
     nb_breaker_free(b);
@@ -298,7 +306,7 @@ static void permit_used_once(void) {
         b = NULL;
         CHECK(nb_breaker_new(&c, &b) == NB_OK);
         CHECK(nb_success(b, &p) == NB_FOREIGN_PERMIT);
-        CHECK(nb_breaker_metrics(b, &m) == NB_OK && m.calls == 0 && m.ignored == 0);
+        CHECK(nb_breaker_metrics(b, &m, sizeof m) == NB_OK && m.calls == 0 && m.ignored == 0);
         nb_breaker_free(b);
     }
 }
@@ -310,7 +318,7 @@ static void reconfigure(void) {
 
     c.failure_rate_threshold = 0.0;
     CHECK(nb_breaker_reconfigure(b, &c) == NB_INVALID_CONFIG);
-    CHECK(nb_breaker_config(b, &read) == NB_OK && read.failure_rate_threshold == 0.5);
+    CHECK(nb_breaker_config(b, &read, sizeof read) == NB_OK && read.failure_rate_threshold == 0.5);
 
     c = small_config();
     c.window_size = 11;
@@ -321,7 +329,7 @@ static void reconfigure(void) {
     c.failure_rate_threshold = 0.75;
     c.slow_call_duration_ns = 1000;
     CHECK(nb_breaker_reconfigure(b, &c) == NB_OK);
-    CHECK(nb_breaker_config(b, &read) == NB_OK);
+    CHECK(nb_breaker_config(b, &read, sizeof read) == NB_OK);
     CHECK(read.size == sizeof read && read.failure_rate_threshold == 0.75 && read.slow_call_duration_ns == 1000);
     nb_breaker_free(b);
 }

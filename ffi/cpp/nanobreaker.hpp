@@ -74,7 +74,7 @@ inline const char* to_string(State s) noexcept { return nb_state_str(static_cast
 /// The configuration, starting from every default. Setters chain.
 class Config {
    public:
-    Config() noexcept { nb_config_default(&raw_); }
+    Config() noexcept { nb_config_default(&raw_, sizeof raw_); }
     Config& failure_rate_threshold(double x) noexcept { raw_.failure_rate_threshold = x; return *this; }
     Config& minimum_calls(uint32_t n) noexcept { raw_.minimum_calls = n; return *this; }
     Config& count_window(uint32_t calls) noexcept {
@@ -216,7 +216,7 @@ class Breaker {
 
     nb_metrics metrics() const {
         nb_metrics m;
-        check(nb_breaker_metrics(raw_, &m), "nb_breaker_metrics");
+        check(nb_breaker_metrics(raw_, &m, sizeof m), "nb_breaker_metrics");
         return m;
     }
 

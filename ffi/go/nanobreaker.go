@@ -104,7 +104,7 @@ type Config struct {
 // DefaultConfig returns every default (see the README's config table).
 func DefaultConfig() Config {
 	var c C.nb_config
-	C.nb_config_default(&c)
+	C.nb_config_default(&c, C.sizeof_nb_config)
 	return Config{
 		FailureRateThreshold:  float64(c.failure_rate_threshold),
 		MinimumCalls:          uint32(c.minimum_calls),
@@ -129,7 +129,7 @@ func nanos(d time.Duration) C.uint64_t {
 
 func (c Config) raw() C.nb_config {
 	var r C.nb_config
-	C.nb_config_default(&r)
+	C.nb_config_default(&r, C.sizeof_nb_config)
 	r.failure_rate_threshold = C.double(c.FailureRateThreshold)
 	r.minimum_calls = C.uint32_t(c.MinimumCalls)
 	if c.TimeWindow != 0 {
@@ -325,7 +325,7 @@ func (b *Breaker) Metrics() (Metrics, error) {
 		return Metrics{}, ErrClosed
 	}
 	var m C.nb_metrics
-	r := C.nb_breaker_metrics(b.ptr, &m)
+	r := C.nb_breaker_metrics(b.ptr, &m, C.sizeof_nb_metrics)
 	runtime.KeepAlive(b)
 	if r != C.NB_OK {
 		return Metrics{}, resultError(r)

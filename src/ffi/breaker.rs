@@ -129,18 +129,20 @@ pub unsafe extern "C" fn nb_breaker_reconfigure(b: *const nb_breaker, cfg: *cons
     })
 }
 
-/// Writes the configuration in force to `*out` (with `size` set).
+/// Writes the configuration in force to the caller's `nb_config` of `size`
+/// bytes (`sizeof(nb_config)`), as `nb_config_default` does.
 ///
 /// # Safety
-/// `b` is NULL or a live handle; `out` is NULL or writable.
+/// `b` is NULL or a live handle; `out` is NULL or writable for `size` bytes.
 #[no_mangle]
-pub unsafe extern "C" fn nb_breaker_config(b: *const nb_breaker, out: *mut nb_config) -> nb_result {
+pub unsafe extern "C" fn nb_breaker_config(
+    b: *const nb_breaker,
+    out: *mut nb_config,
+    size: usize,
+) -> nb_result {
     boundary!(nb_result::NB_PANIC, {
         let b = try_ref!(b);
-        let out = try_out!(out);
-        let c = config::write(&b.inner.config());
-        // SAFETY: non-NULL and writable (caller's contract).
-        unsafe { out.write(c) };
-        nb_result::NB_OK
+        // SAFETY: forwarded from the caller.
+        unsafe { config::write_out(out, size, &b.inner.config()) }
     })
 }

@@ -7,18 +7,20 @@ use super::{nb_result, nb_state};
 use std::ffi::c_void;
 
 /// One state change, passed to an `nb_transition_callback`. The library
-/// owns it; it is valid during the callback only.
+/// owns it; it is valid during the callback only. Later versions add fields
+/// at the end: a field that ends beyond `size` is absent (the library is
+/// older than the caller's header) and must not be read.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct nb_transition {
+    /// The library's `sizeof(nb_transition)`.
+    pub size: u32,
     /// The `nb_state` left.
     pub from: u32,
     /// The `nb_state` entered.
     pub to: u32,
     /// An `nb_reason`.
     pub reason: u32,
-    /// Zero.
-    pub reserved: u32,
     /// The generation entered.
     pub generation: u64,
     /// When, in ns since the breaker was made.
@@ -100,10 +102,10 @@ pub unsafe extern "C" fn nb_breaker_on_transition(
         let data = UserData { ptr: userdata, free: free_userdata };
         b.inner.on_transition(move |t| {
             let t = nb_transition {
+                size: std::mem::size_of::<nb_transition>() as u32,
                 from: nb_state::from(t.from) as u32,
                 to: nb_state::from(t.to) as u32,
                 reason: t.reason as u32,
-                reserved: 0,
                 generation: t.generation,
                 at_ns: u64::try_from(t.at.as_nanos()).unwrap_or(u64::MAX),
             };

@@ -24,6 +24,7 @@ mod listeners;
 mod metrics;
 mod panic;
 mod permit;
+mod sized;
 
 pub use breaker::*;
 pub use config::*;
@@ -152,6 +153,30 @@ pub(crate) fn outcome_from_u32(o: u32) -> Option<Outcome> {
 #[no_mangle]
 pub extern "C" fn nb_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// The library's version as one number, `major * 1000000 + minor * 1000 +
+/// patch` (compare `NB_VERSION_NUM`, the header's). A program built
+/// against header version H runs with library version L when L has H's
+/// `NB_ABI_MAJOR` (the SONAME guarantees it for a dynamically linked one)
+/// and, if it uses functions added after its oldest supported library,
+/// `nb_version_num() >= ` the version that added them.
+#[no_mangle]
+pub extern "C" fn nb_version_num() -> u32 {
+    const fn num(s: &str) -> u32 {
+        let b = s.as_bytes();
+        let mut i = 0;
+        let mut n = 0;
+        while i < b.len() {
+            n = n * 10 + (b[i] - b'0') as u32;
+            i += 1;
+        }
+        n
+    }
+    const V: u32 = num(env!("CARGO_PKG_VERSION_MAJOR")) * 1_000_000
+        + num(env!("CARGO_PKG_VERSION_MINOR")) * 1_000
+        + num(env!("CARGO_PKG_VERSION_PATCH"));
+    V
 }
 
 /// A static, human-readable name for an `nb_result` ("NB_OK", ...), or
