@@ -311,6 +311,48 @@ static void permit_used_once(void) {
     }
 }
 
+/* The fail-open idiom of the README: if the library fails (NB_PANIC), make
+ * the call anyway, unrecorded, and count it. `acquire` is nb_acquire, or a
+ * stand-in that fails as the library would on an internal bug. */
+typedef nb_result (*acquire_fn)(const nb_breaker *, nb_permit *);
+static nb_result acquire_panics(const nb_breaker *b, nb_permit *p) {
+    (void)b;
+    (void)p;
+    return NB_PANIC;
+}
+static unsigned long failed_open;
+static int protected_call(const nb_breaker *b, acquire_fn acquire, int (*call)(void)) {
+    nb_permit p;
+    nb_result r = acquire(b, &p);
+    if (r == NB_OK) {
+        int rc = call();
+        nb_record(b, &p, rc == 0 ? NB_SUCCESS : NB_FAILURE);
+        return rc;
+    }
+    if (r == NB_PANIC) { /* fail open; a fail-closed program returns an error here */
+        failed_open++;
+        return call();
+    }
+    return -1; /* NB_REJECTED: the fallback */
+}
+static int calls_made;
+static int dependency(void) { return calls_made++, 0; }
+
+static void fail_open(void) {
+    nb_config c = small_config();
+    nb_breaker *b = NULL;
+    nb_metrics m;
+    CHECK(nb_breaker_new(&c, &b) == NB_OK);
+    CHECK(protected_call(b, nb_acquire, dependency) == 0);
+    CHECK(protected_call(b, acquire_panics, dependency) == 0);
+    CHECK(protected_call(b, acquire_panics, dependency) == 0);
+    CHECK(calls_made == 3 && failed_open == 2);
+    CHECK(nb_breaker_metrics(b, &m, sizeof m) == NB_OK && m.calls == 1);
+    CHECK(nb_breaker_transition_to(b, NB_STATE_FORCED_OPEN) == NB_OK);
+    CHECK(protected_call(b, nb_acquire, dependency) == -1 && calls_made == 3);
+    nb_breaker_free(b);
+}
+
 static void reconfigure(void) {
     nb_config c = small_config(), read;
     nb_breaker *b = NULL;
@@ -340,6 +382,7 @@ int main(void) {
     lifecycle_and_errors();
     transitions();
     permit_used_once();
+    fail_open();
     reconfigure();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

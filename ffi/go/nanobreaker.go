@@ -7,6 +7,12 @@
 //
 // A *Breaker is safe for concurrent use. Close it when done; a finalizer
 // frees a forgotten one, but Close must not race with other calls.
+//
+// Fail open: if the library itself fails (NB_PANIC, an internal bug), Allow
+// and Execute let the call through, unrecorded, and Metrics().FailedOpen
+// counts it; set Config.FailClosed to get an error instead. A listener that
+// panics is recovered (a panic must not unwind through the library's
+// frames) and counted in Metrics().ListenerPanics.
 package nanobreaker
 
 /*
@@ -44,6 +50,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/cgo"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -99,6 +106,9 @@ type Config struct {
 	HalfOpenPermits       uint32
 	HalfOpenMaxWait       time.Duration
 	Stripes               uint32 // 0 = by core count
+	// FailClosed makes an internal library failure (NB_PANIC) an error
+	// from Allow and Execute; by default the call goes through, unrecorded.
+	FailClosed bool
 }
 
 // DefaultConfig returns every default (see the README's config table).
@@ -181,8 +191,23 @@ func resultError(r C.nb_result) error {
 
 // Breaker is a circuit breaker.
 type Breaker struct {
-	ptr *C.nb_breaker
+	ptr        *C.nb_breaker
+	failClosed bool
+	stats      *stats // shared with the listeners' handles
 }
+
+type stats struct {
+	failedOpen     atomic.Uint64
+	listenerPanics atomic.Uint64
+}
+
+// acquireFault, when not NB_OK, is what Allow gets instead of asking the
+// library: the tests' way to make the library "fail" (it never panics on
+// purpose). Read with one atomic load per call.
+var acquireFault atomic.Uint32
+
+// nbPanic is NB_PANIC, for the tests (cgo is not available in _test files).
+const nbPanic = uint32(C.NB_PANIC)
 
 // New makes a breaker.
 func New(cfg Config) (*Breaker, error) {
@@ -194,7 +219,7 @@ func New(cfg Config) (*Breaker, error) {
 		}
 		return nil, resultError(r)
 	}
-	b := &Breaker{ptr: ptr}
+	b := &Breaker{ptr: ptr, failClosed: cfg.FailClosed, stats: &stats{}}
 	runtime.SetFinalizer(b, (*Breaker).Close)
 	return b, nil
 }
@@ -223,13 +248,20 @@ var ErrNoPermit = errors.New("nanobreaker: not a permit")
 // returns ErrPermitSpent and counts nothing). Keep it in one variable and
 // call its methods there: a copy would be a second permit to the Go side.
 type Permit struct {
-	b     *Breaker
-	raw   C.nb_permit
-	spent bool
+	b          *Breaker
+	raw        C.nb_permit
+	spent      bool
+	failedOpen bool
 }
+
+// FailedOpen says the permit was granted because the library failed
+// (see Config.FailClosed): the call is made but not recorded.
+func (p *Permit) FailedOpen() bool { return p.failedOpen }
 
 func (p *Permit) record(o C.uint32_t) error {
 	switch {
+	case p.failedOpen:
+		return nil
 	case p.b == nil:
 		return ErrNoPermit
 	case p.spent:
@@ -262,6 +294,9 @@ func (b *Breaker) Allow() (Permit, error) {
 	}
 	a := C.nbgo_acquire(b.handle())
 	runtime.KeepAlive(b)
+	if f := acquireFault.Load(); f != C.NB_OK {
+		a.result = C.nb_result(f)
+	}
 	switch a.result {
 	case C.NB_OK:
 		return Permit{b: b, raw: a.permit}, nil
@@ -271,6 +306,12 @@ func (b *Breaker) Allow() (Permit, error) {
 			wait = time.Duration(a.retry_after_ns)
 		}
 		return Permit{}, &RejectedError{RetryAfter: wait}
+	case C.NB_PANIC:
+		if b.failClosed {
+			return Permit{}, resultError(a.result)
+		}
+		b.stats.failedOpen.Add(1)
+		return Permit{failedOpen: true}, nil
 	default:
 		return Permit{}, resultError(a.result)
 	}
@@ -317,6 +358,10 @@ type Metrics struct {
 	Calls, Successes, Failures, SlowCalls, Ignored, Rejected uint64
 	HalfOpenInFlight                                         uint32
 	SinceLastTransition                                      time.Duration
+	Generation, EventsLost                                   uint64
+	// Kept by this package, not the library: calls let through because
+	// the library failed, and listener panics recovered.
+	FailedOpen, ListenerPanics uint64
 }
 
 // Metrics takes a snapshot.
@@ -337,6 +382,8 @@ func (b *Breaker) Metrics() (Metrics, error) {
 		Failures: uint64(m.failures), SlowCalls: uint64(m.slow_calls), Ignored: uint64(m.ignored),
 		Rejected: uint64(m.rejected), HalfOpenInFlight: uint32(m.half_open_in_flight),
 		SinceLastTransition: time.Duration(m.since_last_transition_ns),
+		Generation:          uint64(m.generation), EventsLost: uint64(m.events_lost),
+		FailedOpen: b.stats.failedOpen.Load(), ListenerPanics: b.stats.listenerPanics.Load(),
 	}, nil
 }
 
@@ -392,23 +439,38 @@ type Transition struct {
 	At         time.Duration // since the breaker was made
 }
 
+type listener struct {
+	f     func(Transition)
+	stats *stats
+}
+
 //export goTransition
 func goTransition(t *C.nb_transition, handle C.uintptr_t) {
-	f := cgo.Handle(handle).Value().(func(Transition))
-	f(Transition{From: State(t.from), To: State(t.to), Reason: Reason(t.reason),
+	l := cgo.Handle(handle).Value().(listener)
+	// A Go panic must not unwind through the library's (Rust) frames.
+	defer func() {
+		if recover() != nil {
+			l.stats.listenerPanics.Add(1)
+		}
+	}()
+	l.f(Transition{From: State(t.from), To: State(t.to), Reason: Reason(t.reason),
 		Generation: uint64(t.generation), At: time.Duration(t.at_ns)})
 }
 
 //export goFreeHandle
 func goFreeHandle(handle C.uintptr_t) { cgo.Handle(handle).Delete() }
 
-// OnTransition calls f on every transition, in order, from the goroutine
-// whose call caused it. f must not block for long.
+// OnTransition calls f on every transition, in order, inside some
+// goroutine's call on the breaker: usually the one whose call made the
+// transition, else the next call on any goroutine (see
+// nb_transition_callback in nanobreaker.h). f must not block for long and
+// must not Close the breaker; a panic in f is recovered and counted
+// (Metrics().ListenerPanics).
 func (b *Breaker) OnTransition(f func(Transition)) error {
 	if b.ptr == nil {
 		return ErrClosed
 	}
-	h := cgo.NewHandle(f)
+	h := cgo.NewHandle(listener{f: f, stats: b.stats})
 	r := C.nbgo_on_transition(b.ptr, C.uintptr_t(h))
 	runtime.KeepAlive(b)
 	if r != C.NB_OK {

@@ -2,6 +2,7 @@ package nanobreaker
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -168,6 +169,60 @@ func TestPermitCountsOnce(t *testing.T) {
 	b.Close()
 	if err := stale.Success(); err != ErrClosed {
 		t.Fatalf("after Close: %v", err)
+	}
+}
+
+func TestFailOpenByDefaultAndClosedOnRequest(t *testing.T) {
+	b, _ := New(small())
+	defer b.Close()
+	acquireFault.Store(nbPanic)
+	defer acquireFault.Store(0)
+	p, err := b.Allow()
+	if err != nil || !p.FailedOpen() {
+		t.Fatalf("fail open: %v %v", err, p.FailedOpen())
+	}
+	if err := p.Success(); err != nil {
+		t.Fatal(err)
+	}
+	ran := false
+	if err := b.Execute(func() error { ran = true; return nil }); err != nil || !ran {
+		t.Fatalf("Execute: %v %v", err, ran)
+	}
+	acquireFault.Store(0)
+	if m, _ := b.Metrics(); m.FailedOpen != 2 || m.Calls != 0 {
+		t.Fatalf("metrics %+v", m)
+	}
+
+	c := small()
+	c.FailClosed = true
+	closed, _ := New(c)
+	defer closed.Close()
+	acquireFault.Store(nbPanic)
+	if _, err := closed.Allow(); err == nil || !strings.Contains(err.Error(), "NB_PANIC") {
+		t.Fatalf("fail closed: %v", err)
+	}
+	if err := closed.Execute(func() error { t.Fatal("ran"); return nil }); err == nil {
+		t.Fatal("fail closed ran the call")
+	}
+	if m, _ := closed.Metrics(); m.FailedOpen != 0 {
+		t.Fatalf("metrics %+v", m)
+	}
+}
+
+func TestListenerPanicIsRecovered(t *testing.T) {
+	b, _ := New(small())
+	defer b.Close()
+	after := 0
+	b.OnTransition(func(Transition) { panic("listener bug") })
+	b.OnTransition(func(Transition) { after++ })
+	if err := b.TransitionTo(ForcedOpen); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := b.Metrics(); m.ListenerPanics != 2 || after != 2 || b.State() != Closed {
+		t.Fatalf("metrics %+v, after %d", m, after)
 	}
 }
 
