@@ -1,14 +1,19 @@
 #!/bin/sh
-# ns per acquire + record (closed, success) from Rust, C and Go (cgo), in one
-# run on one machine: sh benches/ffi.sh
+# ns per acquire + record (closed, success) from Rust, C (shared and static
+# library) and Go (cgo, beside an empty cgo call), in one run on one
+# machine: sh benches/ffi.sh
 set -eu
 cd "$(dirname "$0")/.."
 sh ffi/c/build.sh --release --quiet
 lib=$PWD/target/release
 cc -O2 -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude ffi/c/bench.c -L"$lib" -Wl,-rpath,"$lib" -lnanobreaker -o target/release/nb-c-bench
+cc -O2 -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude ffi/c/bench.c "$lib/libnanobreaker.a" -lpthread -ldl -lm -o target/release/nb-c-bench-static
+target/release/nb-c-bench-static | sed 's/^C:/C (static):/'
 target/release/nb-c-bench
+cc -O2 -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude ffi/c/bench.c "$lib/libnanobreaker.a" -lpthread -ldl -lm -o target/release/nb-c-bench-static
+target/release/nb-c-bench-static | sed 's/^C:/C (static):/'
 if command -v go >/dev/null; then
-    (cd ffi/go && CGO_LDFLAGS="-L$lib -Wl,-rpath,$lib" go test -run '^$' -bench 'AllowSuccess$' -benchtime 20000000x -count 3 . | grep Benchmark)
+    (cd ffi/go && CGO_LDFLAGS="-L$lib -Wl,-rpath,$lib" go test -run '^$' -bench 'AllowSuccess$|EmptyCgoCall$' -benchtime 20000000x -count 3 . | grep Benchmark)
 else
     echo "Go: skipped (go is not installed)"
 fi

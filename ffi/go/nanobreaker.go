@@ -39,6 +39,9 @@ static nbgo_acquired nbgo_acquire(uintptr_t b) {
 	a.result = nb_acquire_ex((const nb_breaker *)b, &a.permit, &a.retry_after_ns);
 	return a;
 }
+// An empty call: the floor a protected call is measured against (two of
+// these are the crossings Allow + Success need).
+static void nbgo_noop(void) {}
 static nb_result nbgo_record(uintptr_t b, nb_permit p, uint32_t outcome) {
 	return nb_record((const nb_breaker *)b, &p, outcome);
 }
@@ -479,6 +482,10 @@ func (b *Breaker) OnTransition(f func(Transition)) error {
 	}
 	return nil
 }
+
+// emptyCgoCall crosses into C and back doing nothing (for the benchmark
+// that puts the cost of a crossing beside a protected call).
+func emptyCgoCall() { C.nbgo_noop() }
 
 // Version is the library version.
 func Version() string { return C.GoString(C.nb_version()) }

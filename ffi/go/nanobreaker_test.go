@@ -299,6 +299,13 @@ func BenchmarkAllowSuccess(bench *testing.B) {
 	}
 }
 
+// The floor: Allow + Success need two crossings into C.
+func BenchmarkEmptyCgoCall(bench *testing.B) {
+	for i := 0; i < bench.N; i++ {
+		emptyCgoCall()
+	}
+}
+
 func BenchmarkAllowSuccessParallel(bench *testing.B) {
 	b, _ := New(DefaultConfig())
 	defer b.Close()

@@ -14,10 +14,12 @@ pub(crate) fn guard<T>(on_panic: T, f: impl FnOnce() -> T + UnwindSafe) -> T {
 }
 
 /// `boundary!(on_panic, { body })`: runs `body` inside the panic boundary.
-/// `return` in `body` returns from the body, with the function's type.
+/// `return` in `body` returns from the body, with the function's type. The
+/// body captures the arguments by value (`move`: they are pointers and
+/// integers), so it needs no stack round trip when it is not inlined.
 macro_rules! boundary {
     ($on_panic:expr, $body:block) => {
-        $crate::ffi::panic::guard($on_panic, ::std::panic::AssertUnwindSafe(|| $body))
+        $crate::ffi::panic::guard($on_panic, ::std::panic::AssertUnwindSafe(move || $body))
     };
 }
 

@@ -39,7 +39,7 @@ impl nb_permit {
 #[no_mangle]
 pub unsafe extern "C" fn nb_acquire(b: *const nb_breaker, out: *mut nb_permit) -> nb_result {
     // SAFETY: forwarded from the caller.
-    unsafe { nb_acquire_ex(b, out, std::ptr::null_mut()) }
+    unsafe { acquire(b, out, std::ptr::null_mut()) }
 }
 
 /// Asks to make a call. `NB_OK`: `*out` holds the permit; make the call and
@@ -58,6 +58,18 @@ pub unsafe extern "C" fn nb_acquire_ex(
     out: *mut nb_permit,
     retry_after_ns: *mut u64,
 ) -> nb_result {
+    // SAFETY: forwarded from the caller.
+    unsafe { acquire(b, out, retry_after_ns) }
+}
+
+/// The body of `nb_acquire` and `nb_acquire_ex`, inlined into both: one
+/// exported function calling another would go through the GOT (exported
+/// symbols may be interposed), an indirect jump on every call.
+///
+/// # Safety
+/// As `nb_acquire_ex`.
+#[inline(always)]
+unsafe fn acquire(b: *const nb_breaker, out: *mut nb_permit, retry_after_ns: *mut u64) -> nb_result {
     boundary!(nb_result::NB_PANIC, {
         let b = try_ref!(b);
         let out = try_out!(out);
@@ -97,13 +109,24 @@ pub unsafe extern "C" fn nb_acquire_ex(
 /// `nb_permit` that no other thread uses during the call.
 #[no_mangle]
 pub unsafe extern "C" fn nb_record(b: *const nb_breaker, permit: *mut nb_permit, outcome: u32) -> nb_result {
+    // SAFETY: forwarded from the caller.
+    unsafe { record(b, permit, outcome) }
+}
+
+/// The body of `nb_record`, `nb_success`, `nb_failure` and `nb_ignore`,
+/// inlined into each (see `acquire`).
+///
+/// # Safety
+/// As `nb_record`.
+#[inline(always)]
+unsafe fn record(b: *const nb_breaker, permit: *mut nb_permit, outcome: u32) -> nb_result {
     boundary!(nb_result::NB_PANIC, {
         let b = try_ref!(b);
         let permit = try_mut!(permit);
         let Some(outcome) = outcome_from_u32(outcome) else { return nb_result::NB_INVALID_ARGUMENT };
         let [breaker_id, generation, start, mark] = permit.opaque;
         if mark != LIVE {
-            return if mark == SPENT { nb_result::NB_PERMIT_SPENT } else { nb_result::NB_INVALID_ARGUMENT };
+            return not_live(mark);
         }
         if breaker_id != b.id {
             return nb_result::NB_FOREIGN_PERMIT;
@@ -114,6 +137,16 @@ pub unsafe extern "C" fn nb_record(b: *const nb_breaker, permit: *mut nb_permit,
     })
 }
 
+/// Why a permit that is not live is refused (off the hot path).
+#[cold]
+fn not_live(mark: u64) -> nb_result {
+    if mark == SPENT {
+        nb_result::NB_PERMIT_SPENT
+    } else {
+        nb_result::NB_INVALID_ARGUMENT
+    }
+}
+
 /// `nb_record(b, permit, NB_SUCCESS)`.
 ///
 /// # Safety
@@ -121,7 +154,7 @@ pub unsafe extern "C" fn nb_record(b: *const nb_breaker, permit: *mut nb_permit,
 #[no_mangle]
 pub unsafe extern "C" fn nb_success(b: *const nb_breaker, permit: *mut nb_permit) -> nb_result {
     // SAFETY: forwarded from the caller.
-    unsafe { nb_record(b, permit, nb_outcome::NB_SUCCESS as u32) }
+    unsafe { record(b, permit, nb_outcome::NB_SUCCESS as u32) }
 }
 
 /// `nb_record(b, permit, NB_FAILURE)`.
@@ -131,7 +164,7 @@ pub unsafe extern "C" fn nb_success(b: *const nb_breaker, permit: *mut nb_permit
 #[no_mangle]
 pub unsafe extern "C" fn nb_failure(b: *const nb_breaker, permit: *mut nb_permit) -> nb_result {
     // SAFETY: forwarded from the caller.
-    unsafe { nb_record(b, permit, nb_outcome::NB_FAILURE as u32) }
+    unsafe { record(b, permit, nb_outcome::NB_FAILURE as u32) }
 }
 
 /// `nb_record(b, permit, NB_IGNORED)`: releases the permit (and its
@@ -142,5 +175,5 @@ pub unsafe extern "C" fn nb_failure(b: *const nb_breaker, permit: *mut nb_permit
 #[no_mangle]
 pub unsafe extern "C" fn nb_ignore(b: *const nb_breaker, permit: *mut nb_permit) -> nb_result {
     // SAFETY: forwarded from the caller.
-    unsafe { nb_record(b, permit, nb_outcome::NB_IGNORED as u32) }
+    unsafe { record(b, permit, nb_outcome::NB_IGNORED as u32) }
 }
