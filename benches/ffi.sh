@@ -13,7 +13,8 @@ target/release/nb-c-bench
 cc -O2 -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude ffi/c/bench.c "$lib/libnanobreaker.a" -lpthread -ldl -lm -o target/release/nb-c-bench-static
 target/release/nb-c-bench-static | sed 's/^C:/C (static):/'
 if command -v go >/dev/null; then
-    (cd ffi/go && CGO_LDFLAGS="-L$lib -Wl,-rpath,$lib" go test -run '^$' -bench 'AllowSuccess$|EmptyCgoCall$' -benchtime 20000000x -count 3 . | grep Benchmark)
+    sh ffi/c/install.sh "$lib/prefix" >/dev/null
+    (cd ffi/go && PKG_CONFIG_PATH="$lib/prefix/lib/pkgconfig" go test -run '^$' -bench 'AllowSuccess$|EmptyCgoCall$' -benchtime 20000000x -count 3 . | grep Benchmark)
 else
     echo "Go: skipped (go is not installed)"
 fi

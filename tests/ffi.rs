@@ -313,16 +313,20 @@ fn cpp_wrapper_tests() {
 
 #[test]
 fn go_package_tests_with_race_detector_and_cgocheck() {
-    if !have("go") {
+    if !have("go") || !have("pkg-config") {
         return;
     }
-    let lib = lib_dir();
+    // The package finds the library with `#cgo pkg-config: nanobreaker`, as
+    // a Go user's build does after the install step: install into a
+    // scratch prefix and point PKG_CONFIG_PATH there; no CGO_ flags.
+    let prefix = tmp("prefix-go");
+    run(Command::new("sh").arg(root().join("ffi/c/install.sh")).arg(&prefix).env("LIBDIR", lib_dir()));
     let go = |args: &[&str]| {
         let mut cmd = Command::new("go");
         cmd.args(args)
             .current_dir(root().join("ffi/go"))
             .env("CGO_ENABLED", "1")
-            .env("CGO_LDFLAGS", format!("-L{0} -Wl,-rpath,{0}", lib.display()))
+            .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
             .env("GODEBUG", "cgocheck=1")
             .env("GOFLAGS", "-mod=mod");
         if std::env::var_os("GOCACHE").is_none() && std::env::var_os("HOME").is_none() {
@@ -333,6 +337,11 @@ fn go_package_tests_with_race_detector_and_cgocheck() {
     go(&["vet", "./..."]);
     let out = go(&["test", "-count=1", "-v", "./..."]);
     assert!(out.contains("--- PASS: TestTransitions") && out.contains("\nok"), "{out}");
+    for test in
+        ["TestPermitCountsOnce", "TestFailOpenByDefaultAndClosedOnRequest", "TestListenerPanicIsRecovered"]
+    {
+        assert!(out.contains(&format!("--- PASS: {test}")), "{test} did not run:\n{out}");
+    }
     let out = go(&["test", "-count=1", "-race", "./..."]);
     assert!(out.starts_with("ok"), "{out}");
 }

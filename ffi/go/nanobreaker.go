@@ -1,9 +1,13 @@
 // Package nanobreaker is a Go binding of the nanobreaker circuit breaker
 // through its C ABI.
 //
-// Build with the library on the linker path, for example:
+// Import it as
 //
-//	CGO_LDFLAGS="-L/path/to/target/release -Wl,-rpath,/path/to/target/release" go test
+//	import nanobreaker "github.com/nanobreaker/nanobreaker/ffi/go"
+//
+// It finds the C library with pkg-config (nanobreaker.pc, written by the
+// library's install step, ffi/c/install.sh): after that step no CGO_ flags
+// are needed (set PKG_CONFIG_PATH if the prefix is not a standard one).
 //
 // A *Breaker is safe for concurrent use. Close it when done; a finalizer
 // frees a forgotten one, but Close must not race with other calls.
@@ -16,8 +20,7 @@
 package nanobreaker
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: -lnanobreaker
+#cgo pkg-config: nanobreaker
 #include <stdint.h>
 #include "nanobreaker.h"
 
@@ -49,6 +52,7 @@ static nb_result nbgo_record(uintptr_t b, nb_permit p, uint32_t outcome) {
 import "C"
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
@@ -341,6 +345,54 @@ func (b *Breaker) Execute(fn func() error) error {
 		p.Success()
 	}
 	return err
+}
+
+// ExecuteContext runs fn(ctx) as Execute does, except that a call ended by
+// the context's cancellation is ignored, not counted as a failure: an error
+// for which errors.Is(err, context.Canceled) holds, or any error once ctx is
+// cancelled (the caller gave up; the dependency is not to blame). A context
+// deadline that passes counts as a failure: the dependency was too slow. A
+// context already done when ExecuteContext is called returns ctx.Err()
+// without asking the breaker.
+func (b *Breaker) ExecuteContext(ctx context.Context, fn func(context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := b.Allow()
+	if err != nil {
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			p.Ignore()
+		}
+	}()
+	err = fn(ctx)
+	done = true
+	switch {
+	case err == nil:
+		p.Success()
+	case errors.Is(err, context.Canceled) || errors.Is(ctx.Err(), context.Canceled):
+		p.Ignore()
+	default:
+		p.Failure()
+	}
+	return err
+}
+
+// Execute runs fn if b allows it and returns its value: a nil error counts
+// as success, any other as failure; a panic counts as ignored and
+// propagates. When b rejects the call, the error matches ErrRejected and
+// the value is T's zero value.
+func Execute[T any](b *Breaker, fn func() (T, error)) (T, error) {
+	var v T
+	err := b.Execute(func() error {
+		var err error
+		v, err = fn()
+		return err
+	})
+	return v, err
 }
 
 // State returns the current state (Unknown after Close).

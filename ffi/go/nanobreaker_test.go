@@ -1,6 +1,7 @@
 package nanobreaker
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"sync"
@@ -223,6 +224,58 @@ func TestListenerPanicIsRecovered(t *testing.T) {
 	}
 	if m, _ := b.Metrics(); m.ListenerPanics != 2 || after != 2 || b.State() != Closed {
 		t.Fatalf("metrics %+v, after %d", m, after)
+	}
+}
+
+func TestExecuteContextIgnoresCancellation(t *testing.T) {
+	b, _ := New(small())
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	err := b.ExecuteContext(ctx, func(ctx context.Context) error {
+		cancel()
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v", err)
+	}
+	if err := b.ExecuteContext(ctx, func(context.Context) error { t.Fatal("ran"); return nil }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("done context: %v", err)
+	}
+	short, stop := context.WithTimeout(context.Background(), time.Millisecond)
+	defer stop()
+	err = b.ExecuteContext(short, func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() })
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v", err)
+	}
+	if err := b.ExecuteContext(context.Background(), func(context.Context) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := b.Metrics()
+	if m.Ignored != 1 || m.Failures != 1 || m.Successes != 1 {
+		t.Fatalf("metrics %+v", m)
+	}
+}
+
+func TestGenericExecuteReturnsTheValue(t *testing.T) {
+	b, _ := New(small())
+	defer b.Close()
+	v, err := Execute(b, func() (string, error) { return "up", nil })
+	if v != "up" || err != nil {
+		t.Fatalf("%q %v", v, err)
+	}
+	boom := errors.New("down")
+	n, err := Execute(b, func() (int, error) { return 7, boom })
+	if n != 7 || err != boom {
+		t.Fatalf("%d %v", n, err)
+	}
+	b.TransitionTo(ForcedOpen)
+	n, err = Execute(b, func() (int, error) { t.Fatal("ran"); return 1, nil })
+	if n != 0 || !errors.Is(err, ErrRejected) {
+		t.Fatalf("%d %v", n, err)
+	}
+	if m, _ := b.Metrics(); m.Successes != 1 || m.Failures != 1 {
+		t.Fatalf("metrics %+v", m)
 	}
 }
 
