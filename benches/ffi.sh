@@ -14,7 +14,11 @@ cc -O2 -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude ffi/c/bench.c "$lib/li
 target/release/nb-c-bench-static | sed 's/^C:/C (static):/'
 if command -v go >/dev/null; then
     sh ffi/c/install.sh "$lib/prefix" >/dev/null
-    (cd ffi/go && PKG_CONFIG_PATH="$lib/prefix/lib/pkgconfig" go test -run '^$' -bench 'AllowSuccess$|EmptyCgoCall$' -benchtime 20000000x -count 3 . | grep Benchmark)
+    # Go's build cache does not key on pkg-config's output: a package built
+    # before against another prefix (tests/ffi.rs uses a debug one) would be
+    # linked again with its flags. CGO_LDFLAGS is in the key, so naming the
+    # prefix there makes this build its own.
+    (cd ffi/go && PKG_CONFIG_PATH="$lib/prefix/lib/pkgconfig" CGO_LDFLAGS="-Wl,-rpath,$lib/prefix/lib" go test -run '^$' -bench 'AllowSuccess$|EmptyCgoCall$' -benchtime 20000000x -count 3 . | grep Benchmark)
 else
     echo "Go: skipped (go is not installed)"
 fi
