@@ -140,7 +140,8 @@ class Breaker;
 
 /// Leave to make one call. Report it with success(), failure() or ignore()
 /// (once: a second report is a no-op, as the library would refuse it);
-/// destroyed unreported, it records "ignored".
+/// destroyed unreported, it records "ignored". A Permit must not outlive the
+/// Breaker that issued it (it records into it when destroyed).
 class Permit {
    public:
     Permit(Permit&& o) noexcept
