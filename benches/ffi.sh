@@ -7,8 +7,6 @@ cd "$(dirname "$0")/.."
 sh ffi/c/build.sh --release --quiet
 lib=$PWD/target/release
 cc -O2 -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude ffi/c/bench.c -L"$lib" -Wl,-rpath,"$lib" -lnanobreaker -o target/release/nb-c-bench
-cc -O2 -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude ffi/c/bench.c "$lib/libnanobreaker.a" -lpthread -ldl -lm -o target/release/nb-c-bench-static
-target/release/nb-c-bench-static | sed 's/^C:/C (static):/'
 target/release/nb-c-bench
 cc -O2 -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude ffi/c/bench.c "$lib/libnanobreaker.a" -lpthread -ldl -lm -o target/release/nb-c-bench-static
 target/release/nb-c-bench-static | sed 's/^C:/C (static):/'
