@@ -3,18 +3,28 @@
  *
  * Threads: every function taking `const nb_breaker *` may be called from any
  * number of threads at once on the same breaker. nb_breaker_free must not
- * race with any other use of that breaker.
+ * race with any other use of that breaker. An nb_permit belongs to one
+ * thread at a time. Transition callbacks run inside some thread's call on
+ * the breaker: see nb_transition_callback for which, and what they must not do.
  *
  * Ownership: nb_breaker_new returns a breaker the caller owns and frees with
  * nb_breaker_free (NULL is a no-op). Strings returned by nb_version,
  * nb_result_str, nb_state_str, nb_reason_str and nb_config_invalid_field are
  * static: never free them. nb_permit, nb_config, nb_metrics and
- * nb_transition are plain values owned by the caller.
+ * nb_transition are plain values (a permit is recorded once: nb_record marks
+ * it spent).
  *
  * Errors: functions that can fail return an nb_result; out-parameters are
  * written only on NB_OK (nb_acquire_ex also writes retry_after_ns on
  * NB_REJECTED). Enum-typed inputs are taken as uint32_t and checked.
  * No call panics into C: an internal bug returns NB_PANIC.
+ *
+ * Versions: nb_config, nb_metrics and nb_transition carry their size, and
+ * the library reads and writes only the fields both sides know, so a
+ * program built against an older or a newer header works with this
+ * library (see nb_config, nb_metrics). The SONAME is
+ * libnanobreaker.so.NB_ABI_MAJOR; nb_version_num() is the library's
+ * NB_VERSION_NUM.
  */
 
 #ifndef NANOBREAKER_H
@@ -31,6 +41,9 @@
 #define NB_VERSION_MINOR 1
 #define NB_VERSION_PATCH 0
 #define NB_VERSION_STRING "0.1.0"
+#define NB_VERSION_NUM (NB_VERSION_MAJOR * 1000000 + NB_VERSION_MINOR * 1000 + NB_VERSION_PATCH)
+/* The ABI major version: the N of the SONAME libnanobreaker.so.N. */
+#define NB_ABI_MAJOR 0
 
 /**
  * `nb_config.window_kind`: a window of the last `window_size` calls.
@@ -158,13 +171,18 @@ enum nb_result
    */
   NB_INVALID_ARGUMENT = 4,
   /**
-   * The permit was issued by a different breaker; nothing was recorded.
+   * The permit was issued by a different breaker (or by one since freed);
+   * nothing was recorded.
    */
   NB_FOREIGN_PERMIT = 5,
   /**
    * A bug in nanobreaker panicked; the call had no effect.
    */
   NB_PANIC = 6,
+  /**
+   * The permit was recorded already; nothing was recorded this time.
+   */
+  NB_PERMIT_SPENT = 7,
 };
 #ifndef __cplusplus
 typedef uint32_t nb_result;
@@ -220,10 +238,15 @@ typedef struct nb_breaker nb_breaker;
 
 /**
  * A breaker's configuration. Always start from `nb_config_default`, which
- * sets `size` and every default; then change the fields you need. `size`
- * lets later versions add fields at the end without breaking callers built
- * against this header: a larger struct is accepted if the bytes this
- * version does not know are zero.
+ * sets `size` and every default; then change the fields you need.
+ *
+ * `size` lets later versions add fields at the end, both ways: a library
+ * reads only the fields both it and the caller know. A program built
+ * against an older header (smaller struct) gets the defaults for the
+ * fields it lacks; one built against a newer header (larger struct) works
+ * with an older library as long as it leaves the fields that library does
+ * not know at their default, zero (else `NB_INVALID_CONFIG`, field
+ * "size": a setting the library cannot honour is refused, not ignored).
  */
 typedef struct nb_config {
   /**
@@ -302,29 +325,78 @@ typedef struct nb_config {
 } nb_config;
 
 /**
- * Leave to make one call: plain data the caller keeps (on its stack) and
- * passes to `nb_record` exactly once. A permit never recorded holds its
- * half-open slot until the trial times out.
+ * One state change, passed to an `nb_transition_callback`. The library
+ * owns it; it is valid during the callback only. Later versions add fields
+ * at the end: a field that ends beyond `size` is absent (the library is
+ * older than the caller's header) and must not be read.
  */
-typedef struct nb_permit {
+typedef struct nb_transition {
   /**
-   * Which breaker issued it (checked by `nb_record`).
+   * The library's `sizeof(nb_transition)`.
    */
-  uint64_t breaker_id;
+  uint32_t size;
   /**
-   * When the call started (ns on the breaker's clock), or UINT64_MAX.
+   * The `nb_state` left.
    */
-  uint64_t start_ns;
+  uint32_t from;
   /**
-   * The breaker generation it was issued in.
+   * The `nb_state` entered.
+   */
+  uint32_t to;
+  /**
+   * An `nb_reason`.
+   */
+  uint32_t reason;
+  /**
+   * The generation entered.
    */
   uint64_t generation;
-} nb_permit;
+  /**
+   * When, in ns since the breaker was made.
+   */
+  uint64_t at_ns;
+} nb_transition;
+
+/**
+ * A transition listener, added by `nb_breaker_on_transition`.
+ *
+ * Who runs it: a thread that is making a call on the breaker
+ * (`nb_acquire`, `nb_record`, `nb_breaker_state`, `nb_breaker_metrics`,
+ * `nb_breaker_transition_to`, `nb_breaker_reset`,
+ * `nb_breaker_deliver_events`, ...). Usually that is the thread whose call
+ * made the transition, right after the transition and before its call
+ * returns; but if another thread is delivering events at that moment, or
+ * more than 8 events are waiting, the event is delivered by that other
+ * thread or by the next call on the breaker, on any thread. Events arrive
+ * one at a time, in generation order, each to every listener in the order
+ * they were added; a call delivers at most 8. The caller of that `nb_`
+ * function may hold its own locks: the callback runs inside its call.
+ *
+ * A callback must: return (not unwind a C++ exception or a Go panic, not
+ * `longjmp` out, not exit the thread); not free the breaker; not block for
+ * long (it delays a caller's call); not take a lock that a thread calling
+ * the breaker may hold. It may call the breaker (read its state, even make
+ * calls). If listeners fall more than 64 events behind, the oldest are
+ * dropped.
+ */
+typedef void (*nb_transition_callback)(const struct nb_transition *t, void *userdata);
+
+/**
+ * Releases a listener's `userdata` when the breaker is freed.
+ */
+typedef void (*nb_free_callback)(void *userdata);
 
 /**
  * A snapshot of a breaker's rates and totals (see `nb_breaker_metrics`).
+ * `size`, written by the library, is how many bytes of it the library
+ * filled: a field that ends beyond `size` is one the library does not
+ * know (it is zero). Later versions add fields at the end.
  */
 typedef struct nb_metrics {
+  /**
+   * Bytes filled by the library (at most the caller's `sizeof`).
+   */
+  size_t size;
   /**
    * An `nb_state`.
    */
@@ -381,58 +453,52 @@ typedef struct nb_metrics {
    * Nanoseconds since the last transition.
    */
   uint64_t since_last_transition_ns;
-} nb_metrics;
-
-/**
- * One state change, passed to an `nb_transition_callback`.
- */
-typedef struct nb_transition {
   /**
-   * The `nb_state` left.
-   */
-  uint32_t from;
-  /**
-   * The `nb_state` entered.
-   */
-  uint32_t to;
-  /**
-   * An `nb_reason`.
-   */
-  uint32_t reason;
-  /**
-   * Zero.
-   */
-  uint32_t reserved;
-  /**
-   * The generation entered.
+   * The current generation (transitions so far).
    */
   uint64_t generation;
   /**
-   * When, in ns since the breaker was made.
+   * Transition events dropped because listeners fell more than 64 behind.
    */
-  uint64_t at_ns;
-} nb_transition;
+  uint64_t events_lost;
+} nb_metrics;
 
 /**
- * Called on every transition, in order, on the thread that caused it, never
- * on the success path. `userdata` is what was passed to
- * `nb_breaker_on_transition`; it must be safe to use from any thread.
+ * Leave to make one call: written by `nb_acquire`, passed by pointer to
+ * `nb_record` exactly once, which marks it spent. The caller keeps it (on
+ * its stack, typically) but never reads or writes its contents, which are
+ * private to the library and may change meaning in any release. Its size
+ * is fixed for the whole ABI major version (`NB_ABI_MAJOR`): it is the one
+ * struct that carries no `size` field, so that a permit costs nothing to
+ * set up. A permit belongs to one thread at a time. A permit never
+ * recorded holds its half-open slot until the trial times out.
  */
-typedef void (*nb_transition_callback)(const struct nb_transition *t, void *userdata);
-
-/**
- * Releases a listener's `userdata` when the breaker is freed.
- */
-typedef void (*nb_free_callback)(void *userdata);
+typedef struct nb_permit {
+  /**
+   * Private to the library.
+   */
+  uint64_t opaque[4];
+} nb_permit;
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 /**
- * The library version, e.g. "0.1.0". A static string; never free it.
+ * The library's version, e.g. "0.1.0" (compare `NB_VERSION_STRING`, the
+ * header's). A static string; never free it.
  */
 const char *nb_version(void);
+
+/**
+ * The library's version as one number, `major * 1000000 + minor * 1000 +
+ * patch` (compare `NB_VERSION_NUM`, the header's). A program built
+ * against header version H runs with library version L when L has H's
+ * `NB_ABI_MAJOR` (the SONAME guarantees it for a dynamically linked one)
+ * and, if it uses functions added after its oldest supported library,
+ * `nb_version_num() >= ` the version that added them.
+ */
+uint32_t nb_version_num(void);
 
 /**
  * A static, human-readable name for an `nb_result` ("NB_OK", ...), or
@@ -473,77 +539,12 @@ nb_result nb_breaker_new(const struct nb_config *cfg, struct nb_breaker **out);
 void nb_breaker_free(struct nb_breaker *b);
 
 /**
- * Asks to make a call; see `nb_acquire_ex`.
- *
- * # Safety
- * As `nb_acquire_ex`.
- */
-nb_result nb_acquire(const struct nb_breaker *b, struct nb_permit *out);
-
-/**
- * Asks to make a call. `NB_OK`: `*out` holds the permit; make the call and
- * pass the permit to `nb_record`. `NB_REJECTED`: do not make the call;
- * `*out` is untouched and, if `retry_after_ns` is not NULL, it receives how
- * long until the breaker may let a call through (UINT64_MAX when forced
- * open).
- *
- * # Safety
- * `b` is NULL or a live handle; `out` is NULL or writable;
- * `retry_after_ns` is NULL or writable.
- */
-nb_result nb_acquire_ex(const struct nb_breaker *b, struct nb_permit *out, uint64_t *retry_after_ns);
-
-/**
- * Reports the outcome (an `nb_outcome`) of the call made on `permit`.
- * Record each permit once. `NB_FOREIGN_PERMIT` if another breaker issued
- * it, `NB_INVALID_ARGUMENT` for an unknown outcome; in both cases nothing
- * is recorded. A permit from before a state change is accepted and dropped
- * (it is stale), as in the Rust API.
- *
- * # Safety
- * `b` is NULL or a live handle.
- */
-nb_result nb_record(const struct nb_breaker *b, struct nb_permit permit, uint32_t outcome);
-
-/**
- * `nb_record(b, permit, NB_SUCCESS)`.
- *
- * # Safety
- * As `nb_record`.
- */
-nb_result nb_success(const struct nb_breaker *b, struct nb_permit permit);
-
-/**
- * `nb_record(b, permit, NB_FAILURE)`.
- *
- * # Safety
- * As `nb_record`.
- */
-nb_result nb_failure(const struct nb_breaker *b, struct nb_permit permit);
-
-/**
- * `nb_record(b, permit, NB_IGNORED)`.
- *
- * # Safety
- * As `nb_record`.
- */
-nb_result nb_ignore(const struct nb_breaker *b, struct nb_permit permit);
-
-/**
  * The breaker's state, or `NB_STATE_UNKNOWN` for NULL.
  *
  * # Safety
  * `b` is NULL or a live handle.
  */
 nb_state nb_breaker_state(const struct nb_breaker *b);
-
-/**
- * Writes a snapshot of the breaker's rates and totals to `*out`.
- *
- * # Safety
- * `b` is NULL or a live handle; `out` is NULL or writable.
- */
-nb_result nb_breaker_metrics(const struct nb_breaker *b, struct nb_metrics *out);
 
 /**
  * Moves the breaker to `state` (an `nb_state`, not `NB_STATE_UNKNOWN`).
@@ -572,31 +573,25 @@ nb_result nb_breaker_reset(const struct nb_breaker *b);
 nb_result nb_breaker_reconfigure(const struct nb_breaker *b, const struct nb_config *cfg);
 
 /**
- * Writes the configuration in force to `*out` (with `size` set).
+ * Writes the configuration in force to the caller's `nb_config` of `size`
+ * bytes (`sizeof(nb_config)`), as `nb_config_default` does.
  *
  * # Safety
- * `b` is NULL or a live handle; `out` is NULL or writable.
+ * `b` is NULL or a live handle; `out` is NULL or writable for `size` bytes.
  */
-nb_result nb_breaker_config(const struct nb_breaker *b, struct nb_config *out);
+nb_result nb_breaker_config(const struct nb_breaker *b, struct nb_config *out, size_t size);
 
 /**
- * Adds a transition listener: `callback(&transition, userdata)` on every
- * state change, in order. `free_userdata` (may be NULL) is called with
- * `userdata` once, when the breaker is freed.
+ * Fills the caller's `nb_config` with every default: `size` is the
+ * caller's `sizeof(nb_config)`. The fields this library knows get their
+ * defaults, any later ones (a newer header's) zero, and `out->size` is set
+ * to `size`. `NB_INVALID_ARGUMENT` if `size` does not even cover the
+ * `size` field.
  *
  * # Safety
- * `b` is NULL or a live handle; `callback` and `free_userdata` are NULL or
- * valid functions; `userdata` is usable from any thread until freed.
+ * `out` is NULL or writable for `size` bytes.
  */
-nb_result nb_breaker_on_transition(const struct nb_breaker *b, nb_transition_callback callback, void *userdata, nb_free_callback free_userdata);
-
-/**
- * Fills `*out` with every default and sets `out->size`. NULL is a no-op.
- *
- * # Safety
- * `out` is NULL or writable.
- */
-void nb_config_default(struct nb_config *out);
+nb_result nb_config_default(struct nb_config *out, size_t size);
 
 /**
  * NULL if `cfg` is valid; otherwise the name of the first bad field, as a
@@ -607,6 +602,106 @@ void nb_config_default(struct nb_config *out);
  * `cfg` is NULL or points to at least `cfg->size` readable bytes.
  */
 const char *nb_config_invalid_field(const struct nb_config *cfg);
+
+/**
+ * Adds a transition listener: `callback(&transition, userdata)` on every
+ * state change after this call, in order; see `nb_transition_callback` for
+ * which thread runs it and what it must not do. `free_userdata` (may be
+ * NULL) is called with `userdata` once, when the breaker is freed.
+ *
+ * # Safety
+ * `b` is NULL or a live handle; `callback` and `free_userdata` are NULL or
+ * valid functions; `userdata` is usable from any thread until freed.
+ */
+nb_result nb_breaker_on_transition(const struct nb_breaker *b, nb_transition_callback callback, void *userdata, nb_free_callback free_userdata);
+
+/**
+ * Delivers waiting transition events to the listeners now (at most 8), on
+ * this thread. Calls do this on their own; this is for a breaker that may
+ * see no more calls for a while (call it from a timer, say).
+ *
+ * # Safety
+ * `b` is NULL or a live handle.
+ */
+nb_result nb_breaker_deliver_events(const struct nb_breaker *b);
+
+/**
+ * Writes a snapshot of the breaker's rates and totals to the caller's
+ * `nb_metrics` of `size` bytes (pass `sizeof(nb_metrics)`): the fields
+ * both sides know, then zeros; `out->size` says how many bytes the library
+ * filled. `NB_INVALID_ARGUMENT` if `size` does not cover the `size` field.
+ *
+ * # Safety
+ * `b` is NULL or a live handle; `out` is NULL or writable for `size` bytes.
+ */
+nb_result nb_breaker_metrics(const struct nb_breaker *b, struct nb_metrics *out, size_t size);
+
+/**
+ * Asks to make a call; see `nb_acquire_ex`.
+ *
+ * # Safety
+ * As `nb_acquire_ex`.
+ */
+nb_result nb_acquire(const struct nb_breaker *b, struct nb_permit *out);
+
+/**
+ * Asks to make a call. `NB_OK`: `*out` holds the permit; make the call and
+ * pass the permit to `nb_record`. `NB_REJECTED`: do not make the call;
+ * `*out` is untouched and, if `retry_after_ns` is not NULL, it receives how
+ * long until the breaker may let a call through (UINT64_MAX when forced
+ * open). `NB_PANIC`: the library failed; see "Fail open" in the README
+ * (the usual answer is to make the call anyway, unrecorded).
+ *
+ * # Safety
+ * `b` is NULL or a live handle; `out` is NULL or writable;
+ * `retry_after_ns` is NULL or writable.
+ */
+nb_result nb_acquire_ex(const struct nb_breaker *b, struct nb_permit *out, uint64_t *retry_after_ns);
+
+/**
+ * Reports the outcome (an `nb_outcome`) of the call made on `*permit`,
+ * and marks the permit spent. Nothing is recorded, and the permit is left
+ * as it was, when the answer is not `NB_OK`:
+ * - `NB_PERMIT_SPENT`: this permit was recorded already (a permit counts
+ *   once, so a half-open probe can never count as two);
+ * - `NB_FOREIGN_PERMIT`: another breaker issued it, including one since
+ *   freed whose memory `b` now reuses (every breaker has a fresh id);
+ * - `NB_INVALID_ARGUMENT`: an unknown outcome, or `*permit` was not
+ *   written by `nb_acquire`.
+ *
+ * A permit from before a state change is accepted, spent, and dropped (it
+ * is stale), as in the Rust API.
+ *
+ * # Safety
+ * `b` is NULL or a live handle; `permit` is NULL or points to an
+ * `nb_permit` that no other thread uses during the call.
+ */
+nb_result nb_record(const struct nb_breaker *b, struct nb_permit *permit, uint32_t outcome);
+
+/**
+ * `nb_record(b, permit, NB_SUCCESS)`.
+ *
+ * # Safety
+ * As `nb_record`.
+ */
+nb_result nb_success(const struct nb_breaker *b, struct nb_permit *permit);
+
+/**
+ * `nb_record(b, permit, NB_FAILURE)`.
+ *
+ * # Safety
+ * As `nb_record`.
+ */
+nb_result nb_failure(const struct nb_breaker *b, struct nb_permit *permit);
+
+/**
+ * `nb_record(b, permit, NB_IGNORED)`: releases the permit (and its
+ * half-open slot) without counting the call.
+ *
+ * # Safety
+ * As `nb_record`.
+ */
+nb_result nb_ignore(const struct nb_breaker *b, struct nb_permit *permit);
 
 #ifdef __cplusplus
 }  // extern "C"

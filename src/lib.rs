@@ -30,6 +30,10 @@
 //! `state.rs`, what each generation publishes before it is visible in
 //! `era.rs`, the windows in `window/`, the call paths in `admission.rs`,
 //! `recording.rs` and `transition.rs`, listener delivery in `events.rs`.
+//!
+//! The C ABI (`src/ffi`, `include/nanobreaker.h`) is behind the `capi`
+//! feature, off by default: a Rust user compiles neither it nor cbindgen.
+//! `ffi/c/build.sh` builds the C library.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]

@@ -22,14 +22,22 @@ fn lib_dir() -> &'static Path {
         // target/<profile>/deps/ffi-<hash>
         let exe = std::env::current_exe().expect("test binary path");
         let dir = exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf();
-        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cargo.args(["build", "--lib", "--quiet"]).current_dir(root());
+        // The C library is built on demand, with the `capi` feature (a
+        // plain build makes only the Rust rlib): ffi/c/build.sh.
+        let mut build = Command::new("sh");
+        build
+            .arg(root().join("ffi/c/build.sh"))
+            .arg("--quiet")
+            .current_dir(root())
+            .env("CARGO_TARGET_DIR", dir.parent().expect("target/"));
         if dir.ends_with("release") {
-            cargo.arg("--release");
+            build.arg("--release");
         }
-        let status = cargo.status().expect("run cargo build");
-        assert!(status.success(), "cargo build --lib failed");
-        assert!(dir.join("libnanobreaker.so").exists() && dir.join("libnanobreaker.a").exists());
+        let status = build.status().expect("run ffi/c/build.sh");
+        assert!(status.success(), "ffi/c/build.sh failed");
+        for lib in ["libnanobreaker.so", "libnanobreaker.so.0", "libnanobreaker.a"] {
+            assert!(dir.join(lib).exists(), "{lib} missing from {}", dir.display());
+        }
         dir
     })
 }
@@ -120,6 +128,113 @@ fn c_tests_against_the_shared_library() {
     assert!(out.contains("rejected"), "the example's breaker should open");
 }
 
+/// The header with each of `structs` changed by `edit` (given the lines of
+/// its fields, without the closing line), written to its own directory.
+fn altered_header(dir: &str, edit: impl Fn(&mut Vec<String>, &str)) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("include/nanobreaker.h")).unwrap();
+    let mut out = Vec::new();
+    let mut fields: Option<(String, Vec<String>)> = None;
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("typedef struct ").and_then(|l| l.strip_suffix(" {")) {
+            fields = Some((name.to_string(), Vec::new()));
+            out.push(line.to_string());
+        } else if let Some((name, mut body)) = fields.take() {
+            if line.starts_with('}') {
+                edit(&mut body, &name);
+                out.extend(body);
+                out.push(line.to_string());
+            } else {
+                body.push(line.to_string());
+                fields = Some((name, body));
+            }
+        } else {
+            out.push(line.to_string());
+        }
+    }
+    let dir = tmp(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("nanobreaker.h"), out.join("\n") + "\n").unwrap();
+    dir
+}
+
+/// Removes the last `n` field declarations (and leaves their comments).
+fn drop_fields(body: &mut Vec<String>, n: usize) {
+    for _ in 0..n {
+        let last = body.iter().rposition(|l| l.trim_end().ends_with(';')).expect("a field");
+        body.remove(last);
+    }
+}
+
+#[test]
+fn old_and_new_programs_work_with_this_library() {
+    let shrunk = altered_header("header-shrunk", |body, name| match name {
+        "nb_config" | "nb_metrics" => drop_fields(body, 2),
+        "nb_transition" => drop_fields(body, 1),
+        _ => {}
+    });
+    let grown = altered_header("header-grown", |body, name| {
+        if matches!(name, "nb_config" | "nb_metrics" | "nb_transition") {
+            body.push("  uint64_t newer;".into());
+        }
+    });
+    let lib = lib_dir();
+    for (name, include, define) in [
+        ("versions", root().join("include"), "-DNB_SAME"),
+        ("versions-shrunk", shrunk, "-DNB_SHRUNK"),
+        ("versions-grown", grown, "-DNB_GROWN"),
+    ] {
+        let exe = tmp(name);
+        run(Command::new("gcc")
+            .args(C_FLAGS)
+            .args([define, "-fsanitize=address,undefined", "-fno-sanitize-recover=all"])
+            .arg("-I")
+            .arg(&include)
+            .arg(root().join("ffi/c/test_versions.c"))
+            .arg("-L")
+            .arg(lib)
+            .arg(format!("-Wl,-rpath,{}", lib.display()))
+            .args(["-lnanobreaker", "-o"])
+            .arg(&exe));
+        assert_all_passed(&run(&mut Command::new(exe)));
+    }
+}
+
+/// The names of the functions the header declares.
+fn header_functions() -> Vec<String> {
+    let text = std::fs::read_to_string(root().join("include/nanobreaker.h")).unwrap();
+    let mut names: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_alphabetic()) && !l.starts_with("typedef"))
+        .filter_map(|l| l.split_once('(').map(|(before, _)| before))
+        .filter_map(|before| before.rsplit([' ', '*']).next())
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn shared_library_has_its_soname_and_exports_only_the_header_functions() {
+    let header = std::fs::read_to_string(root().join("include/nanobreaker.h")).unwrap();
+    let abi = header
+        .lines()
+        .find_map(|l| l.strip_prefix("#define NB_ABI_MAJOR "))
+        .expect("NB_ABI_MAJOR in the header");
+    let so = lib_dir().join("libnanobreaker.so");
+    let dynamic = run(Command::new("readelf").arg("-d").arg(&so));
+    assert!(
+        dynamic.contains(&format!("Library soname: [libnanobreaker.so.{abi}]")),
+        "SONAME is not libnanobreaker.so.{abi}:\n{dynamic}"
+    );
+    let symbols = run(Command::new("nm").args(["-D", "--defined-only", "--format=posix"]).arg(&so));
+    let mut exported: Vec<String> =
+        symbols.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_string).collect();
+    exported.sort();
+    let declared = header_functions();
+    assert!(declared.len() >= 20 && declared.iter().all(|n| n.starts_with("nb_")), "{declared:?}");
+    assert_eq!(exported, declared, "the exported symbols are exactly the header's functions");
+}
+
 #[test]
 fn c_tests_against_the_static_library() {
     let exe = tmp("api-static");
@@ -198,16 +313,20 @@ fn cpp_wrapper_tests() {
 
 #[test]
 fn go_package_tests_with_race_detector_and_cgocheck() {
-    if !have("go") {
+    if !have("go") || !have("pkg-config") {
         return;
     }
-    let lib = lib_dir();
+    // The package finds the library with `#cgo pkg-config: nanobreaker`, as
+    // a Go user's build does after the install step: install into a
+    // scratch prefix and point PKG_CONFIG_PATH there; no CGO_ flags.
+    let prefix = tmp("prefix-go");
+    run(Command::new("sh").arg(root().join("ffi/c/install.sh")).arg(&prefix).env("LIBDIR", lib_dir()));
     let go = |args: &[&str]| {
         let mut cmd = Command::new("go");
         cmd.args(args)
             .current_dir(root().join("ffi/go"))
             .env("CGO_ENABLED", "1")
-            .env("CGO_LDFLAGS", format!("-L{0} -Wl,-rpath,{0}", lib.display()))
+            .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
             .env("GODEBUG", "cgocheck=1")
             .env("GOFLAGS", "-mod=mod");
         if std::env::var_os("GOCACHE").is_none() && std::env::var_os("HOME").is_none() {
@@ -218,6 +337,11 @@ fn go_package_tests_with_race_detector_and_cgocheck() {
     go(&["vet", "./..."]);
     let out = go(&["test", "-count=1", "-v", "./..."]);
     assert!(out.contains("--- PASS: TestTransitions") && out.contains("\nok"), "{out}");
+    for test in
+        ["TestPermitCountsOnce", "TestFailOpenByDefaultAndClosedOnRequest", "TestListenerPanicIsRecovered"]
+    {
+        assert!(out.contains(&format!("--- PASS: {test}")), "{test} did not run:\n{out}");
+    }
     let out = go(&["test", "-count=1", "-race", "./..."]);
     assert!(out.starts_with("ok"), "{out}");
 }

@@ -19,14 +19,14 @@ int main(int argc, char **argv) {
     nb_breaker *b = NULL;
     double best = 1e18;
     int round;
-    nb_config_default(&cfg);
+    nb_config_default(&cfg, sizeof cfg);
     if (nb_breaker_new(&cfg, &b) != NB_OK) return 1;
     for (round = 0; round < 5; round++) {
         long i;
         double start = now_ns(), per;
         for (i = 0; i < n; i++) {
             nb_permit p;
-            if (nb_acquire(b, &p) == NB_OK) nb_record(b, p, NB_SUCCESS);
+            if (nb_acquire(b, &p) == NB_OK) nb_record(b, &p, NB_SUCCESS);
         }
         per = (now_ns() - start) / (double)n;
         if (per < best) best = per;

@@ -15,7 +15,7 @@ int main(void) {
     nb_result r;
     int i;
 
-    nb_config_default(&cfg);
+    nb_config_default(&cfg, sizeof cfg);
     cfg.minimum_calls = 10;
     cfg.failure_rate_threshold = 0.25;
     r = nb_breaker_new(&cfg, &breaker);
@@ -30,10 +30,10 @@ int main(void) {
             printf("call %2d: rejected, retry in %.1f s\n", i, (double)retry_ns / 1e9);
             continue;
         }
-        nb_record(breaker, permit, call_dependency(i) == 0 ? NB_SUCCESS : NB_FAILURE);
+        nb_record(breaker, &permit, call_dependency(i) == 0 ? NB_SUCCESS : NB_FAILURE);
         printf("call %2d: made, breaker %s\n", i, nb_state_str(nb_breaker_state(breaker)));
     }
-    nb_breaker_metrics(breaker, &m);
+    nb_breaker_metrics(breaker, &m, sizeof m);
     printf("nanobreaker %s: %llu calls, %llu failed, %llu rejected\n", nb_version(),
            (unsigned long long)m.calls, (unsigned long long)m.failures, (unsigned long long)m.rejected);
     nb_breaker_free(breaker);

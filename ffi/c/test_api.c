@@ -20,6 +20,10 @@ static int passed, failed;
 
 #define CHECK_EQ_STR(a, b) CHECK((a) != NULL && strcmp((a), (b)) == 0)
 
+/* The open wait. Long enough that a run under valgrind on a loaded machine
+ * does not see it pass between two calls meant to happen while open. */
+#define OPEN_MS 200 /* long enough that valgrind cannot pass it between two checks */
+
 static void sleep_ms(long ms) {
     struct timespec ts;
     ts.tv_sec = ms / 1000;
@@ -29,11 +33,11 @@ static void sleep_ms(long ms) {
 
 static nb_config small_config(void) {
     nb_config c;
-    nb_config_default(&c);
+    nb_config_default(&c, sizeof c);
     c.minimum_calls = 4;
     c.window_size = 10;
-    c.open_wait_ns = 20 * 1000000ULL;
-    c.max_open_wait_ns = 40 * 1000000ULL;
+    c.open_wait_ns = OPEN_MS * 1000000ULL;
+    c.max_open_wait_ns = 2 * OPEN_MS * 1000000ULL;
     c.jitter = 0.0;
     c.half_open_permits = 1;
     return c;
@@ -66,6 +70,7 @@ static void strings(void) {
     CHECK_EQ_STR(nb_result_str(NB_INVALID_ARGUMENT), "NB_INVALID_ARGUMENT");
     CHECK_EQ_STR(nb_result_str(NB_FOREIGN_PERMIT), "NB_FOREIGN_PERMIT");
     CHECK_EQ_STR(nb_result_str(NB_PANIC), "NB_PANIC");
+    CHECK_EQ_STR(nb_result_str(NB_PERMIT_SPENT), "NB_PERMIT_SPENT");
     CHECK_EQ_STR(nb_result_str(12345), "NB_UNKNOWN_RESULT");
     CHECK_EQ_STR(nb_state_str(NB_STATE_HALF_OPEN), "half_open");
     CHECK_EQ_STR(nb_state_str(NB_STATE_UNKNOWN), "unknown");
@@ -76,8 +81,9 @@ static void strings(void) {
 
 static void config(void) {
     nb_config c;
-    nb_config_default(NULL); /* a no-op */
-    nb_config_default(&c);
+    CHECK(nb_config_default(NULL, sizeof c) == NB_NULL_ARGUMENT);
+    CHECK(nb_config_default(&c, sizeof(size_t) - 1) == NB_INVALID_ARGUMENT);
+    CHECK(nb_config_default(&c, sizeof c) == NB_OK);
     CHECK(c.size == sizeof(nb_config));
     CHECK(c.failure_rate_threshold == 0.5);
     CHECK(c.minimum_calls == 20 && c.window_kind == NB_WINDOW_COUNT && c.window_size == 100);
@@ -88,23 +94,28 @@ static void config(void) {
 
     c.failure_rate_threshold = 1.5;
     CHECK_EQ_STR(nb_config_invalid_field(&c), "failure_rate_threshold");
-    nb_config_default(&c);
+    nb_config_default(&c, sizeof c);
     c.half_open_permits = 0;
     CHECK_EQ_STR(nb_config_invalid_field(&c), "half_open_permits");
-    nb_config_default(&c);
+    nb_config_default(&c, sizeof c);
     c.window_kind = 7;
     CHECK_EQ_STR(nb_config_invalid_field(&c), "window_kind");
-    nb_config_default(&c);
+    nb_config_default(&c, sizeof c);
     c.window_kind = NB_WINDOW_TIME;
     c.window_size = 10;
     c.window_length_ns = 5000000; /* 0.5 ms buckets */
     CHECK_EQ_STR(nb_config_invalid_field(&c), "window");
-    nb_config_default(&c);
+    nb_config_default(&c, sizeof c);
     c.stripes = 65;
     CHECK_EQ_STR(nb_config_invalid_field(&c), "stripes");
-    nb_config_default(&c);
-    c.size = 8;
+    nb_config_default(&c, sizeof c);
+    c.size = sizeof(size_t) - 1;
     CHECK_EQ_STR(nb_config_invalid_field(&c), "size");
+    /* A caller that knows only `size`: every field beyond is a default,
+     * whatever its bytes hold. */
+    c.size = sizeof(size_t);
+    c.failure_rate_threshold = 1.5;
+    CHECK(nb_config_invalid_field(&c) == NULL);
 
     /* A caller built against a later, larger nb_config. */
     {
@@ -113,7 +124,7 @@ static void config(void) {
             uint64_t newer_field;
         } big;
         nb_breaker *b = NULL;
-        nb_config_default(&big.base);
+        nb_config_default(&big.base, sizeof big.base);
         big.base.size = sizeof big;
         big.newer_field = 0;
         CHECK(nb_config_invalid_field(&big.base) == NULL);
@@ -148,31 +159,33 @@ static void lifecycle_and_errors(void) {
     CHECK(nb_acquire(NULL, &p) == NB_NULL_ARGUMENT);
     CHECK(nb_acquire(b, NULL) == NB_NULL_ARGUMENT);
     CHECK(nb_acquire_ex(b, NULL, &retry) == NB_NULL_ARGUMENT);
-    CHECK(nb_breaker_metrics(NULL, &m) == NB_NULL_ARGUMENT);
-    CHECK(nb_breaker_metrics(b, NULL) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_metrics(NULL, &m, sizeof m) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_metrics(b, NULL, sizeof m) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_metrics(b, &m, 4) == NB_INVALID_ARGUMENT);
     CHECK(nb_breaker_reset(NULL) == NB_NULL_ARGUMENT);
     CHECK(nb_breaker_transition_to(NULL, NB_STATE_OPEN) == NB_NULL_ARGUMENT);
     CHECK(nb_breaker_reconfigure(NULL, &c) == NB_NULL_ARGUMENT);
     CHECK(nb_breaker_reconfigure(b, NULL) == NB_NULL_ARGUMENT);
-    CHECK(nb_breaker_config(NULL, &c) == NB_NULL_ARGUMENT);
-    CHECK(nb_breaker_config(b, NULL) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_config(NULL, &c, sizeof c) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_config(b, NULL, sizeof c) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_config(b, &c, 4) == NB_INVALID_ARGUMENT);
     CHECK(nb_breaker_on_transition(NULL, on_transition, NULL, NULL) == NB_NULL_ARGUMENT);
     CHECK(nb_breaker_on_transition(b, NULL, NULL, NULL) == NB_NULL_ARGUMENT);
 
     /* Record: every outcome, a bad outcome, a foreign permit. */
     CHECK(nb_acquire(b, &p) == NB_OK);
-    CHECK(nb_record(NULL, p, NB_SUCCESS) == NB_NULL_ARGUMENT);
-    CHECK(nb_record(b, p, 3) == NB_INVALID_ARGUMENT);
+    CHECK(nb_record(NULL, &p, NB_SUCCESS) == NB_NULL_ARGUMENT);
+    CHECK(nb_record(b, &p, 3) == NB_INVALID_ARGUMENT);
     CHECK(nb_acquire(other, &q) == NB_OK);
-    CHECK(nb_record(b, q, NB_SUCCESS) == NB_FOREIGN_PERMIT);
-    CHECK(nb_record(other, q, NB_SUCCESS) == NB_OK);
-    CHECK(nb_record(b, p, NB_SUCCESS) == NB_OK);
-    CHECK(nb_acquire(b, &p) == NB_OK && nb_ignore(b, p) == NB_OK);
-    CHECK(nb_acquire(b, &p) == NB_OK && nb_success(b, p) == NB_OK);
-    CHECK(nb_breaker_metrics(b, &m) == NB_OK);
+    CHECK(nb_record(b, &q, NB_SUCCESS) == NB_FOREIGN_PERMIT);
+    CHECK(nb_record(other, &q, NB_SUCCESS) == NB_OK);
+    CHECK(nb_record(b, &p, NB_SUCCESS) == NB_OK);
+    CHECK(nb_acquire(b, &p) == NB_OK && nb_ignore(b, &p) == NB_OK);
+    CHECK(nb_acquire(b, &p) == NB_OK && nb_success(b, &p) == NB_OK);
+    CHECK(nb_breaker_metrics(b, &m, sizeof m) == NB_OK);
     CHECK(m.calls == 2 && m.successes == 2 && m.failures == 0 && m.ignored == 1 && m.rejected == 0);
     CHECK(m.state == NB_STATE_CLOSED && m.window_calls == 2 && m.failure_rate == 0.0);
-    CHECK(nb_breaker_metrics(other, &m) == NB_OK && m.calls == 1);
+    CHECK(nb_breaker_metrics(other, &m, sizeof m) == NB_OK && m.calls == 1);
 
     nb_breaker_free(other);
     nb_breaker_free(b);
@@ -196,26 +209,26 @@ static void transitions(void) {
     CHECK(nb_breaker_on_transition(b, on_transition, &seen, on_free) == NB_OK);
 
     for (i = 0; i < 4; i++) {
-        CHECK(nb_acquire(b, &p) == NB_OK && nb_failure(b, p) == NB_OK);
+        CHECK(nb_acquire(b, &p) == NB_OK && nb_failure(b, &p) == NB_OK);
     }
     CHECK(nb_breaker_state(b) == NB_STATE_OPEN);
     memset(&untouched, 0xAB, sizeof untouched);
     p = untouched;
     CHECK(nb_acquire_ex(b, &p, &retry) == NB_REJECTED);
     CHECK(memcmp(&p, &untouched, sizeof p) == 0);
-    CHECK(retry > 0 && retry <= 200 * 1000000ULL);
+    CHECK(retry > 0 && retry <= OPEN_MS * 1000000ULL);
     CHECK(nb_acquire(b, &p) == NB_REJECTED);
 
-    sleep_ms(210);
+    sleep_ms(OPEN_MS * 3 / 2);
     CHECK(nb_acquire(b, &p) == NB_OK);
     CHECK(nb_breaker_state(b) == NB_STATE_HALF_OPEN);
     CHECK(nb_acquire(b, &untouched) == NB_REJECTED); /* one permit */
-    CHECK(nb_failure(b, p) == NB_OK);
+    CHECK(nb_failure(b, &p) == NB_OK);
     CHECK(nb_breaker_state(b) == NB_STATE_OPEN);
-    CHECK(nb_acquire_ex(b, &p, &retry) == NB_REJECTED && retry > 200 * 1000000ULL); /* backoff */
+    CHECK(nb_acquire_ex(b, &p, &retry) == NB_REJECTED && retry > OPEN_MS * 1000000ULL); /* backoff */
 
-    sleep_ms(410);
-    CHECK(nb_acquire(b, &p) == NB_OK && nb_success(b, p) == NB_OK);
+    sleep_ms(OPEN_MS * 5 / 2);
+    CHECK(nb_acquire(b, &p) == NB_OK && nb_success(b, &p) == NB_OK);
     CHECK(nb_breaker_state(b) == NB_STATE_CLOSED);
 
     CHECK(seen.count == 5);
@@ -230,12 +243,12 @@ static void transitions(void) {
     CHECK(nb_breaker_transition_to(b, NB_STATE_FORCED_OPEN) == NB_OK);
     CHECK(nb_acquire_ex(b, &p, &retry) == NB_REJECTED && retry == UINT64_MAX);
     CHECK(nb_breaker_transition_to(b, NB_STATE_DISABLED) == NB_OK);
-    CHECK(nb_acquire(b, &p) == NB_OK && nb_failure(b, p) == NB_OK);
+    CHECK(nb_acquire(b, &p) == NB_OK && nb_failure(b, &p) == NB_OK);
     CHECK(nb_breaker_transition_to(b, NB_STATE_METRICS_ONLY) == NB_OK);
     for (i = 0; i < 10; i++) {
-        CHECK(nb_acquire(b, &p) == NB_OK && nb_failure(b, p) == NB_OK);
+        CHECK(nb_acquire(b, &p) == NB_OK && nb_failure(b, &p) == NB_OK);
     }
-    CHECK(nb_breaker_metrics(b, &m) == NB_OK);
+    CHECK(nb_breaker_metrics(b, &m, sizeof m) == NB_OK);
     CHECK(m.state == NB_STATE_METRICS_ONLY && m.failure_rate == 1.0 && m.window_calls == 10);
     CHECK(nb_breaker_reset(b) == NB_OK && nb_breaker_state(b) == NB_STATE_CLOSED);
     CHECK(seen.count == 9 && seen.reasons[8] == NB_REASON_MANUAL);
@@ -245,6 +258,105 @@ static void transitions(void) {
     CHECK(seen.freed == 1);
 }
 
+/* A permit counts once: a second record is refused, in closed and in
+ * half-open (where it would count one probe as two), and so is a permit of
+ * a breaker since freed, even by a new breaker at the same address. */
+static void permit_used_once(void) {
+    nb_config c = small_config();
+    nb_breaker *b = NULL, *gone = NULL;
+    nb_permit p, p2, forged;
+    nb_metrics m;
+    int i;
+
+    c.half_open_permits = 2;
+    CHECK(nb_breaker_new(&c, &b) == NB_OK);
+    CHECK(nb_acquire(b, &p) == NB_OK);
+    CHECK(nb_record(b, &p, NB_SUCCESS) == NB_OK);
+    CHECK(nb_record(b, &p, NB_SUCCESS) == NB_PERMIT_SPENT);
+    CHECK(nb_failure(b, &p) == NB_PERMIT_SPENT);
+    CHECK(nb_ignore(b, &p) == NB_PERMIT_SPENT);
+    CHECK(nb_record(b, NULL, NB_SUCCESS) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_metrics(b, &m, sizeof m) == NB_OK && m.calls == 1 && m.successes == 1 && m.ignored == 0);
+
+    /* Not written by nb_acquire. */
+    memset(&forged, 0, sizeof forged);
+    CHECK(nb_success(b, &forged) == NB_INVALID_ARGUMENT);
+    memset(&forged, 0xFF, sizeof forged);
+    CHECK(nb_success(b, &forged) == NB_INVALID_ARGUMENT);
+
+    /* Half-open with two probes: the first one recorded twice must not
+     * count as both, so the trial stays open until the second reports. */
+    CHECK(nb_breaker_reset(b) == NB_OK);
+    for (i = 0; i < 4; i++) {
+        CHECK(nb_acquire(b, &p) == NB_OK && nb_failure(b, &p) == NB_OK);
+    }
+    CHECK(nb_breaker_state(b) == NB_STATE_OPEN);
+    sleep_ms(OPEN_MS * 3 / 2);
+    CHECK(nb_acquire(b, &p) == NB_OK && nb_breaker_state(b) == NB_STATE_HALF_OPEN);
+    CHECK(nb_acquire(b, &p2) == NB_OK);
+    CHECK(nb_success(b, &p) == NB_OK);
+    CHECK(nb_success(b, &p) == NB_PERMIT_SPENT);
+    CHECK(nb_breaker_state(b) == NB_STATE_HALF_OPEN);
+    CHECK(nb_breaker_metrics(b, &m, sizeof m) == NB_OK && m.half_open_in_flight == 1);
+    CHECK(nb_success(b, &p2) == NB_OK);
+    CHECK(nb_breaker_state(b) == NB_STATE_CLOSED);
+    nb_breaker_free(b);
+
+    /* A permit outliving its breaker. */
+    CHECK(nb_breaker_new(&c, &gone) == NB_OK);
+    CHECK(nb_acquire(gone, &p) == NB_OK);
+    nb_breaker_free(gone);
+    for (i = 0; i < 4; i++) { /* likely reusing gone's memory */
+        b = NULL;
+        CHECK(nb_breaker_new(&c, &b) == NB_OK);
+        CHECK(nb_success(b, &p) == NB_FOREIGN_PERMIT);
+        CHECK(nb_breaker_metrics(b, &m, sizeof m) == NB_OK && m.calls == 0 && m.ignored == 0);
+        nb_breaker_free(b);
+    }
+}
+
+/* The fail-open idiom of the README: if the library fails (NB_PANIC), make
+ * the call anyway, unrecorded, and count it. `acquire` is nb_acquire, or a
+ * stand-in that fails as the library would on an internal bug. */
+typedef nb_result (*acquire_fn)(const nb_breaker *, nb_permit *);
+static nb_result acquire_panics(const nb_breaker *b, nb_permit *p) {
+    (void)b;
+    (void)p;
+    return NB_PANIC;
+}
+static unsigned long failed_open;
+static int protected_call(const nb_breaker *b, acquire_fn acquire, int (*call)(void)) {
+    nb_permit p;
+    nb_result r = acquire(b, &p);
+    if (r == NB_OK) {
+        int rc = call();
+        nb_record(b, &p, rc == 0 ? NB_SUCCESS : NB_FAILURE);
+        return rc;
+    }
+    if (r == NB_PANIC) { /* fail open; a fail-closed program returns an error here */
+        failed_open++;
+        return call();
+    }
+    return -1; /* NB_REJECTED: the fallback */
+}
+static int calls_made;
+static int dependency(void) { return calls_made++, 0; }
+
+static void fail_open(void) {
+    nb_config c = small_config();
+    nb_breaker *b = NULL;
+    nb_metrics m;
+    CHECK(nb_breaker_new(&c, &b) == NB_OK);
+    CHECK(protected_call(b, nb_acquire, dependency) == 0);
+    CHECK(protected_call(b, acquire_panics, dependency) == 0);
+    CHECK(protected_call(b, acquire_panics, dependency) == 0);
+    CHECK(calls_made == 3 && failed_open == 2);
+    CHECK(nb_breaker_metrics(b, &m, sizeof m) == NB_OK && m.calls == 1);
+    CHECK(nb_breaker_transition_to(b, NB_STATE_FORCED_OPEN) == NB_OK);
+    CHECK(protected_call(b, nb_acquire, dependency) == -1 && calls_made == 3);
+    nb_breaker_free(b);
+}
+
 static void reconfigure(void) {
     nb_config c = small_config(), read;
     nb_breaker *b = NULL;
@@ -252,7 +364,7 @@ static void reconfigure(void) {
 
     c.failure_rate_threshold = 0.0;
     CHECK(nb_breaker_reconfigure(b, &c) == NB_INVALID_CONFIG);
-    CHECK(nb_breaker_config(b, &read) == NB_OK && read.failure_rate_threshold == 0.5);
+    CHECK(nb_breaker_config(b, &read, sizeof read) == NB_OK && read.failure_rate_threshold == 0.5);
 
     c = small_config();
     c.window_size = 11;
@@ -263,7 +375,7 @@ static void reconfigure(void) {
     c.failure_rate_threshold = 0.75;
     c.slow_call_duration_ns = 1000;
     CHECK(nb_breaker_reconfigure(b, &c) == NB_OK);
-    CHECK(nb_breaker_config(b, &read) == NB_OK);
+    CHECK(nb_breaker_config(b, &read, sizeof read) == NB_OK);
     CHECK(read.size == sizeof read && read.failure_rate_threshold == 0.75 && read.slow_call_duration_ns == 1000);
     nb_breaker_free(b);
 }
@@ -273,6 +385,8 @@ int main(void) {
     config();
     lifecycle_and_errors();
     transitions();
+    permit_used_once();
+    fail_open();
     reconfigure();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

@@ -31,11 +31,11 @@ static void *worker(void *arg) {
         t->ok++;
         /* Phases: healthy, outage, recovery, by position in the run. */
         if (i > CALLS / 3 && i < 2 * CALLS / 3 ? x % 10 < 8 : x % 100 < 2) {
-            nb_failure(breaker, p);
+            nb_failure(breaker, &p);
         } else if (x % 97 == 0) {
-            nb_ignore(breaker, p);
+            nb_ignore(breaker, &p);
         } else {
-            nb_success(breaker, p);
+            nb_success(breaker, &p);
         }
     }
     return NULL;
@@ -50,7 +50,7 @@ int main(int argc, char **argv) {
     int i, failed = 0;
 
     if (argc > 1) CALLS = atoi(argv[1]);
-    nb_config_default(&c);
+    nb_config_default(&c, sizeof c);
     c.open_wait_ns = 1000000; /* 1 ms */
     c.max_open_wait_ns = 4000000;
     c.half_open_max_wait_ns = 10000000;
@@ -67,7 +67,7 @@ int main(int argc, char **argv) {
         ok += tallies[i].ok;
         rejected += tallies[i].rejected;
     }
-    nb_breaker_metrics(breaker, &m);
+    nb_breaker_metrics(breaker, &m, sizeof m);
     if (ok + rejected != (uint64_t)THREADS * CALLS) failed++;
     if (m.rejected != rejected) failed++, fprintf(stderr, "rejected %llu vs %llu\n", (unsigned long long)m.rejected, (unsigned long long)rejected);
     if (m.calls + m.ignored != ok) failed++, fprintf(stderr, "calls+ignored %llu vs %llu\n", (unsigned long long)(m.calls + m.ignored), (unsigned long long)ok);

@@ -10,13 +10,21 @@
 // `try_acquire()` is the exception-free path: it returns std::nullopt when
 // the breaker rejects.
 //
+// Fail open: if the library itself fails (NB_PANIC, an internal bug), the
+// call goes through, unrecorded, and `failed_open()` counts it; construct
+// the breaker with `FailMode::Closed` to throw `Error` instead. A listener
+// that throws is caught (never unwinds into the C ABI) and counted by
+// `listener_exceptions()`.
+//
 // A `Breaker` may be used from any number of threads at once.
 #ifndef NANOBREAKER_HPP
 #define NANOBREAKER_HPP
 
 #include "nanobreaker.h"
 
+#include <atomic>
 #include <chrono>
+#include <memory>
 #include <functional>
 #include <optional>
 #include <stdexcept>
@@ -24,7 +32,22 @@
 #include <type_traits>
 #include <utility>
 
+// The acquire function the wrapper calls: tests define it before including
+// this header to inject faults (NB_PANIC); everyone else gets nb_acquire_ex.
+#ifndef NANOBREAKER_ACQUIRE_EX
+#define NANOBREAKER_ACQUIRE_EX nb_acquire_ex
+#endif
+
 namespace nanobreaker {
+
+/// What a Breaker does when the library fails internally (NB_PANIC).
+enum class FailMode {
+    /// Let the call through, unrecorded, and count it (the default: a
+    /// broken breaker must not take the service down with it).
+    Open,
+    /// Throw Error(NB_PANIC) from try_acquire/acquire/call.
+    Closed,
+};
 
 /// A C call failed; `code()` is its nb_result.
 class Error : public std::runtime_error {
@@ -74,7 +97,7 @@ inline const char* to_string(State s) noexcept { return nb_state_str(static_cast
 /// The configuration, starting from every default. Setters chain.
 class Config {
    public:
-    Config() noexcept { nb_config_default(&raw_); }
+    Config() noexcept { nb_config_default(&raw_, sizeof raw_); }
     Config& failure_rate_threshold(double x) noexcept { raw_.failure_rate_threshold = x; return *this; }
     Config& minimum_calls(uint32_t n) noexcept { raw_.minimum_calls = n; return *this; }
     Config& count_window(uint32_t calls) noexcept {
@@ -115,16 +138,20 @@ class Config {
 
 class Breaker;
 
-/// Leave to make one call. Report it with success(), failure() or ignore();
-/// destroyed unreported, it records "ignored".
+/// Leave to make one call. Report it with success(), failure() or ignore()
+/// (once: a second report is a no-op, as the library would refuse it);
+/// destroyed unreported, it records "ignored". A Permit must not outlive the
+/// Breaker that issued it (it records into it when destroyed).
 class Permit {
    public:
-    Permit(Permit&& o) noexcept : breaker_(std::exchange(o.breaker_, nullptr)), raw_(o.raw_) {}
+    Permit(Permit&& o) noexcept
+        : breaker_(std::exchange(o.breaker_, nullptr)), raw_(o.raw_), failed_open_(o.failed_open_) {}
     Permit& operator=(Permit&& o) noexcept {
         if (this != &o) {
             finish(NB_IGNORED);
             breaker_ = std::exchange(o.breaker_, nullptr);
             raw_ = o.raw_;
+            failed_open_ = o.failed_open_;
         }
         return *this;
     }
@@ -137,33 +164,45 @@ class Permit {
     void ignore() noexcept { finish(NB_IGNORED); }
     /// Whether an outcome is still owed.
     bool pending() const noexcept { return breaker_ != nullptr; }
+    /// Whether this permit was granted because the library failed
+    /// (FailMode::Open): the call is made but not recorded.
+    bool failed_open() const noexcept { return failed_open_; }
 
    private:
     friend class Breaker;
     Permit(const nb_breaker* b, nb_permit raw) noexcept : breaker_(b), raw_(raw) {}
+    static Permit unrecorded() noexcept {
+        Permit p(nullptr, nb_permit{});
+        p.failed_open_ = true;
+        return p;
+    }
     void finish(nb_outcome o) noexcept {
         if (breaker_) {
-            nb_record(breaker_, raw_, o);  // cannot fail: right breaker, valid outcome
+            nb_record(breaker_, &raw_, o);  // cannot fail: right breaker, valid outcome, live permit
             breaker_ = nullptr;
         }
     }
     const nb_breaker* breaker_;
     nb_permit raw_;
+    bool failed_open_ = false;
 };
 
 /// A circuit breaker; move-only owner of an nb_breaker.
 class Breaker {
    public:
-    explicit Breaker(const Config& config = Config()) {
+    explicit Breaker(const Config& config = Config(), FailMode mode = FailMode::Open)
+        : stats_(std::make_unique<Stats>()) {
+        stats_->mode = mode;
         nb_result r = nb_breaker_new(&config.raw(), &raw_);
         if (r == NB_INVALID_CONFIG) throw ConfigError(nb_config_invalid_field(&config.raw()));
         if (r != NB_OK) throw Error(r, "nb_breaker_new");
     }
-    Breaker(Breaker&& o) noexcept : raw_(std::exchange(o.raw_, nullptr)) {}
+    Breaker(Breaker&& o) noexcept : raw_(std::exchange(o.raw_, nullptr)), stats_(std::move(o.stats_)) {}
     Breaker& operator=(Breaker&& o) noexcept {
         if (this != &o) {
-            nb_breaker_free(raw_);
+            nb_breaker_free(raw_);  // before stats_: listeners may still count into it
             raw_ = std::exchange(o.raw_, nullptr);
+            stats_ = std::move(o.stats_);
         }
         return *this;
     }
@@ -175,11 +214,15 @@ class Breaker {
     std::optional<Permit> try_acquire(std::chrono::nanoseconds* retry_after = nullptr) const {
         nb_permit p;
         uint64_t retry = 0;
-        nb_result r = nb_acquire_ex(raw_, &p, &retry);
+        nb_result r = NANOBREAKER_ACQUIRE_EX(raw_, &p, &retry);
         if (r == NB_OK) return Permit(raw_, p);
         if (r == NB_REJECTED) {
             if (retry_after) *retry_after = to_ns(retry);
             return std::nullopt;
+        }
+        if (r == NB_PANIC && stats_ && stats_->mode == FailMode::Open) {
+            stats_->failed_open.fetch_add(1, std::memory_order_relaxed);
+            return Permit::unrecorded();
         }
         throw Error(r, "nb_acquire_ex");
     }
@@ -215,7 +258,7 @@ class Breaker {
 
     nb_metrics metrics() const {
         nb_metrics m;
-        check(nb_breaker_metrics(raw_, &m), "nb_breaker_metrics");
+        check(nb_breaker_metrics(raw_, &m, sizeof m), "nb_breaker_metrics");
         return m;
     }
 
@@ -231,22 +274,31 @@ class Breaker {
         check(r, "nb_breaker_reconfigure");
     }
 
-    /// Calls f(const nb_transition&) on every transition, from the thread
-    /// that caused it. f is kept until the breaker is destroyed.
+    /// Calls f(const nb_transition&) on every transition, in order, inside
+    /// some thread's call on the breaker (see nb_transition_callback in
+    /// nanobreaker.h: usually the thread whose call made the transition).
+    /// f must not destroy the breaker; an exception it throws is caught and
+    /// counted (listener_exceptions()). f is kept until the breaker is
+    /// destroyed.
     template <typename F>
     void on_transition(F f) const {
-        using Fn = std::function<void(const nb_transition&)>;
-        auto* held = new Fn(std::move(f));
+        struct Held {
+            std::function<void(const nb_transition&)> fn;
+            std::atomic<uint64_t>* exceptions;
+        };
+        auto* held = new Held{std::move(f), &stats_->listener_exceptions};
         nb_result r = nb_breaker_on_transition(
             raw_,
-            [](const nb_transition* t, void* ud) {
+            [](const nb_transition* t, void* ud) noexcept {
+                auto* h = static_cast<Held*>(ud);
                 try {
-                    (*static_cast<Fn*>(ud))(*t);
+                    h->fn(*t);
                 } catch (...) {
                     // An exception must not unwind into the C ABI.
+                    h->exceptions->fetch_add(1, std::memory_order_relaxed);
                 }
             },
-            held, [](void* ud) { delete static_cast<Fn*>(ud); });
+            held, [](void* ud) noexcept { delete static_cast<Held*>(ud); });
         if (r != NB_OK) {
             delete held;
             throw Error(r, "nb_breaker_on_transition");
@@ -255,7 +307,19 @@ class Breaker {
 
     const nb_breaker* raw() const noexcept { return raw_; }
 
+    /// Calls let through because the library failed (FailMode::Open).
+    uint64_t failed_open() const noexcept { return stats_ ? stats_->failed_open.load(std::memory_order_relaxed) : 0; }
+    /// Exceptions thrown by listeners, caught.
+    uint64_t listener_exceptions() const noexcept {
+        return stats_ ? stats_->listener_exceptions.load(std::memory_order_relaxed) : 0;
+    }
+
    private:
+    struct Stats {
+        FailMode mode = FailMode::Open;
+        std::atomic<uint64_t> failed_open{0};
+        std::atomic<uint64_t> listener_exceptions{0};
+    };
     static std::chrono::nanoseconds to_ns(uint64_t ns) {
         return ns > static_cast<uint64_t>(std::chrono::nanoseconds::max().count())
                    ? std::chrono::nanoseconds::max()
@@ -265,6 +329,7 @@ class Breaker {
         if (r != NB_OK) throw Error(r, what);
     }
     nb_breaker* raw_ = nullptr;
+    std::unique_ptr<Stats> stats_;  // after raw_: destroyed after ~Breaker frees raw_
 };
 
 }  // namespace nanobreaker

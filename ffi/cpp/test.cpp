@@ -1,4 +1,16 @@
-// Tests of the C++ wrapper: RAII, exceptions, call(), listeners, threads.
+// Tests of the C++ wrapper: RAII, exceptions, call(), listeners, threads,
+// fail open.
+#include <cstdint>
+
+#include "nanobreaker.h"
+
+// Fault injection: what the wrapper's acquire returns instead of asking the
+// library, while `fault` is not NB_OK (the library never panics on purpose).
+static nb_result fault = NB_OK;
+static nb_result acquire_with_faults(const nb_breaker* b, nb_permit* p, uint64_t* retry) {
+    return fault != NB_OK ? fault : nb_acquire_ex(b, p, retry);
+}
+#define NANOBREAKER_ACQUIRE_EX acquire_with_faults
 #include "nanobreaker.hpp"
 
 #include <atomic>
@@ -79,6 +91,18 @@ int main() {
     CHECK(b.state() == nb::State::Closed);
     CHECK(seen.size() == 3 && seen[2].first == NB_STATE_CLOSED && seen[2].second == NB_REASON_PROBES_SUCCEEDED);
 
+    // A permit counts once.
+    {
+        nb_metrics before = b.metrics();
+        auto p = b.acquire();
+        p.success();
+        p.success();
+        p.failure();
+        nb_metrics after = b.metrics();
+        CHECK(!p.pending() && after.calls == before.calls + 1 && after.successes == before.successes + 1);
+        CHECK(after.failures == before.failures);
+    }
+
     // Manual transitions, reconfigure.
     b.transition_to(nb::State::ForcedOpen);
     CHECK(!b.try_acquire());
@@ -87,6 +111,68 @@ int main() {
     CHECK(throws<nb::ConfigError>([&] { b.reconfigure(small().count_window(11)); }));
     CHECK(throws<nb::ConfigError>([&] { b.reconfigure(small().half_open_permits(0)); }));
     b.reconfigure(small().failure_rate_threshold(1.0));
+
+    // Listeners that throw are caught and counted, never unwind into C.
+    {
+        nb::Breaker l(small());
+        int after = 0;
+        l.on_transition([](const nb_transition&) { throw std::runtime_error("listener bug"); });
+        l.on_transition([&](const nb_transition&) { after++; });
+        l.transition_to(nb::State::ForcedOpen);
+        l.reset();
+        CHECK(l.listener_exceptions() == 2 && after == 2 && l.state() == nb::State::Closed);
+    }
+
+    // The library failing (NB_PANIC): fail open by default, counted...
+    static_assert(noexcept(std::declval<nb::Permit&>().success()), "recording never throws");
+    static_assert(noexcept(std::declval<nb::Breaker&>().failed_open()), "counters never throw");
+    {
+        nb::Breaker open(small());
+        fault = NB_PANIC;
+        auto p = open.try_acquire();
+        CHECK(p.has_value() && p->failed_open() && !p->pending());
+        p->success();  // unrecorded, harmless
+        CHECK(open.call([] { return 5; }) == 5);
+        CHECK(throws<std::logic_error>([&] { open.call([]() -> int { throw std::logic_error("x"); }); }));
+        open.acquire().failure();
+        fault = NB_OK;
+        CHECK(open.failed_open() == 4 && open.metrics().calls == 0);
+        CHECK(open.call([] { return 6; }) == 6 && open.failed_open() == 4 && open.metrics().calls == 1);
+    }
+    // ... or fail closed when asked.
+    {
+        nb::Breaker closed(small(), nb::FailMode::Closed);
+        fault = NB_PANIC;
+        bool threw = false;
+        try {
+            closed.call([] { return 1; });
+        } catch (const nb::Error& e) {
+            threw = e.code() == NB_PANIC;
+        }
+        CHECK(threw && closed.failed_open() == 0);
+        CHECK(throws<nb::Error>([&] { closed.try_acquire(); }));
+        fault = NB_OK;
+    }
+    // Other errors are usage errors, never failed open.
+    {
+        nb::Breaker gone(small());
+        nb::Breaker keeper = std::move(gone);
+        CHECK(throws<nb::Error>([&] { gone.try_acquire(); }) && gone.failed_open() == 0);
+    }
+
+    // An exception in the protected call: the permit is recorded as a
+    // failure, once, and the exception propagates; a permit unwound
+    // unreported is recorded as ignored.
+    {
+        nb::Breaker e(small());
+        CHECK(throws<int>([&] { e.call([]() -> int { throw 42; }); }));
+        CHECK(throws<int>([&] {
+            auto p = e.acquire();
+            throw 7;
+        }));
+        auto m = e.metrics();
+        CHECK(m.failures == 1 && m.ignored == 1 && m.calls == 1);
+    }
 
     // Move-only ownership.
     nb::Breaker moved = std::move(b);

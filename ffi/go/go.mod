@@ -1,3 +1,3 @@
-module nanobreaker
+module github.com/nanobreaker/nanobreaker/ffi/go
 
 go 1.19

@@ -1,17 +1,26 @@
 // Package nanobreaker is a Go binding of the nanobreaker circuit breaker
 // through its C ABI.
 //
-// Build with the library on the linker path, for example:
+// Import it as
 //
-//	CGO_LDFLAGS="-L/path/to/target/release -Wl,-rpath,/path/to/target/release" go test
+//	import nanobreaker "github.com/nanobreaker/nanobreaker/ffi/go"
+//
+// It finds the C library with pkg-config (nanobreaker.pc, written by the
+// library's install step, ffi/c/install.sh): after that step no CGO_ flags
+// are needed (set PKG_CONFIG_PATH if the prefix is not a standard one).
 //
 // A *Breaker is safe for concurrent use. Close it when done; a finalizer
 // frees a forgotten one, but Close must not race with other calls.
+//
+// Fail open: if the library itself fails (NB_PANIC, an internal bug), Allow
+// and Execute let the call through, unrecorded, and Metrics().FailedOpen
+// counts it; set Config.FailClosed to get an error instead. A listener that
+// panics is recovered (a panic must not unwind through the library's
+// frames) and counted in Metrics().ListenerPanics.
 package nanobreaker
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: -lnanobreaker
+#cgo pkg-config: nanobreaker
 #include <stdint.h>
 #include "nanobreaker.h"
 
@@ -27,23 +36,34 @@ static nb_result nbgo_on_transition(const nb_breaker *b, uintptr_t handle) {
 // The two calls of every protected call take the handle as an integer and
 // return plain values, so no pointer crosses cgo: Go neither moves the call
 // frame to the heap nor walks it for cgocheck (about 60 ns per call less).
-typedef struct { nb_result result; nb_permit permit; uint64_t retry_after_ns; } nbgo_acquired;
+// The permit crosses as four scalar words, each copied by one 8-byte move:
+// copying whole structs had 16-byte loads read data just written by 8-byte
+// stores, which the CPU cannot forward (about 8 ns per call more).
+typedef struct { uint64_t w0, w1, w2, w3, retry_after_ns; uint32_t result; } nbgo_acquired;
 static nbgo_acquired nbgo_acquire(uintptr_t b) {
-	nbgo_acquired a = {0};
-	a.result = nb_acquire_ex((const nb_breaker *)b, &a.permit, &a.retry_after_ns);
+	nb_permit p = {{0, 0, 0, 0}};
+	uint64_t retry = 0;
+	nb_result r = nb_acquire_ex((const nb_breaker *)b, &p, &retry);
+	nbgo_acquired a = {p.opaque[0], p.opaque[1], p.opaque[2], p.opaque[3], retry, (uint32_t)r};
 	return a;
 }
-static nb_result nbgo_record(uintptr_t b, nb_permit p, uint32_t outcome) {
-	return nb_record((const nb_breaker *)b, p, outcome);
+// An empty call: the floor a protected call is measured against (two of
+// these are the crossings Allow + Success need).
+static void nbgo_noop(void) {}
+static nb_result nbgo_record(uintptr_t b, uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3, uint32_t outcome) {
+	nb_permit p = {{w0, w1, w2, w3}};
+	return nb_record((const nb_breaker *)b, &p, outcome);
 }
 */
 import "C"
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
 	"runtime/cgo"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -82,82 +102,6 @@ const (
 	ReasonManual          Reason = C.NB_REASON_MANUAL
 )
 
-// Config is a breaker's configuration; start from DefaultConfig.
-type Config struct {
-	FailureRateThreshold  float64
-	MinimumCalls          uint32
-	CountWindow           uint32        // calls in a count window (when TimeWindow is 0)
-	TimeWindow            time.Duration // a time window's length; 0 = count window
-	TimeWindowBuckets     uint32
-	SlowCallDuration      time.Duration // 0 = slow-call rule off
-	SlowCallRateThreshold float64
-	ConsecutiveFailures   uint32 // 0 = off
-	OpenWait              time.Duration
-	BackoffMultiplier     float64
-	MaxOpenWait           time.Duration
-	Jitter                float64
-	HalfOpenPermits       uint32
-	HalfOpenMaxWait       time.Duration
-	Stripes               uint32 // 0 = by core count
-}
-
-// DefaultConfig returns every default (see the README's config table).
-func DefaultConfig() Config {
-	var c C.nb_config
-	C.nb_config_default(&c)
-	return Config{
-		FailureRateThreshold:  float64(c.failure_rate_threshold),
-		MinimumCalls:          uint32(c.minimum_calls),
-		CountWindow:           uint32(c.window_size),
-		TimeWindowBuckets:     10,
-		SlowCallRateThreshold: float64(c.slow_call_rate_threshold),
-		OpenWait:              time.Duration(c.open_wait_ns),
-		BackoffMultiplier:     float64(c.backoff_multiplier),
-		MaxOpenWait:           time.Duration(c.max_open_wait_ns),
-		Jitter:                float64(c.jitter),
-		HalfOpenPermits:       uint32(c.half_open_permits),
-		HalfOpenMaxWait:       time.Duration(c.half_open_max_wait_ns),
-	}
-}
-
-func nanos(d time.Duration) C.uint64_t {
-	if d < 0 {
-		return 0
-	}
-	return C.uint64_t(d)
-}
-
-func (c Config) raw() C.nb_config {
-	var r C.nb_config
-	C.nb_config_default(&r)
-	r.failure_rate_threshold = C.double(c.FailureRateThreshold)
-	r.minimum_calls = C.uint32_t(c.MinimumCalls)
-	if c.TimeWindow != 0 {
-		r.window_kind = C.NB_WINDOW_TIME
-		r.window_size = C.uint32_t(c.TimeWindowBuckets)
-		r.window_length_ns = nanos(c.TimeWindow)
-	} else {
-		r.window_kind = C.NB_WINDOW_COUNT
-		r.window_size = C.uint32_t(c.CountWindow)
-	}
-	r.slow_call_duration_ns = nanos(c.SlowCallDuration)
-	r.slow_call_rate_threshold = C.double(c.SlowCallRateThreshold)
-	r.consecutive_failures = C.uint32_t(c.ConsecutiveFailures)
-	r.open_wait_ns = nanos(c.OpenWait)
-	r.backoff_multiplier = C.double(c.BackoffMultiplier)
-	r.max_open_wait_ns = nanos(c.MaxOpenWait)
-	r.jitter = C.double(c.Jitter)
-	r.half_open_permits = C.uint32_t(c.HalfOpenPermits)
-	r.half_open_max_wait_ns = nanos(c.HalfOpenMaxWait)
-	r.stripes = C.uint32_t(c.Stripes)
-	return r
-}
-
-// ConfigError names the configuration field that is out of range.
-type ConfigError struct{ Field string }
-
-func (e *ConfigError) Error() string { return "nanobreaker: invalid config field " + e.Field }
-
 // ErrRejected is matched (errors.Is) by every *RejectedError.
 var ErrRejected = errors.New("nanobreaker: call rejected")
 
@@ -181,8 +125,23 @@ func resultError(r C.nb_result) error {
 
 // Breaker is a circuit breaker.
 type Breaker struct {
-	ptr *C.nb_breaker
+	ptr        *C.nb_breaker
+	failClosed bool
+	stats      *stats // shared with the listeners' handles
 }
+
+type stats struct {
+	failedOpen     atomic.Uint64
+	listenerPanics atomic.Uint64
+}
+
+// acquireFault, when not NB_OK, is what Allow gets instead of asking the
+// library: the tests' way to make the library "fail" (it never panics on
+// purpose). Read with one atomic load per call.
+var acquireFault atomic.Uint32
+
+// nbPanic is NB_PANIC, for the tests (cgo is not available in _test files).
+const nbPanic = uint32(C.NB_PANIC)
 
 // New makes a breaker.
 func New(cfg Config) (*Breaker, error) {
@@ -194,7 +153,7 @@ func New(cfg Config) (*Breaker, error) {
 		}
 		return nil, resultError(r)
 	}
-	b := &Breaker{ptr: ptr}
+	b := &Breaker{ptr: ptr, failClosed: cfg.FailClosed, stats: &stats{}}
 	runtime.SetFinalizer(b, (*Breaker).Close)
 	return b, nil
 }
@@ -212,28 +171,55 @@ func (b *Breaker) Close() {
 	}
 }
 
-// Permit is leave to make one call; report it exactly once.
+// ErrPermitSpent is returned by a Permit reported a second time; nothing
+// is recorded.
+var ErrPermitSpent = errors.New("nanobreaker: permit already recorded")
+
+// ErrNoPermit is returned by the zero Permit (one Allow did not grant).
+var ErrNoPermit = errors.New("nanobreaker: not a permit")
+
+// Permit is leave to make one call; report it once (a second report
+// returns ErrPermitSpent and counts nothing). Keep it in one variable and
+// call its methods there: a copy would be a second permit to the Go side.
 type Permit struct {
-	b   *Breaker
-	raw C.nb_permit
+	b          *Breaker
+	raw        [4]uint64 // the nb_permit's words
+	spent      bool
+	failedOpen bool
 }
 
-func (p Permit) record(o C.uint32_t) {
-	if p.b == nil || p.b.ptr == nil {
-		return
+// FailedOpen says the permit was granted because the library failed
+// (see Config.FailClosed): the call is made but not recorded.
+func (p *Permit) FailedOpen() bool { return p.failedOpen }
+
+func (p *Permit) record(o C.uint32_t) error {
+	switch {
+	case p.failedOpen:
+		return nil
+	case p.b == nil:
+		return ErrNoPermit
+	case p.spent:
+		return ErrPermitSpent
+	case p.b.ptr == nil:
+		return ErrClosed
 	}
-	C.nbgo_record(p.b.handle(), p.raw, o)
+	p.spent = true
+	r := C.nbgo_record(p.b.handle(), C.uint64_t(p.raw[0]), C.uint64_t(p.raw[1]), C.uint64_t(p.raw[2]), C.uint64_t(p.raw[3]), o)
 	runtime.KeepAlive(p.b)
+	if r != C.NB_OK {
+		return resultError(r)
+	}
+	return nil
 }
 
 // Success reports that the call worked.
-func (p Permit) Success() { p.record(C.NB_SUCCESS) }
+func (p *Permit) Success() error { return p.record(C.NB_SUCCESS) }
 
 // Failure reports that the call failed.
-func (p Permit) Failure() { p.record(C.NB_FAILURE) }
+func (p *Permit) Failure() error { return p.record(C.NB_FAILURE) }
 
 // Ignore reports a call not to be counted.
-func (p Permit) Ignore() { p.record(C.NB_IGNORED) }
+func (p *Permit) Ignore() error { return p.record(C.NB_IGNORED) }
 
 // Allow asks to make a call: a Permit, or a *RejectedError.
 func (b *Breaker) Allow() (Permit, error) {
@@ -242,17 +228,26 @@ func (b *Breaker) Allow() (Permit, error) {
 	}
 	a := C.nbgo_acquire(b.handle())
 	runtime.KeepAlive(b)
-	switch a.result {
+	if f := acquireFault.Load(); f != C.NB_OK {
+		a.result = C.uint32_t(f)
+	}
+	switch C.nb_result(a.result) {
 	case C.NB_OK:
-		return Permit{b: b, raw: a.permit}, nil
+		return Permit{b: b, raw: [4]uint64{uint64(a.w0), uint64(a.w1), uint64(a.w2), uint64(a.w3)}}, nil
 	case C.NB_REJECTED:
 		wait := time.Duration(1<<63 - 1)
 		if uint64(a.retry_after_ns) < uint64(wait) {
 			wait = time.Duration(a.retry_after_ns)
 		}
 		return Permit{}, &RejectedError{RetryAfter: wait}
+	case C.NB_PANIC:
+		if b.failClosed {
+			return Permit{}, resultError(C.nb_result(a.result))
+		}
+		b.stats.failedOpen.Add(1)
+		return Permit{failedOpen: true}, nil
 	default:
-		return Permit{}, resultError(a.result)
+		return Permit{}, resultError(C.nb_result(a.result))
 	}
 }
 
@@ -279,6 +274,54 @@ func (b *Breaker) Execute(fn func() error) error {
 	return err
 }
 
+// ExecuteContext runs fn(ctx) as Execute does, except that a call ended by
+// the context's cancellation is ignored, not counted as a failure: an error
+// for which errors.Is(err, context.Canceled) holds, or any error once ctx is
+// cancelled (the caller gave up; the dependency is not to blame). A context
+// deadline that passes counts as a failure: the dependency was too slow. A
+// context already done when ExecuteContext is called returns ctx.Err()
+// without asking the breaker.
+func (b *Breaker) ExecuteContext(ctx context.Context, fn func(context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := b.Allow()
+	if err != nil {
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			p.Ignore()
+		}
+	}()
+	err = fn(ctx)
+	done = true
+	switch {
+	case err == nil:
+		p.Success()
+	case errors.Is(err, context.Canceled) || errors.Is(ctx.Err(), context.Canceled):
+		p.Ignore()
+	default:
+		p.Failure()
+	}
+	return err
+}
+
+// Execute runs fn if b allows it and returns its value: a nil error counts
+// as success, any other as failure; a panic counts as ignored and
+// propagates. When b rejects the call, the error matches ErrRejected and
+// the value is T's zero value.
+func Execute[T any](b *Breaker, fn func() (T, error)) (T, error) {
+	var v T
+	err := b.Execute(func() error {
+		var err error
+		v, err = fn()
+		return err
+	})
+	return v, err
+}
+
 // State returns the current state (Unknown after Close).
 func (b *Breaker) State() State {
 	if b.ptr == nil {
@@ -297,6 +340,10 @@ type Metrics struct {
 	Calls, Successes, Failures, SlowCalls, Ignored, Rejected uint64
 	HalfOpenInFlight                                         uint32
 	SinceLastTransition                                      time.Duration
+	Generation, EventsLost                                   uint64
+	// Kept by this package, not the library: calls let through because
+	// the library failed, and listener panics recovered.
+	FailedOpen, ListenerPanics uint64
 }
 
 // Metrics takes a snapshot.
@@ -305,7 +352,7 @@ func (b *Breaker) Metrics() (Metrics, error) {
 		return Metrics{}, ErrClosed
 	}
 	var m C.nb_metrics
-	r := C.nb_breaker_metrics(b.ptr, &m)
+	r := C.nb_breaker_metrics(b.ptr, &m, C.sizeof_nb_metrics)
 	runtime.KeepAlive(b)
 	if r != C.NB_OK {
 		return Metrics{}, resultError(r)
@@ -317,6 +364,8 @@ func (b *Breaker) Metrics() (Metrics, error) {
 		Failures: uint64(m.failures), SlowCalls: uint64(m.slow_calls), Ignored: uint64(m.ignored),
 		Rejected: uint64(m.rejected), HalfOpenInFlight: uint32(m.half_open_in_flight),
 		SinceLastTransition: time.Duration(m.since_last_transition_ns),
+		Generation:          uint64(m.generation), EventsLost: uint64(m.events_lost),
+		FailedOpen: b.stats.failedOpen.Load(), ListenerPanics: b.stats.listenerPanics.Load(),
 	}, nil
 }
 
@@ -372,23 +421,38 @@ type Transition struct {
 	At         time.Duration // since the breaker was made
 }
 
+type listener struct {
+	f     func(Transition)
+	stats *stats
+}
+
 //export goTransition
 func goTransition(t *C.nb_transition, handle C.uintptr_t) {
-	f := cgo.Handle(handle).Value().(func(Transition))
-	f(Transition{From: State(t.from), To: State(t.to), Reason: Reason(t.reason),
+	l := cgo.Handle(handle).Value().(listener)
+	// A Go panic must not unwind through the library's (Rust) frames.
+	defer func() {
+		if recover() != nil {
+			l.stats.listenerPanics.Add(1)
+		}
+	}()
+	l.f(Transition{From: State(t.from), To: State(t.to), Reason: Reason(t.reason),
 		Generation: uint64(t.generation), At: time.Duration(t.at_ns)})
 }
 
 //export goFreeHandle
 func goFreeHandle(handle C.uintptr_t) { cgo.Handle(handle).Delete() }
 
-// OnTransition calls f on every transition, in order, from the goroutine
-// whose call caused it. f must not block for long.
+// OnTransition calls f on every transition, in order, inside some
+// goroutine's call on the breaker: usually the one whose call made the
+// transition, else the next call on any goroutine (see
+// nb_transition_callback in nanobreaker.h). f must not block for long and
+// must not Close the breaker; a panic in f is recovered and counted
+// (Metrics().ListenerPanics).
 func (b *Breaker) OnTransition(f func(Transition)) error {
 	if b.ptr == nil {
 		return ErrClosed
 	}
-	h := cgo.NewHandle(f)
+	h := cgo.NewHandle(listener{f: f, stats: b.stats})
 	r := C.nbgo_on_transition(b.ptr, C.uintptr_t(h))
 	runtime.KeepAlive(b)
 	if r != C.NB_OK {
@@ -397,6 +461,10 @@ func (b *Breaker) OnTransition(f func(Transition)) error {
 	}
 	return nil
 }
+
+// emptyCgoCall crosses into C and back doing nothing (for the benchmark
+// that puts the cost of a crossing beside a protected call).
+func emptyCgoCall() { C.nbgo_noop() }
 
 // Version is the library version.
 func Version() string { return C.GoString(C.nb_version()) }

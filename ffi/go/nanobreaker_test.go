@@ -1,7 +1,9 @@
 package nanobreaker
 
 import (
+	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -120,6 +122,163 @@ func TestManualStatesAndReconfigure(t *testing.T) {
 	}
 }
 
+func TestPermitCountsOnce(t *testing.T) {
+	c := small()
+	c.HalfOpenPermits = 2
+	b, _ := New(c)
+	defer b.Close()
+	p, err := b.Allow()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Success(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Success(); err != ErrPermitSpent {
+		t.Fatalf("second Success: %v", err)
+	}
+	if err := p.Failure(); err != ErrPermitSpent {
+		t.Fatalf("Failure after Success: %v", err)
+	}
+	if m, _ := b.Metrics(); m.Calls != 1 || m.Failures != 0 {
+		t.Fatalf("counted %+v", m)
+	}
+	var none Permit
+	if err := none.Success(); err != ErrNoPermit {
+		t.Fatalf("zero permit: %v", err)
+	}
+	// Half-open with two probes: one probe reported twice must not close.
+	for i := 0; i < 4; i++ {
+		_ = b.Execute(func() error { return errors.New("down") })
+	}
+	time.Sleep(30 * time.Millisecond)
+	p1, err1 := b.Allow()
+	p2, err2 := b.Allow()
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	p1.Success()
+	if err := p1.Success(); err != ErrPermitSpent || b.State() != HalfOpen {
+		t.Fatalf("double record: %v, %v", err, b.State())
+	}
+	p2.Success()
+	if b.State() != Closed {
+		t.Fatalf("state %v", b.State())
+	}
+	// A permit outliving its breaker.
+	stale, _ := b.Allow()
+	b.Close()
+	if err := stale.Success(); err != ErrClosed {
+		t.Fatalf("after Close: %v", err)
+	}
+}
+
+func TestFailOpenByDefaultAndClosedOnRequest(t *testing.T) {
+	b, _ := New(small())
+	defer b.Close()
+	acquireFault.Store(nbPanic)
+	defer acquireFault.Store(0)
+	p, err := b.Allow()
+	if err != nil || !p.FailedOpen() {
+		t.Fatalf("fail open: %v %v", err, p.FailedOpen())
+	}
+	if err := p.Success(); err != nil {
+		t.Fatal(err)
+	}
+	ran := false
+	if err := b.Execute(func() error { ran = true; return nil }); err != nil || !ran {
+		t.Fatalf("Execute: %v %v", err, ran)
+	}
+	acquireFault.Store(0)
+	if m, _ := b.Metrics(); m.FailedOpen != 2 || m.Calls != 0 {
+		t.Fatalf("metrics %+v", m)
+	}
+
+	c := small()
+	c.FailClosed = true
+	closed, _ := New(c)
+	defer closed.Close()
+	acquireFault.Store(nbPanic)
+	if _, err := closed.Allow(); err == nil || !strings.Contains(err.Error(), "NB_PANIC") {
+		t.Fatalf("fail closed: %v", err)
+	}
+	if err := closed.Execute(func() error { t.Fatal("ran"); return nil }); err == nil {
+		t.Fatal("fail closed ran the call")
+	}
+	if m, _ := closed.Metrics(); m.FailedOpen != 0 {
+		t.Fatalf("metrics %+v", m)
+	}
+}
+
+func TestListenerPanicIsRecovered(t *testing.T) {
+	b, _ := New(small())
+	defer b.Close()
+	after := 0
+	b.OnTransition(func(Transition) { panic("listener bug") })
+	b.OnTransition(func(Transition) { after++ })
+	if err := b.TransitionTo(ForcedOpen); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := b.Metrics(); m.ListenerPanics != 2 || after != 2 || b.State() != Closed {
+		t.Fatalf("metrics %+v, after %d", m, after)
+	}
+}
+
+func TestExecuteContextIgnoresCancellation(t *testing.T) {
+	b, _ := New(small())
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	err := b.ExecuteContext(ctx, func(ctx context.Context) error {
+		cancel()
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v", err)
+	}
+	if err := b.ExecuteContext(ctx, func(context.Context) error { t.Fatal("ran"); return nil }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("done context: %v", err)
+	}
+	short, stop := context.WithTimeout(context.Background(), time.Millisecond)
+	defer stop()
+	err = b.ExecuteContext(short, func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() })
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v", err)
+	}
+	if err := b.ExecuteContext(context.Background(), func(context.Context) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := b.Metrics()
+	if m.Ignored != 1 || m.Failures != 1 || m.Successes != 1 {
+		t.Fatalf("metrics %+v", m)
+	}
+}
+
+func TestGenericExecuteReturnsTheValue(t *testing.T) {
+	b, _ := New(small())
+	defer b.Close()
+	v, err := Execute(b, func() (string, error) { return "up", nil })
+	if v != "up" || err != nil {
+		t.Fatalf("%q %v", v, err)
+	}
+	boom := errors.New("down")
+	n, err := Execute(b, func() (int, error) { return 7, boom })
+	if n != 7 || err != boom {
+		t.Fatalf("%d %v", n, err)
+	}
+	b.TransitionTo(ForcedOpen)
+	n, err = Execute(b, func() (int, error) { t.Fatal("ran"); return 1, nil })
+	if n != 0 || !errors.Is(err, ErrRejected) {
+		t.Fatalf("%d %v", n, err)
+	}
+	if m, _ := b.Metrics(); m.Successes != 1 || m.Failures != 1 {
+		t.Fatalf("metrics %+v", m)
+	}
+}
+
 func TestCloseIsIdempotentAndUseAfterCloseFails(t *testing.T) {
 	b, _ := New(small())
 	b.Close()
@@ -190,6 +349,13 @@ func BenchmarkAllowSuccess(bench *testing.B) {
 		if err == nil {
 			p.Success()
 		}
+	}
+}
+
+// The floor: Allow + Success need two crossings into C.
+func BenchmarkEmptyCgoCall(bench *testing.B) {
+	for i := 0; i < bench.N; i++ {
+		emptyCgoCall()
 	}
 }
 

@@ -1,9 +1,10 @@
 //! `nb_config`: the C view of [`Config`], and its conversion.
 
 use super::nb_result;
+use super::panic::{boundary, try_out};
+use super::sized::{self, field_ends, SizeError, SizedStruct};
 use crate::{Config, HalfOpenPolicy, Window};
 use std::ffi::c_char;
-use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 /// `nb_config.window_kind`: a window of the last `window_size` calls.
@@ -13,10 +14,15 @@ pub const NB_WINDOW_COUNT: u32 = 0;
 pub const NB_WINDOW_TIME: u32 = 1;
 
 /// A breaker's configuration. Always start from `nb_config_default`, which
-/// sets `size` and every default; then change the fields you need. `size`
-/// lets later versions add fields at the end without breaking callers built
-/// against this header: a larger struct is accepted if the bytes this
-/// version does not know are zero.
+/// sets `size` and every default; then change the fields you need.
+///
+/// `size` lets later versions add fields at the end, both ways: a library
+/// reads only the fields both it and the caller know. A program built
+/// against an older header (smaller struct) gets the defaults for the
+/// fields it lacks; one built against a newer header (larger struct) works
+/// with an older library as long as it leaves the fields that library does
+/// not know at their default, zero (else `NB_INVALID_CONFIG`, field
+/// "size": a setting the library cannot honour is refused, not ignored).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct nb_config {
@@ -137,7 +143,18 @@ fn convert(c: &nb_config) -> Result<(Config, u32), &'static str> {
     Ok((config, c.stripes))
 }
 
-/// Reads `*cfg`, honouring its `size`.
+// SAFETY: repr(C), `size: usize` first, no padding (every field is 4 or 8
+// bytes and 8-byte fields sit at multiples of 8; checked by the test
+// below), integers and floats only.
+unsafe impl SizedStruct for nb_config {
+    const FIELD_ENDS: &'static [usize] = field_ends!(nb_config;
+        failure_rate_threshold, minimum_calls, window_kind, window_size, reserved,
+        window_length_ns, slow_call_duration_ns, slow_call_rate_threshold,
+        consecutive_failures, half_open_permits, open_wait_ns, backoff_multiplier,
+        max_open_wait_ns, jitter, half_open_max_wait_ns, stripes, half_open_policy);
+}
+
+/// Reads `*cfg`, honouring its `size` (see `sized`).
 ///
 /// # Safety
 /// `cfg` is NULL or points to at least `cfg->size` readable bytes.
@@ -145,21 +162,27 @@ pub(crate) unsafe fn read_checked(cfg: *const nb_config) -> Result<(Config, u32)
     if cfg.is_null() {
         return Err((nb_result::NB_NULL_ARGUMENT, "config"));
     }
-    let ours = std::mem::size_of::<nb_config>();
-    // SAFETY: non-NULL and readable for at least the `size` field, which
-    // every version has first (caller's contract).
-    let size = unsafe { cfg.cast::<usize>().read_unaligned() };
-    if size < ours {
-        return Err((nb_result::NB_INVALID_CONFIG, "size"));
-    }
-    // SAFETY: `size` bytes are readable (caller's contract), and size >= ours.
-    let tail = unsafe { std::slice::from_raw_parts(cfg.cast::<u8>().add(ours), size - ours) };
-    if tail.iter().any(|b| *b != 0) {
-        return Err((nb_result::NB_INVALID_CONFIG, "size"));
-    }
-    // SAFETY: at least `ours` readable bytes; read_unaligned asks nothing of alignment.
-    let c = unsafe { cfg.read_unaligned() };
+    // SAFETY: non-NULL, and `cfg->size` bytes readable (caller's contract).
+    let c = unsafe { sized::read(cfg, write(&Config::default())) }.map_err(|e| match e {
+        SizeError::TooSmall | SizeError::UnknownField => (nb_result::NB_INVALID_CONFIG, "size"),
+    })?;
     convert(&c).map_err(|field| (nb_result::NB_INVALID_CONFIG, field))
+}
+
+/// Writes `c` into the caller's `size`-byte `nb_config` at `out`.
+///
+/// # Safety
+/// `out` is NULL or writable for `size` bytes.
+pub(crate) unsafe fn write_out(out: *mut nb_config, size: usize, c: &Config) -> nb_result {
+    let out = try_out!(out);
+    if size < std::mem::size_of::<usize>() {
+        return nb_result::NB_INVALID_ARGUMENT;
+    }
+    // SAFETY: non-NULL, writable for `size` bytes (caller's contract), and
+    // `size` covers the size field. The caller's size goes in `size`: the
+    // zeroed fields this library does not know then read back as unset.
+    unsafe { sized::write(out, size, &write(c), true) };
+    nb_result::NB_OK
 }
 
 /// # Safety
@@ -169,21 +192,20 @@ pub(crate) unsafe fn read(cfg: *const nb_config) -> Result<(Config, u32), nb_res
     unsafe { read_checked(cfg) }.map_err(|(r, _)| r)
 }
 
-/// Fills `*out` with every default and sets `out->size`. NULL is a no-op.
+/// Fills the caller's `nb_config` with every default: `size` is the
+/// caller's `sizeof(nb_config)`. The fields this library knows get their
+/// defaults, any later ones (a newer header's) zero, and `out->size` is set
+/// to `size`. `NB_INVALID_ARGUMENT` if `size` does not even cover the
+/// `size` field.
 ///
 /// # Safety
-/// `out` is NULL or writable.
+/// `out` is NULL or writable for `size` bytes.
 #[no_mangle]
-pub unsafe extern "C" fn nb_config_default(out: *mut nb_config) {
-    super::guard(
-        (),
-        AssertUnwindSafe(|| {
-            if !out.is_null() {
-                // SAFETY: non-NULL and writable (caller's contract).
-                unsafe { out.write(write(&Config::default())) }
-            }
-        }),
-    )
+pub unsafe extern "C" fn nb_config_default(out: *mut nb_config, size: usize) -> nb_result {
+    boundary!(nb_result::NB_PANIC, {
+        // SAFETY: forwarded from the caller.
+        unsafe { write_out(out, size, &Config::default()) }
+    })
 }
 
 /// NULL if `cfg` is valid; otherwise the name of the first bad field, as a
@@ -194,16 +216,13 @@ pub unsafe extern "C" fn nb_config_default(out: *mut nb_config) {
 /// `cfg` is NULL or points to at least `cfg->size` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn nb_config_invalid_field(cfg: *const nb_config) -> *const c_char {
-    super::guard(
-        std::ptr::null(),
-        AssertUnwindSafe(|| {
-            // SAFETY: forwarded from the caller.
-            match unsafe { read_checked(cfg) } {
-                Ok(_) => std::ptr::null(),
-                Err((_, field)) => c_name(field),
-            }
-        }),
-    )
+    boundary!(std::ptr::null(), {
+        // SAFETY: forwarded from the caller.
+        match unsafe { read_checked(cfg) } {
+            Ok(_) => std::ptr::null(),
+            Err((_, field)) => c_name(field),
+        }
+    })
 }
 
 /// The NUL-terminated static copy of a field name.
@@ -255,6 +274,11 @@ mod tests {
             // SAFETY: `c_name` returns a static NUL-terminated string.
             assert_eq!(unsafe { CStr::from_ptr(c_name(field)) }.to_str().unwrap(), field);
         }
+    }
+
+    #[test]
+    fn field_ends_cover_the_struct() {
+        sized::check_field_ends::<nb_config>();
     }
 
     #[test]
