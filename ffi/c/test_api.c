@@ -22,7 +22,7 @@ static int passed, failed;
 
 /* The open wait. Long enough that a run under valgrind on a loaded machine
  * does not see it pass between two calls meant to happen while open. */
-#define OPEN_MS 200 /* long enough that valgrind cannot pass it between two checks */
+#define OPEN_MS 200
 
 static void sleep_ms(long ms) {
     struct timespec ts;
