@@ -45,6 +45,7 @@ mod events;
 #[doc(hidden)]
 pub mod ffi;
 mod metrics;
+mod name;
 mod permit;
 mod recording;
 mod state;
@@ -61,5 +62,6 @@ pub use config::{
 };
 pub use events::{Reason, Transition};
 pub use metrics::Metrics;
+pub use name::Name;
 pub use permit::{Error, Outcome, OwnedPermit, Permit, RawPermit, Rejected};
 pub use state::State;

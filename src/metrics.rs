@@ -56,4 +56,7 @@ pub struct Metrics {
     /// Transition events dropped because listeners fell more than 64
     /// behind.
     pub events_lost: u64,
+    /// Calls that ran past their `call_timeout` (counted also among the
+    /// failures), all time. Counted only on the timeout path.
+    pub timeouts: u64,
 }
