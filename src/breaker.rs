@@ -458,6 +458,16 @@ impl CircuitBreaker {
         }
     }
 
+    /// Outcomes and rejections seen, all time: what a registry watches to
+    /// tell an idle breaker (it moves on every call, and costs the calls
+    /// nothing).
+    pub(crate) fn activity(&self) -> u64 {
+        self.windows
+            .calls()
+            .wrapping_add(self.windows.sum(|s| &s.ignored))
+            .wrapping_add(self.windows.sum(|s| &s.rejected))
+    }
+
     /// Bytes this breaker takes: the struct and what it owns on the heap
     /// (not counting listeners).
     pub fn memory_bytes(&self) -> usize {

@@ -48,6 +48,7 @@ mod metrics;
 mod name;
 mod permit;
 mod recording;
+mod registry;
 mod state;
 mod sync;
 mod transition;
@@ -64,4 +65,7 @@ pub use events::{Reason, Transition};
 pub use metrics::Metrics;
 pub use name::Name;
 pub use permit::{Error, Outcome, OwnedPermit, Permit, RawPermit, Rejected};
+pub use registry::{
+    BreakerSnapshot, Pattern, Registry, RegistryBuilder, RegistryError, DEFAULT_CAPACITY, MAX_NAME_LEN,
+};
 pub use state::State;
