@@ -458,6 +458,12 @@ impl CircuitBreaker {
         }
     }
 
+    /// Counts a call that ran past its timeout (the timeout path only).
+    pub(crate) fn count_timeout(&self) {
+        // Relaxed: a statistic.
+        self.timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Outcomes and rejections seen, all time: what a registry watches to
     /// tell an idle breaker (it moves on every call, and costs the calls
     /// nothing).

@@ -37,6 +37,8 @@
 mod admission;
 mod breaker;
 mod builder;
+mod bulkhead;
+pub mod classify;
 mod clock;
 mod config;
 mod era;
@@ -47,6 +49,7 @@ pub mod ffi;
 mod metrics;
 mod name;
 mod permit;
+mod policy;
 mod recording;
 mod registry;
 mod state;
@@ -56,6 +59,8 @@ mod window;
 
 pub use breaker::CircuitBreaker;
 pub use builder::Builder;
+pub use bulkhead::{Bulkhead, BulkheadFull, BulkheadGuard};
+pub use classify::Classifier;
 pub use clock::{Clock, MockClock};
 pub use config::{
     Config, ConfigError, HalfOpenPolicy, Window, MAX_CONSECUTIVE_FAILURES, MAX_HALF_OPEN_PERMITS,
@@ -65,6 +70,7 @@ pub use events::{Reason, Transition};
 pub use metrics::Metrics;
 pub use name::Name;
 pub use permit::{Error, Outcome, OwnedPermit, Permit, RawPermit, Rejected};
+pub use policy::{CallError, FallbackOn, Policy, MAX_FALLBACK_DEPTH};
 pub use registry::{
     BreakerSnapshot, Pattern, Registry, RegistryBuilder, RegistryError, DEFAULT_CAPACITY, MAX_NAME_LEN,
 };
