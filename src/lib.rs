@@ -43,6 +43,7 @@ mod clock;
 mod config;
 mod era;
 mod events;
+mod export;
 #[cfg(all(feature = "capi", not(loom)))]
 #[doc(hidden)]
 pub mod ffi;
@@ -67,6 +68,10 @@ pub use config::{
     MAX_SLOW_CALL_DURATION, MAX_STRIPES, MAX_WAIT, MAX_WINDOW_BUCKETS, MAX_WINDOW_CALLS, MIN_BUCKET,
 };
 pub use events::{Reason, Transition};
+#[cfg(feature = "tracing")]
+pub use export::trace::trace_transitions;
+#[cfg(feature = "prometheus")]
+pub use export::RegistryCollector;
 pub use metrics::Metrics;
 pub use name::Name;
 pub use permit::{Error, Outcome, OwnedPermit, Permit, RawPermit, Rejected};

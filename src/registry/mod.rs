@@ -63,6 +63,7 @@ struct Entry {
 
 /// A point-in-time view of one breaker of a [`Registry`].
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct BreakerSnapshot {
     /// The breaker's name (its key).
@@ -208,6 +209,8 @@ impl Registry {
         }
         let name = Name::from(String::from(key));
         let breaker = Arc::new(self.make(name.clone())?);
+        #[cfg(feature = "tracing")]
+        crate::export::trace::trace_transitions(&breaker);
         let entry = Arc::new(Entry { breaker, seen: AtomicU64::new(0), active_at: AtomicU64::new(now) });
         let mut map = Map::clone(&shard.load());
         map.insert(name, entry.clone());
