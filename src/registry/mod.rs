@@ -210,7 +210,9 @@ impl Registry {
         let name = Name::from(String::from(key));
         let breaker = Arc::new(self.make(name.clone())?);
         #[cfg(feature = "tracing")]
-        crate::export::trace::trace_transitions(&breaker);
+        if self.settings.trace {
+            crate::export::trace::trace_transitions(&breaker);
+        }
         let entry = Arc::new(Entry { breaker, seen: AtomicU64::new(0), active_at: AtomicU64::new(now) });
         let mut map = Map::clone(&shard.load());
         map.insert(name, entry.clone());

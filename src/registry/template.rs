@@ -152,6 +152,9 @@ pub struct RegistryBuilder {
     pub(crate) capacity: usize,
     pub(crate) max_key_len: usize,
     pub(crate) listener: Option<NamedListener>,
+    /// Emit a tracing event per transition (feature `tracing`).
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) trace: bool,
 }
 
 impl fmt::Debug for RegistryBuilder {
@@ -180,6 +183,7 @@ impl RegistryBuilder {
             capacity: DEFAULT_CAPACITY,
             max_key_len: MAX_NAME_LEN,
             listener: None,
+            trace: true,
         }
     }
 
@@ -239,8 +243,19 @@ impl RegistryBuilder {
 
     /// Calls `f` with the breaker's name on every transition of every
     /// breaker (see [`CircuitBreaker::on_transition`](crate::CircuitBreaker::on_transition)).
+    /// Each breaker then carries a ring of 64 events (about 1.1 KB).
     pub fn on_transition(mut self, f: impl Fn(&str, &Transition) + Send + Sync + 'static) -> Self {
         self.listener = Some(Arc::new(f));
+        self
+    }
+
+    /// Whether every breaker emits one `tracing` event per transition
+    /// (default: yes). Each breaker with a listener (this one, or
+    /// [`on_transition`](Self::on_transition)) carries a ring of 64 events,
+    /// about 1.1 KB: turn it off for the most compact large registries.
+    #[cfg(feature = "tracing")]
+    pub fn trace_transitions(mut self, on: bool) -> Self {
+        self.trace = on;
         self
     }
 
