@@ -30,6 +30,13 @@
 //! `state.rs`, what each generation publishes before it is visible in
 //! `era.rs`, the windows in `window/`, the call paths in `admission.rs`,
 //! `recording.rs` and `transition.rs`, listener delivery in `events.rs`.
+//!
+//! Around the breaker, none of it on the hot path: names ([`Name`]), a
+//! [`Registry`] of named breakers (`registry/`), a [`Policy`] with a
+//! classifier ([`classify`]), a [`Bulkhead`], call timeouts and fallbacks
+//! (`policy/`), and exporters read at scrape time (`export/`:
+//! [`Registry::render_prometheus`] always; `prometheus`, `metrics`,
+//! `tracing` and `serde` behind cargo features of those names).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
