@@ -20,6 +20,7 @@ use crate::config::{Config, ConfigError};
 use crate::era::{parity, Ext};
 use crate::events::{self, Events, Transition};
 use crate::metrics::Metrics;
+use crate::name::Name;
 use crate::permit::{Error, Outcome};
 use crate::state::{State, Word, CONSECUTIVE_RULE, SLOW_RULE};
 use crate::sync::{lock, ArcCell, AtomicU64, Mutex, Ordering};
@@ -118,11 +119,18 @@ pub struct CircuitBreaker {
     /// Spreads this breaker's jitter from other breakers'.
     pub(crate) seed: u64,
     pub(crate) events: Events,
+    pub(crate) name: Name,
+    /// Calls that ran past their timeout (see `policy`); written only on
+    /// the timeout path.
+    pub(crate) timeouts: AtomicU64,
 }
 
 impl fmt::Debug for CircuitBreaker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CircuitBreaker").field("state", &self.state()).finish_non_exhaustive()
+        f.debug_struct("CircuitBreaker")
+            .field("name", &self.name)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
     }
 }
 
@@ -130,6 +138,23 @@ impl CircuitBreaker {
     /// A builder with every default.
     pub fn builder() -> Builder {
         Builder::new()
+    }
+
+    /// The breaker's name (empty if built without one). No allocation.
+    ///
+    /// ```
+    /// use nanobreaker::CircuitBreaker;
+    /// let cb = CircuitBreaker::builder().name("inventory").build().unwrap();
+    /// assert_eq!(cb.name(), "inventory");
+    /// ```
+    #[inline]
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    /// The breaker's name as a cheap handle (a clone shares the text).
+    pub fn name_handle(&self) -> &Name {
+        &self.name
     }
 
     /// Nanoseconds on the breaker's clock since it was built.
@@ -439,12 +464,33 @@ impl CircuitBreaker {
             half_open_in_flight: in_flight,
             generation: w.generation(),
             events_lost: self.events.lost(),
+            // Relaxed: a statistic.
+            timeouts: self.timeouts.load(Ordering::Relaxed),
         }
+    }
+
+    /// Counts a call that ran past its timeout (the timeout path only).
+    pub(crate) fn count_timeout(&self) {
+        // Relaxed: a statistic.
+        self.timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Outcomes and rejections seen, all time: what a registry watches to
+    /// tell an idle breaker (it moves on every call, and costs the calls
+    /// nothing).
+    pub(crate) fn activity(&self) -> u64 {
+        self.windows
+            .calls()
+            .wrapping_add(self.windows.sum(|s| &s.ignored))
+            .wrapping_add(self.windows.sum(|s| &s.rejected))
     }
 
     /// Bytes this breaker takes: the struct and what it owns on the heap
     /// (not counting listeners).
     pub fn memory_bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.windows.heap_bytes() + std::mem::size_of::<Config>()
+        std::mem::size_of::<Self>()
+            + self.windows.heap_bytes()
+            + std::mem::size_of::<Config>()
+            + self.name.heap_bytes()
     }
 }

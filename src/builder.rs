@@ -5,6 +5,7 @@ use crate::clock::Clock;
 use crate::config::{default_stripes, Config, ConfigError, HalfOpenPolicy};
 use crate::era::Ext;
 use crate::events::{Events, Listener, Transition};
+use crate::name::Name;
 use crate::state::{State, Word};
 use crate::sync::{ArcCell, AtomicU64, Mutex};
 use crate::window::Windows;
@@ -36,11 +37,16 @@ pub struct Builder {
     clock: Option<Clock>,
     stripes: Option<u32>,
     listeners: Vec<Listener>,
+    name: Name,
 }
 
 impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Builder").field("config", &self.config).field("stripes", &self.stripes).finish()
+        f.debug_struct("Builder")
+            .field("name", &self.name)
+            .field("config", &self.config)
+            .field("stripes", &self.stripes)
+            .finish()
     }
 }
 
@@ -57,7 +63,27 @@ macro_rules! config_setters {
 
 impl Builder {
     pub(crate) fn new() -> Builder {
-        Builder { config: Config::default(), clock: None, stripes: None, listeners: Vec::new() }
+        Builder {
+            config: Config::default(),
+            clock: None,
+            stripes: None,
+            listeners: Vec::new(),
+            name: Name::EMPTY,
+        }
+    }
+
+    /// Names the breaker: a `&'static str` costs nothing, a `String` is
+    /// allocated once here. [`CircuitBreaker::name`] reads it back.
+    ///
+    /// ```
+    /// use nanobreaker::CircuitBreaker;
+    /// let host = String::from("db-1");
+    /// let cb = CircuitBreaker::builder().name(host).build().unwrap();
+    /// assert_eq!(cb.name(), "db-1");
+    /// ```
+    pub fn name(mut self, name: impl Into<Name>) -> Self {
+        self.name = name.into();
+        self
     }
 
     /// Replaces the whole configuration.
@@ -152,6 +178,8 @@ impl Builder {
             origin,
             seed: crate::sync::next_id().wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ origin,
             events: Events::new(self.listeners),
+            name: self.name,
+            timeouts: AtomicU64::new(0),
         })
     }
 }

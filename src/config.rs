@@ -48,6 +48,8 @@ pub const MAX_WAIT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// assert_ne!(last_100_calls, last_minute);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum Window {
     /// The last `n` recorded outcomes (a ring buffer of `n` slots).
@@ -56,6 +58,7 @@ pub enum Window {
     /// `length / buckets` each; a bucket older than `length` is never counted.
     Time {
         /// How far back the window looks.
+        #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
         length: Duration,
         /// How many buckets the window is cut into.
         buckets: u32,
@@ -83,6 +86,8 @@ impl Window {
 /// # drop(cb);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum HalfOpenPolicy {
     /// The first probe that fails (or is slow, with the slow-call rule on)
@@ -112,6 +117,8 @@ pub enum HalfOpenPolicy {
 /// assert_eq!(c.validate().unwrap_err().field(), "failure_rate_threshold");
 /// ```
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 #[non_exhaustive]
 pub struct Config {
     /// Trip when the failure rate in the window is at least this (0, 1]. Default 0.5.
@@ -126,6 +133,7 @@ pub struct Config {
     pub window: Window,
     /// A call taking at least this long is slow. `None` (the default) turns
     /// the slow-call rule off, and with it every clock read on the hot path.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub slow_call_duration: Option<Duration>,
     /// Trip when the slow-call rate is at least this (0, 1]. Default 1.0.
     pub slow_call_rate_threshold: f64,
@@ -133,10 +141,12 @@ pub struct Config {
     pub consecutive_failures: Option<u32>,
     /// How long the breaker stays open after the first trip. Default 5 s.
     /// Deadlines are kept to the microsecond, rounded up.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub open_wait: Duration,
     /// Each failed half-open trial multiplies the open wait by this (>= 1). Default 2.
     pub backoff_multiplier: f64,
     /// The open wait never grows past this. Default 60 s.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub max_open_wait: Duration,
     /// Each opening's wait is spread by up to this fraction either way, drawn
     /// once per opening, in [0, 1). Default 0.2.
@@ -145,6 +155,7 @@ pub struct Config {
     pub half_open_permits: u32,
     /// A half-open trial still undecided after this reopens, whatever the
     /// number of free permits. Default 30 s.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub half_open_max_wait: Duration,
     /// How a half-open trial is decided. Default
     /// [`HalfOpenPolicy::FirstFailureReopens`].

@@ -34,6 +34,13 @@
 //! The C ABI (`src/ffi`, `include/nanobreaker.h`) is behind the `capi`
 //! feature, off by default: a Rust user compiles neither it nor cbindgen.
 //! `ffi/c/build.sh` builds the C library.
+//!
+//! Around the breaker, none of it on the hot path: names ([`Name`]), a
+//! [`Registry`] of named breakers (`registry/`), a [`Policy`] with a
+//! classifier ([`classify`]), a [`Bulkhead`], call timeouts and fallbacks
+//! (`policy/`), and exporters read at scrape time (`export/`:
+//! [`Registry::render_prometheus`] always; `prometheus`, `metrics`,
+//! `tracing` and `serde` behind cargo features of those names).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -41,16 +48,22 @@
 mod admission;
 mod breaker;
 mod builder;
+mod bulkhead;
+pub mod classify;
 mod clock;
 mod config;
 mod era;
 mod events;
+mod export;
 #[cfg(all(feature = "capi", not(loom)))]
 #[doc(hidden)]
 pub mod ffi;
 mod metrics;
+mod name;
 mod permit;
+mod policy;
 mod recording;
+mod registry;
 mod state;
 mod sync;
 mod transition;
@@ -58,6 +71,8 @@ mod window;
 
 pub use breaker::CircuitBreaker;
 pub use builder::Builder;
+pub use bulkhead::{Bulkhead, BulkheadFull, BulkheadGuard};
+pub use classify::Classifier;
 pub use clock::{Clock, MockClock};
 pub use config::{
     Config, ConfigError, HalfOpenPolicy, Window, MAX_CONSECUTIVE_FAILURES, MAX_HALF_OPEN_PERMITS,
@@ -65,6 +80,15 @@ pub use config::{
     MAX_WINDOW_CALLS, MIN_BUCKET,
 };
 pub use events::{Reason, Transition};
+#[cfg(feature = "tracing")]
+pub use export::trace::trace_transitions;
+#[cfg(feature = "prometheus")]
+pub use export::RegistryCollector;
 pub use metrics::Metrics;
+pub use name::Name;
 pub use permit::{Error, Outcome, OwnedPermit, Permit, RawPermit, Rejected};
+pub use policy::{CallError, FallbackOn, Policy, MAX_FALLBACK_DEPTH};
+pub use registry::{
+    BreakerSnapshot, Pattern, Registry, RegistryBuilder, RegistryError, DEFAULT_CAPACITY, MAX_NAME_LEN,
+};
 pub use state::State;

@@ -19,6 +19,7 @@ use std::time::Duration;
 /// assert_eq!(m.calls, 0);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Metrics {
     /// The state a call would have found when the snapshot was taken (see
@@ -48,6 +49,7 @@ pub struct Metrics {
     /// Calls rejected.
     pub rejected: u64,
     /// Time since the last transition (since the breaker was built if none).
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub since_last_transition: Duration,
     /// Half-open probes admitted and not yet reported.
     pub half_open_in_flight: u32,
@@ -56,4 +58,7 @@ pub struct Metrics {
     /// Transition events dropped because listeners fell more than 64
     /// behind.
     pub events_lost: u64,
+    /// Calls that ran past their `call_timeout` (counted also among the
+    /// failures), all time. Counted only on the timeout path.
+    pub timeouts: u64,
 }

@@ -2,6 +2,8 @@
 //! stale permits, out-of-range enums. Everything must come back as a result
 //! code, never a panic or a crash.
 
+#![cfg(feature = "capi")]
+
 use nanobreaker::ffi::*;
 use proptest::prelude::*;
 use std::ffi::CStr;

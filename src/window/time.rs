@@ -114,7 +114,7 @@ fn halve(word: &AtomicU64, head: u64) {
     // Relaxed: as in `bump`.
     let mut cur = word.load(Ordering::Relaxed);
     while cur >> COUNT_BITS == head >> COUNT_BITS {
-        let new = head | (cur & COUNT_MASK) / 2;
+        let new = head | ((cur & COUNT_MASK) / 2);
         // Relaxed: as in `bump`.
         match word.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => return,
