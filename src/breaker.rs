@@ -23,6 +23,7 @@ use crate::metrics::Metrics;
 use crate::name::Name;
 use crate::permit::{Error, Outcome};
 use crate::state::{State, Word, CONSECUTIVE_RULE, SLOW_RULE};
+use crate::stats::{Latency, LatencyHistogram, Stats};
 use crate::sync::{lock, ArcCell, AtomicU64, Mutex, Ordering};
 use crate::window::Windows;
 use crossbeam_utils::CachePadded;
@@ -71,9 +72,10 @@ impl Rules {
     pub(crate) fn unpack(v: u64) -> Rules {
         Rules { consecutive: v >> SLOW_BITS, slow_nanos: v & ((1 << SLOW_BITS) - 1) }
     }
-    /// `w` with the rule flags these rules ask for.
-    pub(crate) fn flags(self, w: Word) -> Word {
-        w.with(SLOW_RULE, self.slow_nanos != 0).with(CONSECUTIVE_RULE, self.consecutive != 0)
+    /// `w` with the rule flags these rules ask for; `timed`: latency is
+    /// recorded, so every call is timed.
+    pub(crate) fn flags(self, w: Word, timed: bool) -> Word {
+        w.with(SLOW_RULE, self.slow_nanos != 0 || timed).with(CONSECUTIVE_RULE, self.consecutive != 0)
     }
 }
 
@@ -120,9 +122,9 @@ pub struct CircuitBreaker {
     pub(crate) seed: u64,
     pub(crate) events: Events,
     pub(crate) name: Name,
-    /// Calls that ran past their timeout (see `policy`); written only on
-    /// the timeout path.
-    pub(crate) timeouts: AtomicU64,
+    /// Transitions by reason, opens, probe results, timeouts (boxed: the
+    /// breaker's own lines stay four).
+    pub(crate) stats: Box<Stats>,
 }
 
 impl fmt::Debug for CircuitBreaker {
@@ -301,7 +303,7 @@ impl CircuitBreaker {
         self.hot.minimum.store(minimum, Ordering::Relaxed);
         let mut w = self.load();
         loop {
-            let want = rules.flags(w);
+            let want = rules.flags(w, self.windows.latency().is_some());
             if want == w {
                 return Ok(());
             }
@@ -428,6 +430,8 @@ impl CircuitBreaker {
             Default::default()
         };
         let rate = |n: u64| if t.calls == 0 { 0.0 } else { n as f64 / t.calls as f64 };
+        let stats = self.stats.view();
+        let age = |t: u64| Duration::from_nanos(now.saturating_sub(t));
         // Failures before calls: a failure is counted after its call, so
         // the successes derived below are not inflated by a failure seen
         // without its call; the subtraction saturates all the same.
@@ -464,15 +468,26 @@ impl CircuitBreaker {
             half_open_in_flight: in_flight,
             generation: w.generation(),
             events_lost: self.events.lost(),
-            // Relaxed: a statistic.
-            timeouts: self.timeouts.load(Ordering::Relaxed),
+            timeouts: stats.timeouts,
+            since_last_success: self.windows.latest(|s| &s.last_success).map(age),
+            since_last_failure: self.windows.latest(|s| &s.last_failure).map(age),
+            opens: stats.opens,
+            transitions_by_reason: stats.transitions,
+            probes_succeeded: stats.probes_ok,
+            probes_failed: stats.probes_failed,
         }
+    }
+
+    /// How long calls took, for a breaker built with
+    /// [`record_latency(true)`](crate::Builder::record_latency); `None`
+    /// otherwise. See [`LatencyHistogram`].
+    pub fn latency(&self) -> Option<LatencyHistogram> {
+        self.windows.latency().map(Latency::histogram)
     }
 
     /// Counts a call that ran past its timeout (the timeout path only).
     pub(crate) fn count_timeout(&self) {
-        // Relaxed: a statistic.
-        self.timeouts.fetch_add(1, Ordering::Relaxed);
+        self.stats.timeout();
     }
 
     /// Outcomes and rejections seen, all time: what a registry watches to
@@ -490,6 +505,7 @@ impl CircuitBreaker {
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
             + self.windows.heap_bytes()
+            + std::mem::size_of::<Stats>()
             + std::mem::size_of::<Config>()
             + self.name.heap_bytes()
     }

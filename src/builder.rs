@@ -38,6 +38,7 @@ pub struct Builder {
     stripes: Option<u32>,
     listeners: Vec<Listener>,
     name: Name,
+    record_latency: bool,
 }
 
 impl fmt::Debug for Builder {
@@ -69,6 +70,7 @@ impl Builder {
             stripes: None,
             listeners: Vec::new(),
             name: Name::EMPTY,
+            record_latency: false,
         }
     }
 
@@ -140,6 +142,13 @@ impl Builder {
         self.stripes = Some(n);
         self
     }
+    /// Record how long each call takes, in a histogram per stripe (see
+    /// [`CircuitBreaker::latency`]). Every call is then timed: two clock
+    /// reads per call, as with a slow-call rule. Default off.
+    pub fn record_latency(mut self, on: bool) -> Self {
+        self.record_latency = on;
+        self
+    }
     /// Calls `f` on every transition, in order, off the hot path (see
     /// [`CircuitBreaker::on_transition`] for who runs it).
     pub fn on_transition(mut self, f: impl Fn(&Transition) + Send + Sync + 'static) -> Self {
@@ -159,7 +168,7 @@ impl Builder {
         let rules = Rules::of(&self.config);
         // Generation 0 is Closed from time 0: its copies (parity 0) start
         // as zero words, which are its tags with nothing counted.
-        let word = rules.flags(Word::INITIAL);
+        let word = rules.flags(Word::INITIAL, self.record_latency);
         let hot = Hot {
             word: AtomicU64::new(word.0),
             rules: AtomicU64::new(rules.packed()),
@@ -171,7 +180,7 @@ impl Builder {
             hot: CachePadded::new(hot),
             consecutive: [AtomicU64::new(0), AtomicU64::new(0)],
             last_transition: AtomicU64::new(0),
-            windows: Windows::new(self.config.window, stripes),
+            windows: Windows::new(self.config.window, stripes, self.record_latency),
             config: ArcCell::new(self.config),
             reconfiguring: Mutex::new(()),
             clock,
@@ -179,7 +188,7 @@ impl Builder {
             seed: crate::sync::next_id().wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ origin,
             events: Events::new(self.listeners),
             name: self.name,
-            timeouts: AtomicU64::new(0),
+            stats: Box::default(),
         })
     }
 }

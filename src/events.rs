@@ -69,7 +69,8 @@ pub enum Reason {
 }
 
 impl Reason {
-    const ALL: [Reason; 9] = [
+    /// Every reason, in the order of their values.
+    pub const ALL: [Reason; 9] = [
         Reason::FailureRate,
         Reason::SlowCallRate,
         Reason::ConsecutiveFailures,
@@ -130,6 +131,49 @@ pub struct Transition {
     pub at: Duration,
     /// The generation entered (bumped by every transition).
     pub generation: u64,
+    /// For a trip by a rate ([`Reason::FailureRate`],
+    /// [`Reason::SlowCallRate`]): what the window held when it tripped.
+    /// `None` for the other reasons (and, rarely, if a writer preempted for
+    /// 64 transitions spoiled the event's slot).
+    pub window: Option<WindowCounts>,
+}
+
+/// What a window held when a rate tripped the breaker (see
+/// [`Transition::window`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WindowCounts {
+    /// Outcomes in the window.
+    pub calls: u64,
+    /// Failures among them.
+    pub failures: u64,
+    /// Slow calls among them.
+    pub slow_calls: u64,
+}
+
+impl WindowCounts {
+    /// Failures / calls (0 for an empty window).
+    pub fn failure_rate(&self) -> f64 {
+        if self.calls == 0 {
+            0.0
+        } else {
+            self.failures as f64 / self.calls as f64
+        }
+    }
+}
+
+/// Why a transition happens: its reason, and for a trip by a rate the
+/// window that tripped it.
+#[derive(Clone, Copy)]
+pub(crate) struct Why {
+    pub(crate) reason: Reason,
+    pub(crate) window: Option<WindowCounts>,
+}
+
+impl From<Reason> for Why {
+    fn from(reason: Reason) -> Why {
+        Why { reason, window: None }
+    }
 }
 
 /// A transition listener.
@@ -152,6 +196,9 @@ struct Queue {
     listeners: ArcCell<Vec<Listener>>,
     heads: [AtomicU64; RING as usize],
     times: [AtomicU64; RING as usize],
+    /// The window of a trip: calls, failures, slow calls, each
+    /// `[generation tag 11 | present 1 | count 52]`.
+    windows: [[AtomicU64; 3]; RING as usize],
     /// `[next generation to deliver | busy]`.
     cursor: AtomicU64,
     lost: AtomicU64,
@@ -164,6 +211,22 @@ fn head(e: &Transition) -> u64 {
 fn time_word(generation: u64, at: Duration) -> u64 {
     let micros = u64::try_from(at.as_micros()).unwrap_or(u64::MAX).min(MICROS);
     generation << TAG_SHIFT | micros
+}
+
+const PRESENT: u64 = 1 << 52;
+
+fn window_word(generation: u64, count: Option<u64>) -> u64 {
+    let tag = generation << TAG_SHIFT;
+    count.map_or(tag, |c| tag | PRESENT | c.min(PRESENT - 1))
+}
+
+/// The window in `words`, if all three are `generation`'s and present.
+fn window_counts(generation: u64, words: [u64; 3]) -> Option<WindowCounts> {
+    let [calls, failures, slow_calls] = words.map(|w| {
+        (w >> TAG_SHIFT == generation & ((1 << (64 - TAG_SHIFT)) - 1) && w & PRESENT != 0)
+            .then_some(w & (PRESENT - 1))
+    });
+    Some(WindowCounts { calls: calls?, failures: failures?, slow_calls: slow_calls? })
 }
 
 /// What a slot holds for the generation a reader wants.
@@ -183,6 +246,7 @@ impl Queue {
             listeners: ArcCell::new(listeners),
             heads: std::array::from_fn(|_| AtomicU64::new(0)),
             times: std::array::from_fn(|_| AtomicU64::new(0)),
+            windows: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
             cursor: AtomicU64::new(next.map_or(1, |n| n << 1)),
             lost: AtomicU64::new(0),
         }
@@ -212,6 +276,12 @@ impl Queue {
         let t = self.times[i].load(Ordering::Relaxed);
         if !self.write_time(i, g, e.at, t) {
             return lost();
+        }
+        // Relaxed: published by the head's Release below. A writer of an
+        // older lap may still overwrite these; its tag tells the reader.
+        let counts = e.window.map(|w| [w.calls, w.failures, w.slow_calls]);
+        for (k, word) in self.windows[i].iter().enumerate() {
+            word.store(window_word(g, counts.map(|c| c[k])), Ordering::Relaxed);
         }
         // SeqCst: publishes the time with the head (Release), and is
         // ordered before this thread's look at the cursor in `deliver`
@@ -259,6 +329,8 @@ impl Queue {
         // Relaxed, then an Acquire fence and a second look at the head: a
         // later lap that took the slot meanwhile changed the head.
         let t = self.times[i].load(Ordering::Relaxed);
+        // Relaxed: as above.
+        let window = self.windows[i].each_ref().map(|w| w.load(Ordering::Relaxed));
         fence(Ordering::Acquire);
         // Relaxed: ordered by the fence.
         if self.heads[i].load(Ordering::Relaxed) != h
@@ -273,6 +345,7 @@ impl Queue {
             reason: Reason::ALL[((h & 0xF) as usize).min(Reason::ALL.len() - 1)],
             at: Duration::from_micros(t & MICROS),
             generation,
+            window: window_counts(generation, window),
         })
     }
 
@@ -418,6 +491,7 @@ mod tests {
             reason: Reason::Manual,
             at: Duration::from_micros(7),
             generation: 65,
+            window: None,
         };
         q.heads[1].store(65 << 10 | BUSY, Ordering::Relaxed);
         let seen = q.times[1].load(Ordering::Relaxed);

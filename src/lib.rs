@@ -65,6 +65,7 @@ mod policy;
 mod recording;
 mod registry;
 mod state;
+mod stats;
 mod sync;
 mod transition;
 mod window;
@@ -79,7 +80,7 @@ pub use config::{
     MAX_MINIMUM_CALLS_PER_BUCKET, MAX_SLOW_CALL_DURATION, MAX_STRIPES, MAX_WAIT, MAX_WINDOW_BUCKETS,
     MAX_WINDOW_CALLS, MIN_BUCKET,
 };
-pub use events::{Reason, Transition};
+pub use events::{Reason, Transition, WindowCounts};
 #[cfg(feature = "tracing")]
 pub use export::trace::trace_transitions;
 #[cfg(feature = "prometheus")]
@@ -92,3 +93,4 @@ pub use registry::{
     BreakerSnapshot, Pattern, Registry, RegistryBuilder, RegistryError, DEFAULT_CAPACITY, MAX_NAME_LEN,
 };
 pub use state::State;
+pub use stats::{LatencyHistogram, LATENCY_BUCKETS};

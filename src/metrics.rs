@@ -1,5 +1,6 @@
 //! A point-in-time view of a breaker's rates and totals.
 
+use crate::events::Reason;
 use crate::state::State;
 use std::time::Duration;
 
@@ -61,4 +62,39 @@ pub struct Metrics {
     /// Calls that ran past their `call_timeout` (counted also among the
     /// failures), all time. Counted only on the timeout path.
     pub timeouts: u64,
+    /// Time since the latest success was recorded; `None` if there was
+    /// none. Only timed successes count: a success reads no clock unless the
+    /// window is a time window, a slow-call rule is set, or the breaker
+    /// records latency ([`Builder::record_latency`](crate::Builder::record_latency)).
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub since_last_success: Option<Duration>,
+    /// Time since the latest failure was recorded (every failure is timed);
+    /// `None` if there was none.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub since_last_failure: Option<Duration>,
+    /// Times the breaker entered `Open` (trips, failed trials, and
+    /// `transition_to(State::Open)`), all time. `ForcedOpen` is not `Open`.
+    pub opens: u64,
+    /// Transitions by reason, indexed by `Reason as usize` (see
+    /// [`Metrics::transitions`]), all time.
+    pub transitions_by_reason: [u64; Reason::ALL.len()],
+    /// Half-open probes that reported a success, all time.
+    pub probes_succeeded: u64,
+    /// Half-open probes that reported a failure, all time.
+    pub probes_failed: u64,
+}
+
+impl Metrics {
+    /// Transitions made for `reason`, all time.
+    ///
+    /// ```
+    /// use nanobreaker::{CircuitBreaker, Reason, State};
+    /// let cb = CircuitBreaker::builder().build().unwrap();
+    /// cb.transition_to(State::ForcedOpen);
+    /// assert_eq!(cb.metrics().transitions(Reason::Manual), 1);
+    /// assert_eq!(cb.metrics().opens, 0, "forced open is not open");
+    /// ```
+    pub fn transitions(&self, reason: Reason) -> u64 {
+        self.transitions_by_reason[reason as usize]
+    }
 }

@@ -4,11 +4,11 @@
 use crate::breaker::{CircuitBreaker, Rules};
 use crate::config::{Config, HalfOpenPolicy};
 use crate::era::{self, parity, Probes};
-use crate::events::Reason;
+use crate::events::{Reason, Why, WindowCounts};
 use crate::permit::{Outcome, RawPermit, NO_START};
 use crate::state::{State, Word, CONSECUTIVE_RULE, RECORD_FAST};
 use crate::sync::Ordering;
-use crate::window::{Entry, Fast, Tally};
+use crate::window::{Entry, Fast, Tally, Timing};
 
 /// Whether the outcomes in `t` trip a breaker configured by `config`, and why.
 fn verdict(config: &Config, t: Tally) -> Option<Reason> {
@@ -88,21 +88,24 @@ impl CircuitBreaker {
         }
         // The clock is read before the generation is checked again: a
         // record then never carries a time later than the state it passed
-        // (see `window/time.rs`).
+        // (see `window/time.rs`). Every failure is timed (for
+        // `Metrics::last_failure`; a failure takes the long way anyway).
         let timed = permit.start != NO_START;
-        let now = if timed || self.windows.needs_clock() { self.now() } else { 0 };
+        let failed = outcome == Outcome::Failure;
+        let clocked = timed || failed || self.windows.needs_clock();
+        let now = if clocked { self.now() } else { 0 };
         let w = self.load();
         if w.generation() != g {
             return self.count_ignored();
         }
+        let timing = clocked.then(|| Timing { now, took: timed.then(|| now.saturating_sub(permit.start)) });
         // Relaxed: one self-contained word; see `reconfigure`.
         let rules = Rules::unpack(self.hot.rules.load(Ordering::Relaxed));
         let slow = timed && rules.slow_nanos != 0 && now.saturating_sub(permit.start) >= rules.slow_nanos;
         match (w.state(), outcome) {
-            (State::HalfOpen, _) => self.record_probe(w, outcome, slow),
+            (State::HalfOpen, _) => self.record_probe(w, outcome, slow, timing),
             (_, Outcome::Ignored) => self.count_ignored(),
             (State::Closed | State::MetricsOnly, _) => {
-                let failed = outcome == Outcome::Failure;
                 let ext = self.ext(w);
                 if !ext.tag_matches(g) {
                     return self.count_ignored(); // a later era took this copy: stale
@@ -110,7 +113,7 @@ impl CircuitBreaker {
                 // Relaxed: a self-contained word; see `reconfigure`.
                 let minimum = self.hot.minimum.load(Ordering::Relaxed);
                 let live = || self.load().generation() == g;
-                let entry = Entry { generation: g, failed, slow, now, start: ext.nanos(), minimum };
+                let entry = Entry { generation: g, failed, slow, now, start: ext.nanos(), minimum, timing };
                 let judge = self.windows.record(entry, live);
                 if w.has(CONSECUTIVE_RULE) {
                     self.count_consecutive(w, failed, rules.consecutive);
@@ -158,22 +161,26 @@ impl CircuitBreaker {
             return; // MetricsOnly never trips
         }
         let config = self.config.load();
-        if let Some(reason) = self.windows.judge(w.generation(), now, start, |t| verdict(&config, t)) {
-            self.trip(w, reason);
+        let why = |t: Tally| {
+            let window = WindowCounts { calls: t.calls, failures: t.failures, slow_calls: t.slow };
+            verdict(&config, t).map(|reason| Why { reason, window: Some(window) })
+        };
+        if let Some(why) = self.windows.judge(w.generation(), now, start, why) {
+            self.trip(w, why);
         }
     }
 
     /// Closed -> Open, unless another thread moved the breaker first.
-    fn trip(&self, w: Word, reason: Reason) {
-        self.decide(w, State::Open, 0, reason);
+    fn trip(&self, w: Word, why: impl Into<Why>) {
+        self.decide(w, State::Open, 0, why);
     }
 
     /// Moves from `w`'s generation to `state`, as a decision taken in that
     /// generation: if another thread moved the breaker first, the decision
     /// is moot; a word that changed only in its flags is tried again.
-    fn decide(&self, mut w: Word, state: State, level: u32, reason: Reason) {
-        let g = w.generation();
-        while let Err(actual) = self.transition(w, w.enter(state, level), reason) {
+    fn decide(&self, mut w: Word, state: State, level: u32, why: impl Into<Why>) {
+        let (g, why) = (w.generation(), why.into());
+        while let Err(actual) = self.transition(w, w.enter(state, level), why) {
             if actual.generation() != g {
                 return;
             }
@@ -183,11 +190,12 @@ impl CircuitBreaker {
 
     /// A probe's outcome: count it in the trial, and end the trial when it
     /// is decided.
-    fn record_probe(&self, w: Word, outcome: Outcome, slow: bool) {
+    fn record_probe(&self, w: Word, outcome: Outcome, slow: bool, timing: Option<Timing>) {
         if outcome == Outcome::Ignored {
             self.count_ignored();
         } else {
-            self.windows.record_total(outcome == Outcome::Failure, slow);
+            self.windows.record_total(outcome == Outcome::Failure, slow, timing);
+            self.stats.probe(outcome == Outcome::Failure);
         }
         let config = self.config.load();
         let g = w.generation();

@@ -14,7 +14,7 @@ use crate::breaker::CircuitBreaker;
 use crate::clock::saturating_nanos;
 use crate::config::Config;
 use crate::era::{self, micros_ceil, parity, Ext, Probes};
-use crate::events::{self, Reason, Transition};
+use crate::events::{self, Transition, Why};
 use crate::state::{State, Word};
 use crate::sync::Ordering;
 use std::time::Duration;
@@ -23,7 +23,8 @@ impl CircuitBreaker {
     /// Moves from exactly `from` to `to` (`from.enter(..)`): publishes what
     /// `to` needs, swaps the word, tells the listeners. Returns the word now
     /// in place: `Ok(to)`, or `Err(actual)` if the word was not `from`.
-    pub(crate) fn transition(&self, from: Word, to: Word, reason: Reason) -> Result<Word, Word> {
+    pub(crate) fn transition(&self, from: Word, to: Word, why: impl Into<Why>) -> Result<Word, Word> {
+        let Why { reason, window } = why.into();
         let now = self.now();
         let g = to.generation();
         let p = parity(g);
@@ -54,12 +55,14 @@ impl CircuitBreaker {
         self.repair_ext(to, ext);
         // Relaxed: informational.
         self.last_transition.store(now, Ordering::Relaxed);
+        self.stats.transition(reason, to.state() == State::Open);
         let event = Transition {
             from: from.state(),
             to: to.state(),
             reason,
             at: Duration::from_nanos(now),
             generation: g,
+            window,
         };
         if self.events.emit(&event) {
             events::flag(word, true);

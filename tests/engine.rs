@@ -588,3 +588,72 @@ fn breaker_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<CircuitBreaker>();
 }
+
+#[test]
+fn metrics_count_transitions_by_reason_opens_probes_and_last_outcomes() {
+    let (cb, mock, _) = breaker(|b| b.half_open_permits(1));
+    let m = cb.metrics();
+    assert_eq!((m.since_last_success, m.since_last_failure, m.opens), (None, None, 0));
+    succeed(&cb, 1);
+    assert_eq!(cb.metrics().since_last_success, None, "an untimed success reads no clock");
+    mock.advance(SEC);
+    fail(&cb, 3); // 3 of 4: trips
+    mock.advance(2 * SEC);
+    assert_eq!(cb.metrics().since_last_failure, Some(2 * SEC));
+    mock.advance(3 * SEC);
+    cb.try_acquire().unwrap().failure(); // the probe fails: open again
+    mock.advance(10 * SEC);
+    cb.try_acquire().unwrap().success(); // this one closes it
+    let m = cb.metrics();
+    assert_eq!(m.opens, 2);
+    assert_eq!((m.probes_succeeded, m.probes_failed), (1, 1));
+    assert_eq!(m.transitions(Reason::FailureRate), 1);
+    assert_eq!(m.transitions(Reason::OpenWaitElapsed), 2);
+    assert_eq!(m.transitions(Reason::ProbesFailed), 1);
+    assert_eq!(m.transitions(Reason::ProbesSucceeded), 1);
+    assert_eq!(m.transitions_by_reason.iter().sum::<u64>(), m.generation);
+    assert_eq!(m.since_last_failure, Some(10 * SEC));
+}
+
+#[test]
+fn latency_is_recorded_only_when_asked_for() {
+    let (cb, mock, _) = breaker(|b| b);
+    cb.try_acquire().unwrap().success();
+    assert_eq!(cb.latency(), None);
+    let (cb, mock2, _) = breaker(|b| b.record_latency(true));
+    drop(mock);
+    for ms in [1u64, 2, 3, 100] {
+        let p = cb.try_acquire().unwrap();
+        mock2.advance(Duration::from_millis(ms));
+        if ms == 100 {
+            p.failure();
+        } else {
+            p.success();
+        }
+    }
+    cb.try_acquire().unwrap().ignore(); // not a latency
+    let h = cb.latency().unwrap();
+    assert_eq!(h.count(), 4);
+    assert_eq!(h.sum(), Duration::from_millis(106));
+    assert!(h.quantile(0.5) >= Duration::from_millis(2) && h.quantile(0.5) <= Duration::from_millis(4));
+    assert!(h.quantile(1.0) >= Duration::from_millis(100) && h.quantile(1.0) <= Duration::from_millis(200));
+    let m = cb.metrics();
+    assert_eq!(
+        (m.since_last_success, m.since_last_failure),
+        (Some(Duration::from_millis(100)), Some(Duration::ZERO))
+    );
+}
+
+#[test]
+fn a_trip_by_a_rate_tells_listeners_the_window_that_tripped_it() {
+    let (cb, mock, seen) = breaker(|b| b);
+    succeed(&cb, 1);
+    fail(&cb, 3);
+    mock.advance(5 * SEC);
+    cb.try_acquire().unwrap().success();
+    let seen = seen.lock().unwrap();
+    let w = seen[0].window.expect("a trip by the failure rate carries its window");
+    assert_eq!((seen[0].reason, w.calls, w.failures, w.slow_calls), (Reason::FailureRate, 4, 3, 0));
+    assert_eq!(w.failure_rate(), 0.75);
+    assert!(seen[1..].iter().all(|t| t.window.is_none()), "{seen:?}");
+}

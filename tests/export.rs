@@ -32,7 +32,11 @@ fn prometheus_text_has_every_family_and_escapes_names() {
         "nanobreaker_calls_total{name=\"db\",outcome=\"success\"} 1\n",
         "nanobreaker_calls_total{name=\"db\",outcome=\"failure\"} 1\n",
         "nanobreaker_calls_total{name=\"db\",outcome=\"rejected\"} 1\n",
-        "nanobreaker_transitions_total{name=\"db\"} 1\n",
+        "nanobreaker_transitions_total{name=\"db\",reason=\"manual\"} 1\n",
+        "nanobreaker_transitions_total{name=\"db\",reason=\"failure_rate\"} 0\n",
+        "nanobreaker_opens_total{name=\"db\"} 1\n",
+        "nanobreaker_probes_total{name=\"db\",outcome=\"success\"} 0\n",
+        "nanobreaker_last_failure_age_seconds{name=\"db\"} 0\n",
         "nanobreaker_timeouts_total{name=\"db\"} 0\n",
         "nanobreaker_state{name=\"weird \\\"name\\\"\\n\",state=\"closed\"} 1\n",
     ] {

@@ -55,9 +55,18 @@ fn one_tracing_event_per_transition_with_its_fields() {
         let cb = reg.get("payments").unwrap();
         cb.transition_to(State::Open);
         cb.transition_to(State::Closed);
+        // A trip by the failure rate (default: 20 calls, half failing).
+        for i in 0..20 {
+            let p = cb.try_acquire().unwrap();
+            if i % 2 == 0 {
+                p.success()
+            } else {
+                p.failure()
+            }
+        }
     });
     let events = events.lock().unwrap();
-    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events.len(), 3, "{events:?}");
     let (level, fields) = &events[0];
     assert_eq!(*level, tracing::Level::WARN);
     let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
@@ -69,4 +78,11 @@ fn one_tracing_event_per_transition_with_its_fields() {
         assert!(get(k).is_some(), "no field {k}: {fields:?}");
     }
     assert_eq!(events[1].0, tracing::Level::INFO);
+    // The trip reports the window that tripped it, not the new empty one.
+    let fields = &events[2].1;
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(get("reason").as_deref(), Some("failure_rate"));
+    assert_eq!(get("window_calls").as_deref(), Some("20"));
+    assert_eq!(get("window_failures").as_deref(), Some("10"));
+    assert_eq!(get("failure_rate").as_deref(), Some("0.5"));
 }

@@ -8,7 +8,11 @@
 //! | `nanobreaker_calls_total` | counter | name, outcome (`success`, `failure`, `ignored`, `rejected`) | calls, all time |
 //! | `nanobreaker_slow_calls_total` | counter | name | slow calls, all time |
 //! | `nanobreaker_timeouts_total` | counter | name | calls past their timeout |
-//! | `nanobreaker_transitions_total` | counter | name | state changes (the generation) |
+//! | `nanobreaker_transitions_total` | counter | name, reason | state changes |
+//! | `nanobreaker_opens_total` | counter | name | times it entered open (trips, failed trials, manual) |
+//! | `nanobreaker_probes_total` | counter | name, outcome (`success`, `failure`) | half-open probe outcomes |
+//! | `nanobreaker_last_failure_age_seconds` | gauge | name | time since the latest failure (absent if none) |
+//! | `nanobreaker_last_success_age_seconds` | gauge | name | time since the latest timed success (absent if none) |
 //! | `nanobreaker_failure_rate` | gauge | name | failure rate in the window |
 //! | `nanobreaker_slow_call_rate` | gauge | name | slow-call rate in the window |
 //! | `nanobreaker_window_calls` | gauge | name | outcomes in the window |
@@ -29,6 +33,7 @@ pub mod trace;
 #[cfg(feature = "prometheus")]
 pub use prometheus::RegistryCollector;
 
+use crate::events::Reason;
 use crate::metrics::Metrics;
 use crate::registry::{BreakerSnapshot, Registry};
 use crate::state::State;
@@ -93,10 +98,41 @@ pub(crate) const FAMILIES: &[Family] = &[
     },
     Family {
         name: "nanobreaker_transitions_total",
-        help: "State changes, all time.",
+        help: "State changes by reason, all time.",
+        kind: Kind::Counter,
+        label: Some("reason"),
+        values: |m, f| Reason::ALL.iter().for_each(|r| f(Some(r.name()), m.transitions(*r) as f64)),
+    },
+    Family {
+        name: "nanobreaker_opens_total",
+        help: "Times the breaker entered open (trips, failed trials, manual), all time.",
         kind: Kind::Counter,
         label: None,
-        values: |m, f| f(None, m.generation as f64),
+        values: |m, f| f(None, m.opens as f64),
+    },
+    Family {
+        name: "nanobreaker_probes_total",
+        help: "Half-open probe outcomes, all time.",
+        kind: Kind::Counter,
+        label: Some("outcome"),
+        values: |m, f| {
+            f(Some("success"), m.probes_succeeded as f64);
+            f(Some("failure"), m.probes_failed as f64);
+        },
+    },
+    Family {
+        name: "nanobreaker_last_failure_age_seconds",
+        help: "Time since the latest failure (absent if none).",
+        kind: Kind::Gauge,
+        label: None,
+        values: |m, f| m.since_last_failure.iter().for_each(|d| f(None, d.as_secs_f64())),
+    },
+    Family {
+        name: "nanobreaker_last_success_age_seconds",
+        help: "Time since the latest timed success (absent if none).",
+        kind: Kind::Gauge,
+        label: None,
+        values: |m, f| m.since_last_success.iter().for_each(|d| f(None, d.as_secs_f64())),
     },
     Family {
         name: "nanobreaker_failure_rate",

@@ -9,7 +9,13 @@ use std::sync::{Arc, Weak};
 /// `nanobreaker`; `WARN` when it opens, `INFO` otherwise).
 pub(crate) fn event(cb: &Weak<CircuitBreaker>, t: &Transition) {
     let Some(cb) = cb.upgrade() else { return };
-    let m = cb.metrics();
+    // A trip carries the window that tripped it; otherwise the window now.
+    let window = t.window.unwrap_or_else(|| {
+        let m = cb.metrics();
+        let mut w = crate::WindowCounts::default();
+        (w.calls, w.failures, w.slow_calls) = (m.window_calls, m.window_failures, m.window_slow_calls);
+        w
+    });
     let threshold = cb.config.load().failure_rate_threshold;
     let (name, from, to, reason) = (cb.name(), t.from.name(), t.to.name(), t.reason.name());
     let at_ms = t.at.as_millis() as u64;
@@ -22,10 +28,11 @@ pub(crate) fn event(cb: &Weak<CircuitBreaker>, t: &Transition) {
                 from,
                 to,
                 reason,
-                failure_rate = m.failure_rate,
+                failure_rate = window.failure_rate(),
                 threshold,
-                window_calls = m.window_calls,
-                window_failures = m.window_failures,
+                window_calls = window.calls,
+                window_failures = window.failures,
+                window_slow_calls = window.slow_calls,
                 generation = t.generation,
                 at_ms,
                 "circuit breaker {name}: {from} -> {to} ({reason})"
@@ -41,11 +48,13 @@ pub(crate) fn event(cb: &Weak<CircuitBreaker>, t: &Transition) {
 
 /// Emits a `tracing` event (target `nanobreaker`) for every transition of
 /// `cb`, with the fields name, from, to, reason, failure_rate, threshold,
-/// window_calls, window_failures, generation and at_ms. A registry does
-/// this for each breaker it makes when the `tracing` feature is on.
+/// window_calls, window_failures, window_slow_calls, generation and at_ms.
+/// A registry does this for each breaker it makes when the `tracing`
+/// feature is on.
 ///
-/// The window counts are read when the event is delivered: after a trip
-/// they describe the new (empty) window.
+/// For a trip by a rate the window fields are the window that tripped it
+/// ([`Transition::window`](crate::Transition::window)); for the other
+/// transitions, the window when the event is delivered.
 ///
 /// ```
 /// use nanobreaker::CircuitBreaker;

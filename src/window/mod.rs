@@ -11,6 +11,7 @@ pub(crate) use stripe::Stripe;
 use crate::config::Window;
 use crate::era::{self, parity};
 use crate::state::Word;
+use crate::stats::Latency;
 use crate::sync::{AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 
@@ -47,6 +48,16 @@ pub(crate) struct Entry {
     pub(crate) start: u64,
     /// `minimum_calls`, for judging a success that may complete it.
     pub(crate) minimum: u64,
+    /// If the outcome was timed.
+    pub(crate) timing: Option<Timing>,
+}
+
+/// When a timed outcome was recorded (ns since the breaker was built), and
+/// how long its call took if it was timed from its start.
+#[derive(Clone, Copy)]
+pub(crate) struct Timing {
+    pub(crate) now: u64,
+    pub(crate) took: Option<u64>,
 }
 
 /// The windows and the stripes, built once for a window shape.
@@ -54,6 +65,8 @@ pub(crate) struct Windows {
     stripes: Box<[CachePadded<Stripe>]>,
     stripe_mask: usize,
     kind: Kind,
+    /// Per-stripe call latency, with `record_latency(true)`.
+    latency: Option<Latency>,
 }
 
 enum Kind {
@@ -62,7 +75,7 @@ enum Kind {
 }
 
 impl Windows {
-    pub(crate) fn new(window: Window, stripes: u32) -> Windows {
+    pub(crate) fn new(window: Window, stripes: u32, record_latency: bool) -> Windows {
         let stripes = stripes.clamp(1, crate::config::MAX_STRIPES).next_power_of_two() as usize;
         let (kind, ring) = match window {
             Window::Count(n) => (Kind::Count((0..n).map(|_| AtomicU64::new(0)).collect()), n as u64),
@@ -79,6 +92,7 @@ impl Windows {
                 .collect(),
             stripe_mask: stripes - 1,
             kind,
+            latency: record_latency.then(|| Latency::new(stripes)),
         }
     }
 
@@ -128,7 +142,30 @@ impl Windows {
             Kind::Time(b) => b.record(k, stripe, e, live),
         };
         Self::count_totals(stripe, e.failed, e.slow);
+        self.note(k, stripe, e.failed, e.timing);
         judge
+    }
+
+    /// Notes a timed outcome on stripe `k`: its time, and its latency if
+    /// recorded.
+    fn note(&self, k: usize, stripe: &Stripe, failed: bool, timing: Option<Timing>) {
+        let Some(t) = timing else { return };
+        let last = if failed { &stripe.last_failure } else { &stripe.last_success };
+        // Relaxed: a statistic. Racing writers on one stripe may leave the
+        // earlier of two close times; a load and a store cost less than an
+        // atomic max.
+        if last.load(Ordering::Relaxed) <= t.now {
+            // Relaxed: as above.
+            last.store(t.now + 1, Ordering::Relaxed);
+        }
+        if let (Some(l), Some(took)) = (&self.latency, t.took) {
+            l.record(k, took);
+        }
+    }
+
+    /// The latency histogram, with `record_latency(true)`.
+    pub(crate) fn latency(&self) -> Option<&Latency> {
+        self.latency.as_ref()
     }
 
     fn count_totals(stripe: &Stripe, failed: bool, slow: bool) {
@@ -143,8 +180,9 @@ impl Windows {
     }
 
     /// Counts a probe outcome (half-open), which goes in the totals only.
-    pub(crate) fn record_total(&self, failed: bool, slow: bool) {
-        let (_, stripe) = self.stripe();
+    pub(crate) fn record_total(&self, failed: bool, slow: bool, timing: Option<Timing>) {
+        let (k, stripe) = self.stripe();
+        self.note(k, stripe, failed, timing);
         match &self.kind {
             // Moving the cursor past a slot is harmless: it is written again
             // a lap later, and a new era starts with no slots anyway.
@@ -225,6 +263,14 @@ impl Windows {
             .fold(0, u64::wrapping_add)
     }
 
+    /// The latest of one time over the stripes (see `Stripe::last_success`).
+    /// In ns since the breaker was built.
+    pub(crate) fn latest(&self, field: impl Fn(&Stripe) -> &AtomicU64) -> Option<u64> {
+        // Relaxed: statistics.
+        let t = self.stripes.iter().map(|s| field(s).load(Ordering::Relaxed)).max().unwrap_or(0);
+        t.checked_sub(1)
+    }
+
     /// Sums one counter over the stripes.
     pub(crate) fn sum(&self, field: impl Fn(&Stripe) -> &AtomicU64) -> u64 {
         // Relaxed: statistics; a snapshot taken while others record is
@@ -238,7 +284,7 @@ impl Windows {
             Kind::Count(slots) => std::mem::size_of_val(&**slots),
             Kind::Time(b) => b.heap_bytes(),
         };
-        kind + std::mem::size_of_val(&*self.stripes)
+        kind + std::mem::size_of_val(&*self.stripes) + self.latency.as_ref().map_or(0, Latency::heap_bytes)
     }
 }
 
@@ -247,14 +293,14 @@ mod tests {
     use super::*;
 
     fn entry(generation: u64, failed: bool, slow: bool) -> Entry {
-        Entry { generation, failed, slow, now: 0, start: 0, minimum: 0 }
+        Entry { generation, failed, slow, now: 0, start: 0, minimum: 0, timing: None }
     }
     use std::time::Duration;
 
     /// A window whose live counters are ready for `generation` (what a
     /// transition does before the era becomes visible).
     fn windows(window: Window, stripes: u32, generations: &[u64]) -> Windows {
-        let w = Windows::new(window, stripes);
+        let w = Windows::new(window, stripes, false);
         let state = AtomicU64::new(0);
         for &g in generations {
             w.prepare(&state, Word(0), g).unwrap();
@@ -381,7 +427,7 @@ mod tests {
 
     #[test]
     fn preparing_an_era_is_refused_once_the_state_moved() {
-        let w = Windows::new(Window::count(4), 2);
+        let w = Windows::new(Window::count(4), 2, false);
         let state = AtomicU64::new(Word::INITIAL.0);
         let moved = Word::INITIAL.enter(crate::State::Open, 0);
         state.store(moved.0, Ordering::Relaxed);

@@ -28,6 +28,10 @@ pub(crate) struct Stripe {
     pub(crate) failures: AtomicU64,
     pub(crate) slow: AtomicU64,
     pub(crate) ignored: AtomicU64,
+    /// When the latest timed success and failure were recorded here: ns
+    /// since the breaker was built, plus one (0: none yet).
+    pub(crate) last_success: AtomicU64,
+    pub(crate) last_failure: AtomicU64,
     pub(crate) rejected: AtomicU64,
 }
 

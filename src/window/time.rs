@@ -66,8 +66,9 @@ pub(super) struct Buckets {
 /// What a record did to a bucket word.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Bump {
-    /// Added one; the count is now the value held.
-    Added(u64),
+    Added,
+    /// Added one, and the count is now full.
+    Filled,
     Turned,
     Late,
     Full,
@@ -79,6 +80,7 @@ enum Bump {
 /// word of: turns a bucket of an older stamp, drops the record if the
 /// bucket holds a newer one or is full, or if the word or `live()` says the
 /// writer's era is over.
+#[inline(always)]
 fn bump(word: &AtomicU64, empty: u64, stamp: u64, live: &impl Fn() -> bool) -> Bump {
     // Relaxed throughout: the word is self-contained (tag, stamp and count
     // change in one step) and publishes nothing else.
@@ -92,7 +94,7 @@ fn bump(word: &AtomicU64, empty: u64, stamp: u64, live: &impl Fn() -> bool) -> B
             if n == COUNT_MASK {
                 return Bump::Full;
             }
-            (cur + 1, Bump::Added(n + 1))
+            (cur + 1, if n + 1 == COUNT_MASK { Bump::Filled } else { Bump::Added })
         } else if s > stamp {
             return Bump::Late;
         } else {
@@ -156,26 +158,22 @@ impl Buckets {
     /// `minimum` outcomes on this stripe (so the window may have just
     /// reached `minimum_calls`).
     pub(super) fn record(&self, k: usize, stripe: &Stripe, e: Entry, live: impl Fn() -> bool) -> bool {
-        let Entry { generation, failed, slow, now, start, minimum } = e;
+        let Entry { generation, failed, slow, now, start, minimum, .. } = e;
         let stamp = self.stamp(now, start);
         let b = (stamp % self.per_lap) as usize;
         let empty = empty(generation);
-        let words = [0, 1, 2].map(|f| self.word(generation, k, b, f));
-        let mut judge = match bump(words[0], empty, stamp, &live) {
+        let word = |f| self.word(generation, k, b, f);
+        let mut judge = match bump(word(0), empty, stamp, &live) {
             Bump::Late | Bump::Full | Bump::Stale => false,
             how => {
                 if failed {
-                    bump(words[1], empty, stamp, &live);
+                    bump(word(1), empty, stamp, &live);
                 }
                 if slow {
-                    bump(words[2], empty, stamp, &live);
+                    bump(word(2), empty, stamp, &live);
                 }
-                if how == Bump::Added(COUNT_MASK) {
-                    // This record filled the bucket: halve it, outcomes last.
-                    let head = empty | stamp << COUNT_BITS;
-                    for w in [words[1], words[2], words[0]] {
-                        halve(w, head);
-                    }
+                if how == Bump::Filled {
+                    self.halve(word, empty | stamp << COUNT_BITS);
                 }
                 how == Bump::Turned
             }
@@ -193,6 +191,15 @@ impl Buckets {
             judge |= era::add(c, generation, 1).is_some_and(|n| n <= minimum);
         }
         judge
+    }
+
+    /// Halves the bucket whose words `word(f)` gives, if they still hold
+    /// `head` (tag and stamp): outcomes last (see the module doc).
+    #[cold]
+    fn halve<'a>(&self, word: impl Fn(usize) -> &'a AtomicU64, head: u64) {
+        for f in [1, 2, 0] {
+            halve(word(f), head);
+        }
     }
 
     /// Empties the set of the era `from` leads to, while the state word is
@@ -250,7 +257,7 @@ mod tests {
     use std::time::Duration;
 
     fn entry(generation: u64, failed: bool) -> Entry {
-        Entry { generation, failed, slow: false, now: 0, start: 0, minimum: 0 }
+        Entry { generation, failed, slow: false, now: 0, start: 0, minimum: 0, timing: None }
     }
 
     /// A contender that lost the race to prepare era 2 read a word of era
