@@ -46,12 +46,6 @@
 #define NB_ABI_MAJOR 0
 
 /**
- * A time window's `minimum_calls`, at most, per bucket: what one stripe's
- * bucket holds once it is full (see `Config::minimum_calls`).
- */
-#define MAX_MINIMUM_CALLS_PER_BUCKET (1 << 15)
-
-/**
  * `nb_config.window_kind`: a window of the last `window_size` calls.
  */
 #define NB_WINDOW_COUNT 0
