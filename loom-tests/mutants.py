@@ -45,7 +45,7 @@ MUTANTS = [
         match Ok::<u64, u64>(cur) {""",
      [("windows", "one_cursor_two_threads")]),
     ("time-window bucket turn by load+store instead of CAS", "src/window/time.rs",
-     """        match word.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
+     """        match word.compare_exchange_weak(cur, new, Ordering::Release, Ordering::Relaxed) {
             Ok(_) => return how,
             Err(actual) => cur = actual,
         }""",
@@ -69,12 +69,12 @@ MUTANTS = [
      [("half_open", "exactly_one_trial_starts")]),
     ("decision reads the config twice (a mix is possible)", "src/recording.rs",
      """        let config = self.config.load();
-        if let Some(reason) = self.windows.judge(""",
+        let why = |t: Tally| {""",
      """        let config = {
             let (a, b) = (self.config.load(), self.config.load());
             Config { minimum_calls: b.minimum_calls, ..Config::clone(&a) }
         };
-        if let Some(reason) = self.windows.judge(""",
+        let why = |t: Tally| {""",
      [("trips", "reconfigure_is_never_seen_half_applied")]),
     ("event delivery cursor by store instead of CAS", "src/events.rs",
      """            if self.cursor.compare_exchange(c, c | 1, Ordering::SeqCst, Ordering::SeqCst).is_err() {

@@ -22,10 +22,13 @@
 //!
 //! # The ring
 //!
-//! A slot is two words: a head `[generation 54 | from 3 | to 3 | reason
-//! 4]` and a time `[generation tag 11 | micros 53]`. A writer claims the
-//! head by compare-and-swap (marking it busy with its generation), writes
-//! the time by compare-and-swap, then the head. Every write expects the
+//! A slot is a head `[generation 54 | from 3 | to 3 | reason 4]`, a time
+//! `[generation tag 11 | micros 53]` and, for a trip's window, three counts
+//! `[generation tag 11 | present 1 | count 52]`. A writer claims the head by
+//! compare-and-swap (marking it busy with its generation), writes the time
+//! by compare-and-swap and the counts, then the head. Counts whose tag is
+//! not the event's (a writer of an older lap wrote them late) read as no
+//! window. Every write expects the
 //! value it read, so a writer preempted while 64 other transitions go by
 //! finds a later generation there and gives its event up (counted lost)
 //! instead of overwriting a newer one; a reader checks the head before and
@@ -283,7 +286,7 @@ impl Queue {
         for (k, word) in self.windows[i].iter().enumerate() {
             word.store(window_word(g, counts.map(|c| c[k])), Ordering::Relaxed);
         }
-        // SeqCst: publishes the time with the head (Release), and is
+        // SeqCst: publishes the time and counts with the head (Release), and is
         // ordered before this thread's look at the cursor in `deliver`
         // (no lost wake-up: see there).
         if self.heads[i]

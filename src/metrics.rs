@@ -72,8 +72,9 @@ pub struct Metrics {
     /// `None` if there was none.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub since_last_failure: Option<Duration>,
-    /// Times the breaker entered `Open` (trips, failed trials, and
-    /// `transition_to(State::Open)`), all time. `ForcedOpen` is not `Open`.
+    /// Times the breaker entered `Open` (trips, failed or timed-out trials,
+    /// and `transition_to(State::Open)`), all time. `ForcedOpen` is not
+    /// `Open`.
     pub opens: u64,
     /// Transitions by reason, indexed by `Reason as usize` (see
     /// [`Metrics::transitions`]), all time.

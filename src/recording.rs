@@ -89,7 +89,7 @@ impl CircuitBreaker {
         // The clock is read before the generation is checked again: a
         // record then never carries a time later than the state it passed
         // (see `window/time.rs`). Every failure is timed (for
-        // `Metrics::last_failure`; a failure takes the long way anyway).
+        // `Metrics::since_last_failure`; a failure takes the long way anyway).
         let timed = permit.start != NO_START;
         let failed = outcome == Outcome::Failure;
         let clocked = timed || failed || self.windows.needs_clock();

@@ -155,7 +155,8 @@ impl LatencyHistogram {
     pub fn count(&self) -> u64 {
         self.counts.iter().fold(0, |a, &c| a.wrapping_add(c))
     }
-    /// The time of every call counted, added up.
+    /// The time of every call counted, added up (modulo 2^64 ns, 584 years
+    /// of call time: at 100,000 calls a second of 10 ms, 7 months).
     pub fn sum(&self) -> Duration {
         Duration::from_nanos(self.sum)
     }

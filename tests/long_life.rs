@@ -2,8 +2,9 @@
 //! transitions, any idle time, and with its clock anywhere in its range, it
 //! still trips on a real outage and an open breaker still admits its probes.
 //!
-//! Every generation-tagged word wraps somewhere: the time buckets' stamps,
-//! the `ext` deadline (8-bit tag), the half-open probes (28), the live
+//! Every generation-tagged word wraps somewhere: the time buckets' stamps
+//! and their 8-bit tag of the generation's half (a wrap every 2^9), the
+//! `ext` deadline (8-bit tag), the half-open probes (28), the live
 //! counters (38) and the state word's generation itself (54). The first
 //! five tests are issue 9's horizon bugs, each of which failed on the engine
 //! before the era rework; the rest walk every tag width's wrap, idle across
@@ -23,7 +24,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Every generation width a tag is cut to, and the full one.
-const WRAPS: [u32; 6] = [8, 17, 20, 28, 38, 54];
+const WRAPS: [u32; 7] = [8, 9, 17, 20, 28, 38, 54];
 
 fn builder(clock: Clock, window: Window) -> nanobreaker::Builder {
     CircuitBreaker::builder()
@@ -408,4 +409,43 @@ fn an_outage_in_a_full_bucket_still_trips() {
     assert_eq!(cb.state(), State::Open, "2^21 failures after 2^20 successes in one bucket did not trip");
     // The bucket holds a sample of its latest 2^15..2^16 outcomes.
     assert!(failures <= 1 << 16, "tripped only after {failures} failures");
+}
+
+/// A time window whose era reaches the last stamp (2^40 buckets: 34.8
+/// years at 1 ms) with busy buckets behind it: those must still age out,
+/// or they dilute any later outage for good.
+#[test]
+fn a_busy_window_at_stamp_saturation_still_trips_on_an_outage() {
+    let (clock, mock) = Clock::mock();
+    let cb = CircuitBreaker::builder()
+        .clock(clock)
+        .window(Window::time(10 * MS, 10))
+        .stripes(1)
+        .minimum_calls(20)
+        .failure_rate_threshold(0.5)
+        .build()
+        .unwrap();
+    // Stamps 2^40-10 ..= 2^40-2 (stamp = ms + 1; MAX_STAMP = 2^40 - 1).
+    mock.advance(Duration::from_millis((1u64 << 40) - 11));
+    for _ in 0..9 {
+        for _ in 0..65_534 {
+            cb.try_acquire().unwrap().success();
+        }
+        mock.advance(MS);
+    }
+    // An hour later the dependency dies: the old buckets are long gone.
+    mock.advance(Duration::from_secs(3600));
+    let mut failures = 0u64;
+    while failures < 1 << 18 && cb.state() == State::Closed {
+        cb.try_acquire().unwrap().failure();
+        failures += 1;
+    }
+    let m = cb.metrics();
+    assert_eq!(
+        cb.state(),
+        State::Open,
+        "{failures} failures an hour after the last success did not trip: window {} calls, {} failures",
+        m.window_calls,
+        m.window_failures
+    );
 }

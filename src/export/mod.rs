@@ -9,7 +9,7 @@
 //! | `nanobreaker_slow_calls_total` | counter | name | slow calls, all time |
 //! | `nanobreaker_timeouts_total` | counter | name | calls past their timeout |
 //! | `nanobreaker_transitions_total` | counter | name, reason | state changes |
-//! | `nanobreaker_opens_total` | counter | name | times it entered open (trips, failed trials, manual) |
+//! | `nanobreaker_opens_total` | counter | name | times it entered open (trips, failed or timed-out trials, manual) |
 //! | `nanobreaker_probes_total` | counter | name, outcome (`success`, `failure`) | half-open probe outcomes |
 //! | `nanobreaker_last_failure_age_seconds` | gauge | name | time since the latest failure (absent if none) |
 //! | `nanobreaker_last_success_age_seconds` | gauge | name | time since the latest timed success (absent if none) |
@@ -105,7 +105,7 @@ pub(crate) const FAMILIES: &[Family] = &[
     },
     Family {
         name: "nanobreaker_opens_total",
-        help: "Times the breaker entered open (trips, failed trials, manual), all time.",
+        help: "Times the breaker entered open (trips, failed or timed-out trials, manual), all time.",
         kind: Kind::Counter,
         label: None,
         values: |m, f| f(None, m.opens as f64),

@@ -82,8 +82,8 @@ enum Bump {
 /// writer's era is over.
 #[inline(always)]
 fn bump(word: &AtomicU64, empty: u64, stamp: u64, live: &impl Fn() -> bool) -> Bump {
-    // Relaxed throughout: the word is self-contained (tag, stamp and count
-    // change in one step) and publishes nothing else.
+    // Relaxed: the word is self-contained (tag, stamp and count change in
+    // one step).
     let mut cur = word.load(Ordering::Relaxed);
     loop {
         if cur >> TAG_SHIFT != empty >> TAG_SHIFT {
@@ -103,22 +103,27 @@ fn bump(word: &AtomicU64, empty: u64, stamp: u64, live: &impl Fn() -> bool) -> B
         if !live() {
             return Bump::Stale;
         }
-        // Relaxed: as above.
-        match word.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
+        // Release: a contender preparing the next era of this set that reads
+        // this value (Acquire, `era::publish`) then sees the state word that
+        // `live()` saw, and no longer `from`; Relaxed on failure: retried.
+        match word.compare_exchange_weak(cur, new, Ordering::Release, Ordering::Relaxed) {
             Ok(_) => return how,
             Err(actual) => cur = actual,
         }
     }
 }
 
-/// Halves the count of `word` if it still holds `head` (its tag and stamp).
-fn halve(word: &AtomicU64, head: u64) {
+/// Halves the count of `word` if it still holds `head` (its tag and stamp),
+/// rounding up (the outcome word) or down (failures, slow calls), so that
+/// no rate rises.
+fn halve(word: &AtomicU64, head: u64, up: bool) {
     // Relaxed: as in `bump`.
     let mut cur = word.load(Ordering::Relaxed);
     while cur >> COUNT_BITS == head >> COUNT_BITS {
-        let new = head | ((cur & COUNT_MASK) / 2);
-        // Relaxed: as in `bump`.
-        match word.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
+        let new = head | (((cur & COUNT_MASK) + up as u64) / 2);
+        // Release: the outcome word is halved last, and a reader that sees
+        // it halved (Acquire in `tally`) sees the others halved too.
+        match word.compare_exchange_weak(cur, new, Ordering::Release, Ordering::Relaxed) {
             Ok(_) => return,
             Err(actual) => cur = actual,
         }
@@ -198,7 +203,7 @@ impl Buckets {
     #[cold]
     fn halve<'a>(&self, word: impl Fn(usize) -> &'a AtomicU64, head: u64) {
         for f in [1, 2, 0] {
-            halve(word(f), head);
+            halve(word(f), head, f == 0);
         }
     }
 
@@ -224,9 +229,15 @@ impl Buckets {
     /// after a clock stepped back.
     pub(super) fn tally(&self, generation: u64, now: u64, start: u64) -> Tally {
         let current = self.stamp(now, start);
-        let oldest = (current + 1).saturating_sub(self.buckets).max(1);
-        // Relaxed: see `bump`.
-        let read = |k, b, f| self.word(generation, k, b, f).load(Ordering::Relaxed);
+        // Once the stamps saturate (2^40 buckets into one era) every record
+        // lands in the last one, which halving keeps to its latest outcomes:
+        // only it counts, or the buckets before it would never age out.
+        let oldest =
+            if current == MAX_STAMP { MAX_STAMP } else { (current + 1).saturating_sub(self.buckets).max(1) };
+        // Acquire for the outcome word: see `halve`. Relaxed for the others.
+        let read = |k, b, f: usize| {
+            self.word(generation, k, b, f).load(if f == 0 { Ordering::Acquire } else { Ordering::Relaxed })
+        };
         let tag = empty(generation) >> TAG_SHIFT;
         let mut t = Tally::default();
         for k in 0..self.stripes {
@@ -285,7 +296,8 @@ mod tests {
     }
 
     /// Past 2^16 outcomes a bucket halves its counts: it keeps its failure
-    /// rate and never holds fewer than 2^15 outcomes.
+    /// rate, never raises it by rounding, and never holds fewer than 2^15
+    /// outcomes.
     #[test]
     fn a_full_bucket_keeps_its_rate() {
         let b = Buckets::new(1, Duration::from_secs(10), 1);
@@ -299,5 +311,12 @@ mod tests {
                 assert!((0.249..0.251).contains(&rate), "rate {rate} after {i}: {t:?}");
             }
         }
+        // Exactly at the halving: 65535 outcomes, half of them failures
+        // (rounded down) become 32768 and 16383, not a higher rate.
+        let b = Buckets::new(1, Duration::from_secs(10), 1);
+        for i in 0..COUNT_MASK {
+            b.record(0, &stripe, entry(0, i % 2 == 1), || true);
+        }
+        assert_eq!(b.tally(0, 0, 0), Tally { calls: 1 << 15, failures: (1 << 14) - 1, slow: 0 });
     }
 }
