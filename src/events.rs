@@ -218,6 +218,11 @@ fn time_word(generation: u64, at: Duration) -> u64 {
 
 const PRESENT: u64 = 1 << 52;
 
+/// Whether a time or count word carries `generation`'s tag.
+fn tagged(word: u64, generation: u64) -> bool {
+    word >> TAG_SHIFT == generation & ((1 << (64 - TAG_SHIFT)) - 1)
+}
+
 fn window_word(generation: u64, count: Option<u64>) -> u64 {
     let tag = generation << TAG_SHIFT;
     count.map_or(tag, |c| tag | PRESENT | c.min(PRESENT - 1))
@@ -225,10 +230,8 @@ fn window_word(generation: u64, count: Option<u64>) -> u64 {
 
 /// The window in `words`, if all three are `generation`'s and present.
 fn window_counts(generation: u64, words: [u64; 3]) -> Option<WindowCounts> {
-    let [calls, failures, slow_calls] = words.map(|w| {
-        (w >> TAG_SHIFT == generation & ((1 << (64 - TAG_SHIFT)) - 1) && w & PRESENT != 0)
-            .then_some(w & (PRESENT - 1))
-    });
+    let [calls, failures, slow_calls] =
+        words.map(|w| (tagged(w, generation) && w & PRESENT != 0).then_some(w & (PRESENT - 1)));
     Some(WindowCounts { calls: calls?, failures: failures?, slow_calls: slow_calls? })
 }
 
@@ -336,9 +339,7 @@ impl Queue {
         let window = self.windows[i].each_ref().map(|w| w.load(Ordering::Relaxed));
         fence(Ordering::Acquire);
         // Relaxed: ordered by the fence.
-        if self.heads[i].load(Ordering::Relaxed) != h
-            || t >> TAG_SHIFT != generation & ((1 << (64 - TAG_SHIFT)) - 1)
-        {
+        if self.heads[i].load(Ordering::Relaxed) != h || !tagged(t, generation) {
             return Slot::Waiting;
         }
         let field = |shift: u32| (h >> shift) & 0b111;

@@ -210,10 +210,10 @@ impl Buckets {
     /// Empties the set of the era `from` leads to, while the state word is
     /// still `from` (see `era.rs`).
     pub(super) fn prepare(&self, state: &AtomicU64, from: Word, generation: u64) -> Result<(), Word> {
+        let empty = empty(generation);
         for k in 0..self.stripes {
             for b in 0..self.buckets as usize {
                 for f in 0..3 {
-                    let empty = empty(generation);
                     era::publish(self.word(generation, k, b, f), state, from, empty, |cur| cur == empty)?;
                 }
             }
