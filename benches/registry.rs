@@ -1,5 +1,6 @@
-//! A registry get of an existing key, one thread and contended, and the
-//! memory of 10,000 compact breakers.
+//! A registry get of an existing key, one thread and contended, a
+//! Prometheus scrape of 10,000 breakers (text and prometheus-client), and
+//! the memory of 10,000 compact breakers.
 //!
 //! `cargo bench --bench registry`
 
@@ -12,6 +13,14 @@ fn registry(n: usize) -> Registry {
     let reg = Registry::builder().stripes(1).build().unwrap();
     for i in 0..n {
         reg.get(&format!("service-{i:05}")).unwrap();
+    }
+    reg
+}
+
+fn registry_with_latency(n: usize) -> Registry {
+    let reg = Registry::builder().stripes(1).record_latency(true).build().unwrap();
+    for i in 0..n {
+        reg.with(&format!("service-{i:05}"), |cb| cb.try_acquire().unwrap().success()).unwrap();
     }
     reg
 }
@@ -66,7 +75,26 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
+    g.sample_size(10);
+    g.bench_function("render_prometheus, 10,000 breakers", |b| b.iter(|| black_box(&reg).render_prometheus().len()));
+    let timed = registry_with_latency(10_000);
+    g.bench_function("render_prometheus, 10,000 breakers with latency", |b| {
+        b.iter(|| black_box(&timed).render_prometheus().len())
+    });
+    #[cfg(feature = "prometheus")]
+    {
+        let mut prom = prometheus_client::registry::Registry::default();
+        prom.register_collector(Box::new(nanobreaker::RegistryCollector::new(reg.clone())));
+        g.bench_function("prometheus-client encode, 10,000 breakers", |b| {
+            b.iter(|| {
+                let mut text = String::new();
+                prometheus_client::encoding::text::encode(&mut text, &prom).unwrap();
+                text.len()
+            })
+        });
+    }
     g.finish();
+    println!("scrape of 10,000 breakers: {} KiB of text", reg.render_prometheus().len() / 1024);
     println!("memory of 10,000 compact breakers in a registry: {} KiB (estimate; tests/registry_memory.rs measures the heap)", reg.memory_bytes() / 1024);
 }
 

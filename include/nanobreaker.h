@@ -46,6 +46,12 @@
 #define NB_ABI_MAJOR 0
 
 /**
+ * The longest name `nb_breaker_new_named` and a registry's builder take,
+ * in bytes.
+ */
+#define NB_MAX_NAME_LEN 256
+
+/**
  * `nb_config.window_kind`: a window of the last `window_size` calls.
  */
 #define NB_WINDOW_COUNT 0
@@ -183,6 +189,18 @@ enum nb_result
    * The permit was recorded already; nothing was recorded this time.
    */
   NB_PERMIT_SPENT = 7,
+  /**
+   * The registry is at capacity and no breaker in it may be evicted.
+   */
+  NB_REGISTRY_FULL = 8,
+  /**
+   * The registry holds no breaker for the key.
+   */
+  NB_NOT_FOUND = 9,
+  /**
+   * The library could not allocate memory.
+   */
+  NB_OUT_OF_MEMORY = 10,
 };
 #ifndef __cplusplus
 typedef uint32_t nb_result;
@@ -230,11 +248,27 @@ typedef uint32_t nb_state;
 #endif // __cplusplus
 
 /**
- * A circuit breaker. Opaque; made by `nb_breaker_new`, released by
- * `nb_breaker_free`. Every function taking a `const nb_breaker *` may be
- * called from any number of threads at once.
+ * A handle to a circuit breaker. Opaque; made by `nb_breaker_new` (or
+ * `nb_registry_get`), released by `nb_breaker_free`. Several handles may
+ * name one breaker (each `nb_registry_get` of a key gives a new one); the
+ * breaker lives until its last handle is freed and no registry holds it.
+ * Every function taking a `const nb_breaker *` may be called from any
+ * number of threads at once.
  */
 typedef struct nb_breaker nb_breaker;
+
+/**
+ * Named breakers, made on first use. Every function taking a
+ * `const nb_registry *` may be called from any number of threads at once.
+ */
+typedef struct nb_registry nb_registry;
+
+/**
+ * Settings for a registry, made by `nb_registry_builder_new`, consumed by
+ * `nb_registry_build` (or freed by `nb_registry_builder_free`). Not for
+ * use by two threads at once.
+ */
+typedef struct nb_registry_builder nb_registry_builder;
 
 /**
  * A breaker's configuration. Always start from `nb_config_default`, which
@@ -382,7 +416,7 @@ typedef struct nb_transition {
 typedef void (*nb_transition_callback)(const struct nb_transition *t, void *userdata);
 
 /**
- * Releases a listener's `userdata` when the breaker is freed.
+ * Releases a listener's `userdata` when the breaker (or registry) is freed.
  */
 typedef void (*nb_free_callback)(void *userdata);
 
@@ -461,6 +495,38 @@ typedef struct nb_metrics {
    * Transition events dropped because listeners fell more than 64 behind.
    */
   uint64_t events_lost;
+  /**
+   * Calls counted as failures because they ran past `call_timeout`
+   * (Rust's `Policy`; the C ABI never counts one itself).
+   */
+  uint64_t timeouts;
+  /**
+   * Nanoseconds since the latest timed success, or `UINT64_MAX` if none:
+   * a success reads no clock unless the window is a time window or a
+   * slow-call rule is set.
+   */
+  uint64_t since_last_success_ns;
+  /**
+   * Nanoseconds since the latest failure, or `UINT64_MAX` if none yet.
+   */
+  uint64_t since_last_failure_ns;
+  /**
+   * Times the breaker entered `NB_STATE_OPEN` (trips, failed or timed-out
+   * trials, `nb_breaker_transition_to`).
+   */
+  uint64_t opens;
+  /**
+   * Half-open probes that succeeded.
+   */
+  uint64_t probes_succeeded;
+  /**
+   * Half-open probes that failed (or were slow).
+   */
+  uint64_t probes_failed;
+  /**
+   * Transitions by reason, indexed by `nb_reason`.
+   */
+  uint64_t transitions_by_reason[9];
 } nb_metrics;
 
 /**
@@ -479,6 +545,21 @@ typedef struct nb_permit {
    */
   uint64_t opaque[4];
 } nb_permit;
+
+/**
+ * A registry-wide transition listener: the breaker's name (`name_len`
+ * bytes, not NUL-terminated) and its transition. Runs as an
+ * `nb_transition_callback` does (see there), under the same rules.
+ */
+typedef void (*nb_registry_transition_callback)(const char *name, size_t name_len, const struct nb_transition *t, void *userdata);
+
+/**
+ * Called by `nb_registry_for_each` with each breaker (a handle borrowed
+ * for the call: clone it with `nb_breaker_clone` to keep it), its name
+ * (`name_len` bytes, not NUL-terminated) and `userdata`. Return 0 to go
+ * on, anything else to stop.
+ */
+typedef int (*nb_registry_visit_callback)(const struct nb_breaker *b, const char *name, size_t name_len, void *userdata);
 
 #ifdef __cplusplus
 extern "C" {
@@ -529,14 +610,46 @@ const char *nb_reason_str(uint32_t r);
 nb_result nb_breaker_new(const struct nb_config *cfg, struct nb_breaker **out);
 
 /**
- * Frees a breaker made by `nb_breaker_new`, and then each listener's
- * userdata through its free callback. NULL is a no-op. No other thread may
- * use the breaker during or after this call.
+ * As `nb_breaker_new`, with a name (a NUL-terminated UTF-8 string of at
+ * most `NB_MAX_NAME_LEN` bytes, copied; `NB_INVALID_ARGUMENT` otherwise),
+ * which `nb_breaker_name` gives back and metrics carry.
  *
  * # Safety
- * `b` is NULL or a live handle from `nb_breaker_new`, freed only once.
+ * As `nb_breaker_new`; `name` is NULL or a NUL-terminated string.
+ */
+nb_result nb_breaker_new_named(const struct nb_config *cfg, const char *name, struct nb_breaker **out);
+
+/**
+ * Frees this handle. The breaker itself goes, with each listener's
+ * userdata (through its free callback), when its last handle is freed and
+ * no registry holds it. NULL is a no-op. No other thread may use this
+ * handle during or after this call (other handles of the breaker stay
+ * valid).
+ *
+ * # Safety
+ * `b` is NULL or a live handle, freed only once.
  */
 void nb_breaker_free(struct nb_breaker *b);
+
+/**
+ * A second handle to the breaker `b` names (free each with
+ * `nb_breaker_free`): for a second owner, such as another thread's
+ * object.
+ *
+ * # Safety
+ * `b` is NULL or a live handle; `out` is NULL or writable.
+ */
+nb_result nb_breaker_clone(const struct nb_breaker *b, struct nb_breaker **out);
+
+/**
+ * The breaker's name (empty if it has none): `*name` points to `*len`
+ * bytes of UTF-8, valid while the handle lives, **not** NUL-terminated
+ * (print it with `"%.*s", (int)len, name`).
+ *
+ * # Safety
+ * `b` is NULL or a live handle; `name` and `len` are NULL or writable.
+ */
+nb_result nb_breaker_name(const struct nb_breaker *b, const char **name, size_t *len);
 
 /**
  * The breaker's state, or `NB_STATE_UNKNOWN` for NULL.
@@ -702,6 +815,193 @@ nb_result nb_failure(const struct nb_breaker *b, struct nb_permit *permit);
  * As `nb_record`.
  */
 nb_result nb_ignore(const struct nb_breaker *b, struct nb_permit *permit);
+
+/**
+ * A new builder: every breaker gets `nb_config_default`'s config, no
+ * templates, no TTL, capacity 100000. Free it with
+ * `nb_registry_builder_free` unless it is passed to `nb_registry_build`.
+ *
+ * # Safety
+ * `out` is NULL or writable.
+ */
+nb_result nb_registry_builder_new(struct nb_registry_builder **out);
+
+/**
+ * Frees a builder not passed to `nb_registry_build`. NULL is a no-op.
+ *
+ * # Safety
+ * `b` is NULL or a live builder, freed once.
+ */
+void nb_registry_builder_free(struct nb_registry_builder *b);
+
+/**
+ * The config of every breaker that no template or name matches.
+ *
+ * # Safety
+ * `b` is NULL or a live builder; `cfg` as in `nb_breaker_new`.
+ */
+nb_result nb_registry_builder_default_config(struct nb_registry_builder *b, const struct nb_config *cfg);
+
+/**
+ * The config of every breaker whose name matches `pattern` (`*` matches
+ * any run of characters, e.g. `"payments.*"`); the first matching
+ * template added wins. `NB_INVALID_ARGUMENT` for a pattern that is empty,
+ * not UTF-8 or longer than `NB_MAX_NAME_LEN` bytes.
+ *
+ * # Safety
+ * `b` is NULL or a live builder; `pattern` is NULL or NUL-terminated;
+ * `cfg` as in `nb_breaker_new`.
+ */
+nb_result nb_registry_builder_template(struct nb_registry_builder *b, const char *pattern, const struct nb_config *cfg);
+
+/**
+ * The config of the breaker named exactly `name` (before any template).
+ *
+ * # Safety
+ * `b` is NULL or a live builder; `name` is NULL or NUL-terminated; `cfg`
+ * as in `nb_breaker_new`.
+ */
+nb_result nb_registry_builder_named(struct nb_registry_builder *b, const char *name, const struct nb_config *cfg);
+
+/**
+ * Registry settings, 0 leaving one as it is: `capacity` (breakers held
+ * at most; default 100000), `ttl_ns` (closed breakers idle this long are
+ * evicted; default never), `stripes` (of every breaker, at most 64;
+ * default as `nb_config_default`), `max_key_len` (bytes; default 256).
+ * `nb_registry_build` refuses stripes over 64 (`NB_INVALID_ARGUMENT`).
+ *
+ * # Safety
+ * `b` is NULL or a live builder.
+ */
+nb_result nb_registry_builder_settings(struct nb_registry_builder *b, size_t capacity, uint64_t ttl_ns, uint32_t stripes, size_t max_key_len);
+
+/**
+ * Whether every breaker records how long its calls take (off by
+ * default): the Prometheus render then carries the
+ * `nanobreaker_call_duration_seconds` histogram. Costs a clock read per
+ * call.
+ *
+ * # Safety
+ * `b` is NULL or a live builder.
+ */
+nb_result nb_registry_builder_record_latency(struct nb_registry_builder *b, bool on);
+
+/**
+ * A listener for the transitions of every breaker of the registry.
+ * `free_userdata` (may be NULL) is called once with `userdata` when the
+ * registry and all its breakers are gone (or with the builder, if it is
+ * freed unbuilt). At most one: a second replaces the first (whose
+ * userdata is freed).
+ *
+ * # Safety
+ * `b` is NULL or a live builder; the callback and `userdata` as in
+ * `nb_breaker_on_transition`.
+ */
+nb_result nb_registry_builder_on_transition(struct nb_registry_builder *b, nb_registry_transition_callback callback, void *userdata, nb_free_callback free_userdata);
+
+/**
+ * Makes the registry. The builder is consumed whatever the result (do not
+ * use or free it after). On `NB_OK` writes the registry to `*out`; free it
+ * with `nb_registry_free`. `NB_INVALID_ARGUMENT`: a setting is out of
+ * range.
+ *
+ * # Safety
+ * `b` is NULL or a live builder; `out` is NULL or writable.
+ */
+nb_result nb_registry_build(struct nb_registry_builder *b, struct nb_registry **out);
+
+/**
+ * Frees a registry. Handles to its breakers stay valid; each breaker goes
+ * when its last handle does. NULL is a no-op. No other thread may use the
+ * registry during or after this call.
+ *
+ * # Safety
+ * `r` is NULL or a live registry, freed once.
+ */
+void nb_registry_free(struct nb_registry *r);
+
+/**
+ * The breaker named by the `key_len` bytes at `key` (UTF-8), made now
+ * from its config if the registry has none; two threads asking for a new
+ * key get the same breaker. On `NB_OK` writes a new handle to `*out`:
+ * free it with `nb_breaker_free` (while a handle lives the breaker is
+ * never evicted). `NB_INVALID_ARGUMENT`: the key is empty, not UTF-8 or
+ * longer than `max_key_len`. `NB_REGISTRY_FULL`: at capacity with nothing
+ * evictable. Finding an existing key takes no lock and allocates only the
+ * handle's count (no allocation at all).
+ *
+ * # Safety
+ * `r` is NULL or a live registry; `key` is NULL or readable for `key_len`
+ * bytes; `out` is NULL or writable.
+ */
+nb_result nb_registry_get(const struct nb_registry *r, const char *key, size_t key_len, struct nb_breaker **out);
+
+/**
+ * As `nb_registry_get`, but never makes a breaker: `NB_NOT_FOUND` if the
+ * registry has none for the key.
+ *
+ * # Safety
+ * As `nb_registry_get`.
+ */
+nb_result nb_registry_find(const struct nb_registry *r, const char *key, size_t key_len, struct nb_breaker **out);
+
+/**
+ * Removes the breaker of a key from the registry (`NB_NOT_FOUND` if
+ * none). Handles to it stay valid; a later get makes a new breaker.
+ *
+ * # Safety
+ * `r` is NULL or a live registry; `key` is NULL or readable for `key_len`
+ * bytes.
+ */
+nb_result nb_registry_remove(const struct nb_registry *r, const char *key, size_t key_len);
+
+/**
+ * How many breakers the registry holds (0 for NULL).
+ *
+ * # Safety
+ * `r` is NULL or a live registry.
+ */
+size_t nb_registry_len(const struct nb_registry *r);
+
+/**
+ * Evicts the breakers idle for the TTL now (closed ones nobody holds a
+ * handle to); returns how many went (0 for NULL or no TTL).
+ *
+ * # Safety
+ * `r` is NULL or a live registry.
+ */
+size_t nb_registry_evict_idle(const struct nb_registry *r);
+
+/**
+ * Calls `visit` with each breaker of the registry (in no set order) until
+ * it returns non-zero. The callback may call the registry and the breaker,
+ * but not free either.
+ *
+ * # Safety
+ * `r` is NULL or a live registry; `visit` as `nb_registry_visit_callback`
+ * says, given `userdata`.
+ */
+nb_result nb_registry_for_each(const struct nb_registry *r, nb_registry_visit_callback visit, void *userdata);
+
+/**
+ * Every breaker's metrics in the Prometheus text exposition format (the
+ * families of the README's "Metrics" section), read now. On `NB_OK`,
+ * `*text` is a NUL-terminated string of `*len` bytes (without the NUL)
+ * that the caller frees with `nb_string_free`.
+ *
+ * # Safety
+ * `r` is NULL or a live registry; `text` and `len` are NULL or writable.
+ */
+nb_result nb_registry_render_prometheus(const struct nb_registry *r, char **text, size_t *len);
+
+/**
+ * Frees a string the library allocated (`nb_registry_render_prometheus`).
+ * NULL is a no-op.
+ *
+ * # Safety
+ * `s` is NULL or such a string, freed once.
+ */
+void nb_string_free(char *s);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -45,6 +45,10 @@ pub(crate) struct Hot {
     pub(crate) ext: [AtomicU64; 2],
     /// Each half-open trial's probes, by parity (see `era.rs`).
     pub(crate) probes: [AtomicU64; 2],
+    /// Unique in the process, never reused (`sync::next_id`): the C ABI's
+    /// permits name their breaker by it, and it seeds the jitter. Never
+    /// written after build; it sits in the padding of this line.
+    pub(crate) id: u64,
 }
 
 /// The parts of the config a record needs without loading it:
@@ -118,8 +122,6 @@ pub struct CircuitBreaker {
     pub(crate) reconfiguring: Mutex<()>,
     pub(crate) clock: Clock,
     pub(crate) origin: u64,
-    /// Spreads this breaker's jitter from other breakers'.
-    pub(crate) seed: u64,
     pub(crate) events: Events,
     pub(crate) name: Name,
     /// Transitions by reason, opens, probe results, timeouts (boxed: the

@@ -175,6 +175,7 @@ impl Builder {
             minimum: AtomicU64::new(self.config.minimum_calls as u64),
             ext: [AtomicU64::new(Ext::new(0, State::Closed, 0).0), AtomicU64::new(u64::MAX)],
             probes: [AtomicU64::new(0), AtomicU64::new(0)],
+            id: crate::sync::next_id(),
         };
         Ok(CircuitBreaker {
             hot: CachePadded::new(hot),
@@ -185,7 +186,6 @@ impl Builder {
             reconfiguring: Mutex::new(()),
             clock,
             origin,
-            seed: crate::sync::next_id().wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ origin,
             events: Events::new(self.listeners),
             name: self.name,
             stats: Box::default(),

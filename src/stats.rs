@@ -181,6 +181,18 @@ impl LatencyHistogram {
     }
 }
 
+/// With feature `serde`: `{"counts": [40 bucket counts], "sum_ns": n}`.
+#[cfg(feature = "serde")]
+impl serde::Serialize for LatencyHistogram {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("LatencyHistogram", 2)?;
+        st.serialize_field("counts", &self.counts[..])?;
+        st.serialize_field("sum_ns", &self.sum)?;
+        st.end()
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;

@@ -116,11 +116,12 @@ impl CircuitBreaker {
     }
 
     /// A uniform number in [0, 1) for the opening of `generation`: a hash
-    /// (splitmix64) of the generation and this breaker's seed, so the jitter
+    /// (splitmix64) of the generation and this breaker's id, so the jitter
     /// is drawn once per opening, whoever computes it, and breakers that
     /// trip together still spread out.
     fn random(&self, generation: u64) -> f64 {
-        let mut z = self.seed ^ generation.wrapping_mul(0xD1B5_4A32_D192_ED03);
+        let seed = self.hot.id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.origin;
+        let mut z = seed ^ generation.wrapping_mul(0xD1B5_4A32_D192_ED03);
         z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

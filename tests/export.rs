@@ -49,6 +49,40 @@ fn prometheus_text_has_every_family_and_escapes_names() {
     }
 }
 
+/// A registry whose breakers record latency: "api" saw calls of 3 µs and
+/// 2 s.
+fn timed_registry() -> Registry {
+    let (clock, mock) = Clock::mock();
+    let reg = Registry::builder().clock(clock).record_latency(true).build().unwrap();
+    reg.with("api", |cb| {
+        for d in [Duration::from_micros(3), Duration::from_secs(2)] {
+            let p = cb.try_acquire().unwrap();
+            mock.advance(d);
+            p.success();
+        }
+    })
+    .unwrap();
+    reg
+}
+
+#[test]
+fn prometheus_text_has_the_latency_histogram_when_recorded() {
+    assert!(!registry().render_prometheus().contains("duration"), "no histogram without record_latency");
+    let text = timed_registry().render_prometheus();
+    for line in [
+        "# TYPE nanobreaker_call_duration_seconds histogram\n",
+        "nanobreaker_call_duration_seconds_bucket{name=\"api\",le=\"0.000001024\"} 0\n",
+        "nanobreaker_call_duration_seconds_bucket{name=\"api\",le=\"0.000004096\"} 1\n",
+        "nanobreaker_call_duration_seconds_bucket{name=\"api\",le=\"1.073741824\"} 1\n",
+        "nanobreaker_call_duration_seconds_bucket{name=\"api\",le=\"4.294967296\"} 2\n",
+        "nanobreaker_call_duration_seconds_bucket{name=\"api\",le=\"+Inf\"} 2\n",
+        "nanobreaker_call_duration_seconds_sum{name=\"api\"} 2.000003\n",
+        "nanobreaker_call_duration_seconds_count{name=\"api\"} 2\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}
+
 #[test]
 fn a_removed_breaker_leaves_the_scrape() {
     let reg = registry();
@@ -77,6 +111,24 @@ fn prometheus_client_collector_reads_at_scrape_time() {
     })
     .unwrap();
     assert!(scrape().contains("nanobreaker_calls_total{name=\"db\",outcome=\"failure\"} 2"));
+}
+
+#[cfg(feature = "prometheus")]
+#[test]
+fn prometheus_client_collector_has_the_latency_histogram() {
+    use std::sync::Arc;
+    let mut prom = prometheus_client::registry::Registry::default();
+    prom.register_collector(Box::new(nanobreaker::RegistryCollector::new(Arc::new(timed_registry()))));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &prom).unwrap();
+    for line in [
+        "# TYPE nanobreaker_call_duration_seconds histogram\n",
+        "nanobreaker_call_duration_seconds_bucket{le=\"0.000004096\",name=\"api\"} 1\n",
+        "nanobreaker_call_duration_seconds_bucket{le=\"+Inf\",name=\"api\"} 2\n",
+        "nanobreaker_call_duration_seconds_count{name=\"api\"} 2\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
 }
 
 #[cfg(feature = "metrics")]

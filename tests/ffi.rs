@@ -123,6 +123,7 @@ fn header_version_matches_cargo() {
 #[test]
 fn c_tests_against_the_shared_library() {
     assert_all_passed(&run(&mut Command::new(cc("test_api.c", "api", &[]))));
+    assert_all_passed(&run(&mut Command::new(cc("test_registry.c", "registry", &[]))));
     assert_all_passed(&run(&mut Command::new(cc("test_threads.c", "threads", &[]))));
     let out = run(&mut Command::new(cc("example.c", "example", &[])));
     assert!(out.contains("rejected"), "the example's breaker should open");
@@ -237,22 +238,26 @@ fn shared_library_has_its_soname_and_exports_only_the_header_functions() {
 
 #[test]
 fn c_tests_against_the_static_library() {
-    let exe = tmp("api-static");
-    run(Command::new("gcc")
-        .args(C_FLAGS)
-        .arg("-I")
-        .arg(root().join("include"))
-        .arg(root().join("ffi/c/test_api.c"))
-        .arg(lib_dir().join("libnanobreaker.a"))
-        .args(["-lpthread", "-ldl", "-lm", "-o"])
-        .arg(&exe));
-    assert_all_passed(&run(&mut Command::new(exe)));
+    for src in ["test_api.c", "test_registry.c"] {
+        let exe = tmp(&format!("{src}-static"));
+        run(Command::new("gcc")
+            .args(C_FLAGS)
+            .arg("-I")
+            .arg(root().join("include"))
+            .arg(root().join("ffi/c").join(src))
+            .arg(lib_dir().join("libnanobreaker.a"))
+            .args(["-lpthread", "-ldl", "-lm", "-o"])
+            .arg(&exe));
+        assert_all_passed(&run(&mut Command::new(exe)));
+    }
 }
 
 #[test]
 fn c_tests_under_address_and_undefined_behaviour_sanitizers() {
     let flags = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"];
-    for (src, out) in [("test_api.c", "api-asan"), ("test_threads.c", "threads-asan")] {
+    for (src, out) in
+        [("test_api.c", "api-asan"), ("test_registry.c", "registry-asan"), ("test_threads.c", "threads-asan")]
+    {
         let exe = cc(src, out, &flags);
         let stdout = run(Command::new(exe)
             .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
@@ -277,6 +282,8 @@ fn c_tests_under_valgrind_with_no_errors_and_no_leaks() {
     ];
     let api = cc("test_api.c", "api-vg", &[]);
     assert_all_passed(&run(Command::new("valgrind").args(valgrind).arg(api)));
+    let registry = cc("test_registry.c", "registry-vg", &[]);
+    assert_all_passed(&run(Command::new("valgrind").args(valgrind).arg(registry)));
     let threads = cc("test_threads.c", "threads-vg", &[]);
     assert_all_passed(&run(Command::new("valgrind").args(valgrind).arg(threads).arg("5000")));
 }
@@ -337,9 +344,14 @@ fn go_package_tests_with_race_detector_and_cgocheck() {
     go(&["vet", "./..."]);
     let out = go(&["test", "-count=1", "-v", "./..."]);
     assert!(out.contains("--- PASS: TestTransitions") && out.contains("\nok"), "{out}");
-    for test in
-        ["TestPermitCountsOnce", "TestFailOpenByDefaultAndClosedOnRequest", "TestListenerPanicIsRecovered"]
-    {
+    for test in [
+        "TestPermitCountsOnce",
+        "TestFailOpenByDefaultAndClosedOnRequest",
+        "TestListenerPanicIsRecovered",
+        "TestRegistry",
+        "TestRegistryConfigErrors",
+        "TestNamedBreaker",
+    ] {
         assert!(out.contains(&format!("--- PASS: {test}")), "{test} did not run:\n{out}");
     }
     let out = go(&["test", "-count=1", "-race", "./..."]);

@@ -1,24 +1,11 @@
 /* Every function and every error code of the C ABI. */
 #define _POSIX_C_SOURCE 200809L
 #include "nanobreaker.h"
+#include "check.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-
-static int passed, failed;
-
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        if (cond) {                                                              \
-            passed++;                                                            \
-        } else {                                                                 \
-            failed++;                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                        \
-    } while (0)
-
-#define CHECK_EQ_STR(a, b) CHECK((a) != NULL && strcmp((a), (b)) == 0)
 
 /* The open wait. Long enough that a run under valgrind on a loaded machine
  * does not see it pass between two calls meant to happen while open. */
@@ -71,6 +58,9 @@ static void strings(void) {
     CHECK_EQ_STR(nb_result_str(NB_FOREIGN_PERMIT), "NB_FOREIGN_PERMIT");
     CHECK_EQ_STR(nb_result_str(NB_PANIC), "NB_PANIC");
     CHECK_EQ_STR(nb_result_str(NB_PERMIT_SPENT), "NB_PERMIT_SPENT");
+    CHECK_EQ_STR(nb_result_str(NB_REGISTRY_FULL), "NB_REGISTRY_FULL");
+    CHECK_EQ_STR(nb_result_str(NB_NOT_FOUND), "NB_NOT_FOUND");
+    CHECK_EQ_STR(nb_result_str(NB_OUT_OF_MEMORY), "NB_OUT_OF_MEMORY");
     CHECK_EQ_STR(nb_result_str(12345), "NB_UNKNOWN_RESULT");
     CHECK_EQ_STR(nb_state_str(NB_STATE_HALF_OPEN), "half_open");
     CHECK_EQ_STR(nb_state_str(NB_STATE_UNKNOWN), "unknown");
@@ -388,6 +378,5 @@ int main(void) {
     permit_used_once();
     fail_open();
     reconfigure();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return report();
 }

@@ -7,22 +7,11 @@
  *     nb_transition each end with one more field, `uint64_t newer`.
  * The library must read and write only the bytes both sides know. */
 #include "nanobreaker.h"
+#include "check.h"
 
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-
-static int passed, failed;
-
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        if (cond) {                                                              \
-            passed++;                                                            \
-        } else {                                                                 \
-            failed++;                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                        \
-    } while (0)
 
 /* Each struct is followed by guard bytes the library must never touch. */
 struct config_box {
@@ -131,6 +120,5 @@ int main(void) {
     CHECK(strcmp(nb_version(), NB_VERSION_STRING) == 0);
 
     nb_breaker_free(b);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return report();
 }

@@ -24,11 +24,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <exception>
 #include <memory>
 #include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -187,20 +189,37 @@ class Permit {
     bool failed_open_ = false;
 };
 
-/// A circuit breaker; move-only owner of an nb_breaker.
+class Registry;
+
+namespace detail {
+/// Counters shared by every handle of a breaker (or of a registry's
+/// breakers) and by its listeners, which may outlive any one handle.
+struct Stats {
+    explicit Stats(FailMode m) : mode(m) {}
+    FailMode mode;
+    std::atomic<uint64_t> failed_open{0};
+    std::atomic<uint64_t> listener_exceptions{0};
+};
+
+inline void check(nb_result r, const char* what) {
+    if (r != NB_OK) throw Error(r, what);
+}
+}  // namespace detail
+
+/// A handle to a circuit breaker (an nb_breaker): move-only; clone() makes
+/// a second handle to the same breaker. The breaker lives until its last
+/// handle is gone and no registry holds it.
 class Breaker {
    public:
     explicit Breaker(const Config& config = Config(), FailMode mode = FailMode::Open)
-        : stats_(std::make_unique<Stats>()) {
-        stats_->mode = mode;
-        nb_result r = nb_breaker_new(&config.raw(), &raw_);
-        if (r == NB_INVALID_CONFIG) throw ConfigError(nb_config_invalid_field(&config.raw()));
-        if (r != NB_OK) throw Error(r, "nb_breaker_new");
-    }
+        : Breaker(nullptr, config, mode) {}
+    /// A named breaker (at most NB_MAX_NAME_LEN bytes of UTF-8).
+    Breaker(const std::string& name, const Config& config = Config(), FailMode mode = FailMode::Open)
+        : Breaker(name.c_str(), config, mode) {}
     Breaker(Breaker&& o) noexcept : raw_(std::exchange(o.raw_, nullptr)), stats_(std::move(o.stats_)) {}
     Breaker& operator=(Breaker&& o) noexcept {
         if (this != &o) {
-            nb_breaker_free(raw_);  // before stats_: listeners may still count into it
+            nb_breaker_free(raw_);
             raw_ = std::exchange(o.raw_, nullptr);
             stats_ = std::move(o.stats_);
         }
@@ -209,6 +228,21 @@ class Breaker {
     Breaker(const Breaker&) = delete;
     Breaker& operator=(const Breaker&) = delete;
     ~Breaker() { nb_breaker_free(raw_); }
+
+    /// A second handle to this breaker.
+    Breaker clone() const {
+        nb_breaker* b = nullptr;
+        check(nb_breaker_clone(raw_, &b), "nb_breaker_clone");
+        return Breaker(b, stats_);
+    }
+
+    /// The breaker's name ("" if none), valid while this handle lives.
+    std::string_view name() const {
+        const char* p = nullptr;
+        size_t n = 0;
+        check(nb_breaker_name(raw_, &p, &n), "nb_breaker_name");
+        return std::string_view(p, n);
+    }
 
     /// A permit, or std::nullopt if the breaker rejects (retry hint in *retry_after).
     std::optional<Permit> try_acquire(std::chrono::nanoseconds* retry_after = nullptr) const {
@@ -279,14 +313,14 @@ class Breaker {
     /// nanobreaker.h: usually the thread whose call made the transition).
     /// f must not destroy the breaker; an exception it throws is caught and
     /// counted (listener_exceptions()). f is kept until the breaker is
-    /// destroyed.
+    /// gone (its last handle, and any registry holding it).
     template <typename F>
     void on_transition(F f) const {
         struct Held {
             std::function<void(const nb_transition&)> fn;
-            std::atomic<uint64_t>* exceptions;
+            std::shared_ptr<detail::Stats> stats;  // may outlive this handle
         };
-        auto* held = new Held{std::move(f), &stats_->listener_exceptions};
+        auto* held = new Held{std::move(f), stats_};
         nb_result r = nb_breaker_on_transition(
             raw_,
             [](const nb_transition* t, void* ud) noexcept {
@@ -295,7 +329,7 @@ class Breaker {
                     h->fn(*t);
                 } catch (...) {
                     // An exception must not unwind into the C ABI.
-                    h->exceptions->fetch_add(1, std::memory_order_relaxed);
+                    h->stats->listener_exceptions.fetch_add(1, std::memory_order_relaxed);
                 }
             },
             held, [](void* ud) noexcept { delete static_cast<Held*>(ud); });
@@ -315,21 +349,183 @@ class Breaker {
     }
 
    private:
-    struct Stats {
-        FailMode mode = FailMode::Open;
-        std::atomic<uint64_t> failed_open{0};
-        std::atomic<uint64_t> listener_exceptions{0};
-    };
+    friend class Registry;
+    Breaker(const char* name, const Config& config, FailMode mode) : stats_(std::make_shared<detail::Stats>(mode)) {
+        nb_result r = name ? nb_breaker_new_named(&config.raw(), name, &raw_) : nb_breaker_new(&config.raw(), &raw_);
+        if (r == NB_INVALID_CONFIG) throw ConfigError(nb_config_invalid_field(&config.raw()));
+        if (r != NB_OK) throw Error(r, "nb_breaker_new");
+    }
+    Breaker(nb_breaker* raw, std::shared_ptr<detail::Stats> stats) noexcept : raw_(raw), stats_(std::move(stats)) {}
     static std::chrono::nanoseconds to_ns(uint64_t ns) {
         return ns > static_cast<uint64_t>(std::chrono::nanoseconds::max().count())
                    ? std::chrono::nanoseconds::max()
                    : std::chrono::nanoseconds(static_cast<int64_t>(ns));
     }
-    static void check(nb_result r, const char* what) {
-        if (r != NB_OK) throw Error(r, what);
-    }
+    static void check(nb_result r, const char* what) { detail::check(r, what); }
     nb_breaker* raw_ = nullptr;
-    std::unique_ptr<Stats> stats_;  // after raw_: destroyed after ~Breaker frees raw_
+    std::shared_ptr<detail::Stats> stats_;
+};
+
+/// Named breakers, made on first use (an nb_registry). Build one with
+/// Registry::Builder; use it from any number of threads. Its breakers
+/// share its FailMode and its listener_exceptions() count.
+class Registry {
+   public:
+    class Builder {
+       public:
+        Builder() {
+            nb_result r = nb_registry_builder_new(&raw_);
+            if (r != NB_OK) throw Error(r, "nb_registry_builder_new");
+        }
+        Builder(const Builder&) = delete;
+        Builder& operator=(const Builder&) = delete;
+        ~Builder() { nb_registry_builder_free(raw_); }
+
+        /// The config of breakers no template or name matches.
+        Builder& default_config(const Config& c) { return config(nb_registry_builder_default_config(raw_, &c.raw()), c); }
+        /// The config of breakers whose name matches `pattern` ("payments.*").
+        Builder& templ(const std::string& pattern, const Config& c) {
+            return config(nb_registry_builder_template(raw_, pattern.c_str(), &c.raw()), c);
+        }
+        /// The config of the breaker named `name`.
+        Builder& named(const std::string& name, const Config& c) {
+            return config(nb_registry_builder_named(raw_, name.c_str(), &c.raw()), c);
+        }
+        /// Capacity, idle TTL, stripes per breaker, longest key (0 = as is).
+        Builder& settings(size_t capacity, std::chrono::nanoseconds ttl, uint32_t stripes = 0, size_t max_key_len = 0) {
+            check(nb_registry_builder_settings(raw_, capacity, static_cast<uint64_t>(ttl.count()), stripes, max_key_len),
+                  "nb_registry_builder_settings");
+            return *this;
+        }
+        /// Every breaker records call latency (the render's histogram).
+        Builder& record_latency(bool on) {
+            check(nb_registry_builder_record_latency(raw_, on), "nb_registry_builder_record_latency");
+            return *this;
+        }
+        Builder& fail_mode(FailMode m) noexcept {
+            stats_->mode = m;
+            return *this;
+        }
+        /// Calls f(std::string_view name, const nb_transition&) on every
+        /// transition of every breaker, as Breaker::on_transition does.
+        template <typename F>
+        Builder& on_transition(F f) {
+            struct Held {
+                std::function<void(std::string_view, const nb_transition&)> fn;
+                std::shared_ptr<detail::Stats> stats;
+            };
+            auto* held = new Held{std::move(f), stats_};
+            nb_result r = nb_registry_builder_on_transition(
+                raw_,
+                [](const char* name, size_t len, const nb_transition* t, void* ud) noexcept {
+                    auto* h = static_cast<Held*>(ud);
+                    try {
+                        h->fn(std::string_view(name, len), *t);
+                    } catch (...) {
+                        h->stats->listener_exceptions.fetch_add(1, std::memory_order_relaxed);
+                    }
+                },
+                held, [](void* ud) noexcept { delete static_cast<Held*>(ud); });
+            if (r != NB_OK) {
+                delete held;
+                throw Error(r, "nb_registry_builder_on_transition");
+            }
+            return *this;
+        }
+        /// The registry; this builder is spent (whatever the outcome).
+        Registry build() {
+            nb_registry* r = nullptr;
+            nb_result res = nb_registry_build(std::exchange(raw_, nullptr), &r);
+            if (res != NB_OK) throw Error(res, "nb_registry_build");
+            return Registry(r, stats_);
+        }
+
+       private:
+        Builder& config(nb_result r, const Config& c) {
+            if (r == NB_INVALID_CONFIG) throw ConfigError(nb_config_invalid_field(&c.raw()));
+            check(r, "nb_registry_builder");
+            return *this;
+        }
+        nb_registry_builder* raw_ = nullptr;
+        std::shared_ptr<detail::Stats> stats_ = std::make_shared<detail::Stats>(FailMode::Open);
+    };
+
+    Registry(Registry&& o) noexcept : raw_(std::exchange(o.raw_, nullptr)), stats_(std::move(o.stats_)) {}
+    Registry& operator=(Registry&& o) noexcept {
+        if (this != &o) {
+            nb_registry_free(raw_);
+            raw_ = std::exchange(o.raw_, nullptr);
+            stats_ = std::move(o.stats_);
+        }
+        return *this;
+    }
+    Registry(const Registry&) = delete;
+    Registry& operator=(const Registry&) = delete;
+    ~Registry() { nb_registry_free(raw_); }
+
+    /// The breaker named `key`, made now if there is none. Throws Error
+    /// (NB_INVALID_ARGUMENT for a bad key, NB_REGISTRY_FULL).
+    Breaker get(std::string_view key) const {
+        nb_breaker* b = nullptr;
+        check(nb_registry_get(raw_, key.data(), key.size(), &b), "nb_registry_get");
+        return Breaker(b, stats_);
+    }
+    /// The breaker named `key` if there is one; never makes one.
+    std::optional<Breaker> find(std::string_view key) const {
+        nb_breaker* b = nullptr;
+        nb_result r = nb_registry_find(raw_, key.data(), key.size(), &b);
+        if (r == NB_NOT_FOUND) return std::nullopt;
+        check(r, "nb_registry_find");
+        return Breaker(b, stats_);
+    }
+    /// Removes `key`'s breaker (handles to it stay valid); whether there was one.
+    bool remove(std::string_view key) const {
+        nb_result r = nb_registry_remove(raw_, key.data(), key.size());
+        if (r == NB_NOT_FOUND) return false;
+        check(r, "nb_registry_remove");
+        return true;
+    }
+    size_t size() const noexcept { return nb_registry_len(raw_); }
+    /// Evicts closed breakers idle for the TTL that no handle holds.
+    size_t evict_idle() const noexcept { return nb_registry_evict_idle(raw_); }
+    /// Calls f(std::string_view name, State) for every breaker. An
+    /// exception from f stops the walk and is rethrown here.
+    template <typename F>
+    void for_each(F f) const {
+        struct Ctx {
+            F* f;
+            std::exception_ptr error;
+        } ctx{&f, nullptr};
+        auto visit = [](const nb_breaker* b, const char* name, size_t len, void* ud) noexcept -> int {
+            auto* c = static_cast<Ctx*>(ud);
+            try {
+                (*c->f)(std::string_view(name, len), static_cast<State>(nb_breaker_state(b)));
+                return 0;
+            } catch (...) {
+                c->error = std::current_exception();  // must not unwind into the C ABI
+                return 1;
+            }
+        };
+        check(nb_registry_for_each(raw_, visit, &ctx), "nb_registry_for_each");
+        if (ctx.error) std::rethrow_exception(ctx.error);
+    }
+    /// Every breaker's metrics in the Prometheus text format.
+    std::string render_prometheus() const {
+        char* text = nullptr;
+        size_t len = 0;
+        check(nb_registry_render_prometheus(raw_, &text, &len), "nb_registry_render_prometheus");
+        std::string s(text, len);
+        nb_string_free(text);
+        return s;
+    }
+    uint64_t listener_exceptions() const noexcept { return stats_->listener_exceptions.load(std::memory_order_relaxed); }
+    const nb_registry* raw() const noexcept { return raw_; }
+
+   private:
+    Registry(nb_registry* raw, std::shared_ptr<detail::Stats> stats) noexcept : raw_(raw), stats_(std::move(stats)) {}
+    static void check(nb_result r, const char* what) { detail::check(r, what); }
+    nb_registry* raw_ = nullptr;
+    std::shared_ptr<detail::Stats> stats_;
 };
 
 }  // namespace nanobreaker

@@ -15,6 +15,7 @@ static nb_result acquire_with_faults(const nb_breaker* b, nb_permit* p, uint64_t
 
 #include <atomic>
 #include <cstdio>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -172,6 +173,62 @@ int main() {
         }));
         auto m = e.metrics();
         CHECK(m.failures == 1 && m.ignored == 1 && m.calls == 1);
+    }
+
+    // Names and handles: a clone shares the breaker, and a listener added
+    // through one handle outlives it (its exception count too).
+    {
+        nb::Breaker named("inventory", small());
+        CHECK(named.name() == "inventory" && nb::Breaker(small()).name().empty());
+        CHECK(throws<nb::Error>([] { nb::Breaker bad(std::string(NB_MAX_NAME_LEN + 1, 'x')); }));
+        nb::Breaker second = named.clone();
+        named.on_transition([](const nb_transition&) { throw std::runtime_error("listener bug"); });
+        named = nb::Breaker(small());  // the first handle goes
+        second.transition_to(nb::State::ForcedOpen);
+        CHECK(second.state() == nb::State::ForcedOpen && second.name() == "inventory");
+        CHECK(second.listener_exceptions() == 1);
+    }
+
+    // A registry: templates, get-or-create, a named listener, the render.
+    {
+        std::vector<std::string> opened;
+        nb::Registry reg = nb::Registry::Builder()
+                               .default_config(small().failure_rate_threshold(1.0))
+                               .templ("payments.*", small())
+                               .named("payments.visa", small().minimum_calls(9))
+                               .settings(2, 0ns, 1)
+                               .record_latency(true)
+                               .on_transition([&](std::string_view name, const nb_transition& t) {
+                                   if (t.to == NB_STATE_OPEN) opened.emplace_back(name);
+                               })
+                               .build();
+        CHECK(throws<nb::ConfigError>([] { nb::Registry::Builder().templ("x.*", nb::Config().jitter(2)); }));
+        nb::Breaker amex = reg.get("payments.amex");
+        nb::Breaker again = reg.get("payments.amex");
+        CHECK(amex.name() == "payments.amex" && reg.size() == 1);
+        for (int i = 0; i < 4; i++) {
+            CHECK(throws<int>([&] { amex.call([]() -> int { throw 1; }); }));
+        }
+        CHECK(again.state() == nb::State::Open && opened.size() == 1 && opened[0] == "payments.amex");
+        nb::Breaker visa = reg.get("payments.visa");
+        CHECK(visa.name() == "payments.visa");
+        bool full = false;  // both held (one open): nothing to evict
+        try {
+            reg.get("third");
+        } catch (const nb::Error& e) {
+            full = e.code() == NB_REGISTRY_FULL;
+        }
+        CHECK(full);
+        CHECK(!reg.find("nope").has_value() && reg.find("payments.visa").has_value());
+        int open = 0, all = 0;
+        reg.for_each([&](std::string_view, nb::State s) { all++; open += s == nb::State::Open; });
+        CHECK(all == 2 && open == 1);
+        CHECK(throws<int>([&] { reg.for_each([](std::string_view, nb::State) { throw 3; }); }));
+        std::string text = reg.render_prometheus();
+        CHECK(text.find("nanobreaker_state{name=\"payments.amex\",state=\"open\"} 1\n") != std::string::npos);
+        CHECK(text.find("nanobreaker_call_duration_seconds_count{name=\"payments.amex\"} 4\n") != std::string::npos);
+        CHECK(reg.remove("payments.visa") && !reg.remove("payments.visa") && reg.size() == 1);
+        CHECK(throws<nb::Error>([&] { reg.get(""); }));
     }
 
     // Move-only ownership.

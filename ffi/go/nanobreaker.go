@@ -22,6 +22,7 @@ package nanobreaker
 /*
 #cgo pkg-config: nanobreaker
 #include <stdint.h>
+#include <stdlib.h>
 #include "nanobreaker.h"
 
 extern void goTransition(nb_transition *t, uintptr_t handle);
@@ -61,6 +62,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"runtime/cgo"
 	"sync/atomic"
@@ -143,19 +145,50 @@ var acquireFault atomic.Uint32
 // nbPanic is NB_PANIC, for the tests (cgo is not available in _test files).
 const nbPanic = uint32(C.NB_PANIC)
 
-// New makes a breaker.
+// New makes a breaker (named cfg.Name, if set).
 func New(cfg Config) (*Breaker, error) {
 	raw := cfg.raw()
 	var ptr *C.nb_breaker
-	if r := C.nb_breaker_new(&raw, &ptr); r != C.NB_OK {
-		if r == C.NB_INVALID_CONFIG {
-			return nil, &ConfigError{Field: C.GoString(C.nb_config_invalid_field(&raw))}
-		}
-		return nil, resultError(r)
+	var r C.nb_result
+	if cfg.Name != "" {
+		name := C.CString(cfg.Name)
+		r = C.nb_breaker_new_named(&raw, name, &ptr)
+		C.free(unsafe.Pointer(name))
+	} else {
+		r = C.nb_breaker_new(&raw, &ptr)
 	}
-	b := &Breaker{ptr: ptr, failClosed: cfg.FailClosed, stats: &stats{}}
+	if r != C.NB_OK {
+		return nil, configError(r, &raw)
+	}
+	return wrap(ptr, cfg.FailClosed, &stats{}), nil
+}
+
+// configError turns the result of a call given raw into an error.
+func configError(r C.nb_result, raw *C.nb_config) error {
+	if r == C.NB_INVALID_CONFIG {
+		return &ConfigError{Field: C.GoString(C.nb_config_invalid_field(raw))}
+	}
+	return resultError(r)
+}
+
+// wrap gives a new C handle its Go owner, freed by Close or the finalizer.
+func wrap(ptr *C.nb_breaker, failClosed bool, st *stats) *Breaker {
+	b := &Breaker{ptr: ptr, failClosed: failClosed, stats: st}
 	runtime.SetFinalizer(b, (*Breaker).Close)
-	return b, nil
+	return b
+}
+
+// Name is the breaker's name ("" if it has none).
+func (b *Breaker) Name() string {
+	if b.ptr == nil {
+		return ""
+	}
+	var p *C.char
+	var n C.size_t
+	C.nb_breaker_name(b.ptr, &p, &n)
+	s := C.GoStringN(p, C.int(n))
+	runtime.KeepAlive(b)
+	return s
 }
 
 // handle is the C pointer as an integer (it points to C memory, which the
@@ -341,6 +374,12 @@ type Metrics struct {
 	HalfOpenInFlight                                         uint32
 	SinceLastTransition                                      time.Duration
 	Generation, EventsLost                                   uint64
+	Timeouts, Opens, ProbesSucceeded, ProbesFailed           uint64
+	// Since the latest failure, and the latest timed success (a success
+	// is timed only with a time window or a slow-call rule); -1 if none.
+	SinceLastSuccess, SinceLastFailure time.Duration
+	// Transitions by reason, indexed by Reason.
+	TransitionsByReason [9]uint64
 	// Kept by this package, not the library: calls let through because
 	// the library failed, and listener panics recovered.
 	FailedOpen, ListenerPanics uint64
@@ -365,8 +404,27 @@ func (b *Breaker) Metrics() (Metrics, error) {
 		Rejected: uint64(m.rejected), HalfOpenInFlight: uint32(m.half_open_in_flight),
 		SinceLastTransition: time.Duration(m.since_last_transition_ns),
 		Generation:          uint64(m.generation), EventsLost: uint64(m.events_lost),
-		FailedOpen: b.stats.failedOpen.Load(), ListenerPanics: b.stats.listenerPanics.Load(),
+		Timeouts: uint64(m.timeouts), Opens: uint64(m.opens),
+		ProbesSucceeded: uint64(m.probes_succeeded), ProbesFailed: uint64(m.probes_failed),
+		SinceLastSuccess: since(m.since_last_success_ns), SinceLastFailure: since(m.since_last_failure_ns),
+		TransitionsByReason: byReason(m.transitions_by_reason),
+		FailedOpen:          b.stats.failedOpen.Load(), ListenerPanics: b.stats.listenerPanics.Load(),
 	}, nil
+}
+
+// since is a library duration, UINT64_MAX (none) as -1.
+func since(ns C.uint64_t) time.Duration {
+	if uint64(ns) > math.MaxInt64 {
+		return -1
+	}
+	return time.Duration(ns)
+}
+
+func byReason(c [9]C.uint64_t) (out [9]uint64) {
+	for i, v := range c {
+		out[i] = uint64(v)
+	}
+	return out
 }
 
 func (b *Breaker) do(f func() C.nb_result) error {

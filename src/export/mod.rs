@@ -18,6 +18,13 @@
 //! | `nanobreaker_window_calls` | gauge | name | outcomes in the window |
 //! | `nanobreaker_half_open_in_flight` | gauge | name | probes admitted, not reported |
 //! | `nanobreaker_state_seconds` | gauge | name | time in the current state |
+//! | `nanobreaker_call_duration_seconds` | histogram | name, le | how long calls took (breakers built with `record_latency(true)` only) |
+//!
+//! The histogram's buckets are powers of 4 from 2^10 ns (about 1 µs) to
+//! 2^36 ns (about 69 s), and `+Inf`: every other bucket of the breaker's
+//! own power-of-2 histogram ([`LatencyHistogram`]), 15 series per breaker.
+//! The `metrics` facade has no way to report a histogram read at scrape
+//! time, so it carries the other families only.
 //!
 //! A breaker evicted from a registry is gone from the next scrape.
 
@@ -37,7 +44,37 @@ use crate::events::Reason;
 use crate::metrics::Metrics;
 use crate::registry::{BreakerSnapshot, Registry};
 use crate::state::State;
+use crate::stats::{LatencyHistogram, LATENCY_BUCKETS};
 use std::fmt::Write;
+
+/// The latency histogram's family.
+pub(crate) const LATENCY_FAMILY: &str = "nanobreaker_call_duration_seconds";
+pub(crate) const LATENCY_HELP: &str = "How long calls took (breakers that record latency).";
+/// Exported buckets: upper bounds 2^10, 2^12, ..., 2^36 ns, then +Inf.
+const LATENCY_EXPORTED: usize = 15;
+
+/// The exported buckets' upper bounds in seconds, the last `f64::MAX`
+/// (`+Inf`).
+fn latency_bounds() -> [f64; LATENCY_EXPORTED] {
+    let mut out = [f64::MAX; LATENCY_EXPORTED];
+    for (k, le) in out.iter_mut().enumerate().take(LATENCY_EXPORTED - 1) {
+        *le = (1u64 << (10 + 2 * k)) as f64 / 1e9;
+    }
+    out
+}
+
+/// The exported buckets of `h`: (upper bound in seconds, `f64::MAX` for
+/// `+Inf`; calls in this bucket alone, not cumulative).
+pub(crate) fn latency_buckets(h: &LatencyHistogram) -> [(f64, u64); LATENCY_EXPORTED] {
+    let mut out = latency_bounds().map(|le| (le, 0));
+    for i in 0..LATENCY_BUCKETS {
+        // Bucket i ends at 2^(i+1) ns: it goes to the first exported bound
+        // at or above that, 2^(10+2k) with k = ceil((i+1-10)/2).
+        let k = ((i + 1).saturating_sub(10)).div_ceil(2).min(LATENCY_EXPORTED - 1);
+        out[k].1 += h.bucket(i);
+    }
+    out
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -171,8 +208,13 @@ pub(crate) const FAMILIES: &[Family] = &[
     },
 ];
 
-/// Writes `v` as a Prometheus label value: `\`, `"` and newlines escaped.
-fn label_value(out: &mut String, v: &str) {
+/// `v` as a Prometheus label value: `\`, `"` and newlines escaped
+/// (borrowed when there is nothing to escape, as for most names).
+fn label_value(v: &str) -> std::borrow::Cow<'_, str> {
+    if !v.contains(['\\', '"', '\n']) {
+        return v.into();
+    }
+    let mut out = String::with_capacity(v.len() + 8);
     for c in v.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -181,25 +223,82 @@ fn label_value(out: &mut String, v: &str) {
             c => out.push(c),
         }
     }
+    out.into()
+}
+
+/// Writes `v`: an integer as one (most values are counts), else as `f64`
+/// prints it.
+fn value(out: &mut String, v: f64) {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        let mut n = v.abs() as u64;
+        let mut buf = [0u8; 20];
+        let mut i = buf.len();
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        if v < 0.0 {
+            out.push('-');
+        }
+        // Only ASCII digits were written.
+        out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+    } else {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{v}");
+    }
+}
+
+/// One sample line: `family{name="…"[,key="label"]} value`.
+fn sample(out: &mut String, family: &str, name: &str, label: Option<(&str, &str)>, v: f64) {
+    out.push_str(family);
+    out.push_str("{name=\"");
+    out.push_str(name);
+    out.push('"');
+    if let Some((k, l)) = label {
+        out.push(',');
+        out.push_str(k);
+        out.push_str("=\"");
+        out.push_str(l);
+        out.push('"');
+    }
+    out.push_str("} ");
+    value(out, v);
+    out.push('\n');
 }
 
 /// Renders `snapshots` in the Prometheus text format (0.0.4).
 pub(crate) fn render(snapshots: &[BreakerSnapshot], out: &mut String) {
+    let names: Vec<_> = snapshots.iter().map(|s| label_value(&s.name)).collect();
     for fam in FAMILIES {
         let kind = if fam.kind == Kind::Counter { "counter" } else { "gauge" };
         // Writing to a String cannot fail.
         let _ = writeln!(out, "# HELP {} {}\n# TYPE {} {kind}", fam.name, fam.help, fam.name);
-        for s in snapshots {
+        for (s, name) in snapshots.iter().zip(&names) {
             (fam.values)(&s.metrics, &mut |label, v| {
-                let _ = write!(out, "{}{{name=\"", fam.name);
-                label_value(out, &s.name);
-                out.push('"');
-                if let (Some(k), Some(l)) = (fam.label, label) {
-                    let _ = write!(out, ",{k}=\"{l}\"");
-                }
-                let _ = writeln!(out, "}} {v}");
+                sample(out, fam.name, name, fam.label.zip(label), v);
             });
         }
+    }
+    if snapshots.iter().all(|s| s.latency.is_none()) {
+        return;
+    }
+    let _ = writeln!(out, "# HELP {LATENCY_FAMILY} {LATENCY_HELP}\n# TYPE {LATENCY_FAMILY} histogram");
+    let bucket = format!("{LATENCY_FAMILY}_bucket");
+    let (sum, count) = (format!("{LATENCY_FAMILY}_sum"), format!("{LATENCY_FAMILY}_count"));
+    let bounds = latency_bounds().map(|le| if le == f64::MAX { "+Inf".to_string() } else { le.to_string() });
+    for (s, name) in snapshots.iter().zip(&names) {
+        let Some(h) = &s.latency else { continue };
+        let mut total = 0;
+        for ((_, n), le) in latency_buckets(h).iter().zip(&bounds) {
+            total += n;
+            sample(out, &bucket, name, Some(("le", le)), total as f64);
+        }
+        sample(out, &sum, name, None, h.sum().as_secs_f64());
+        sample(out, &count, name, None, h.count() as f64);
     }
 }
 
@@ -231,9 +330,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn latency_buckets_fold_powers_of_two_into_powers_of_four() {
+        use crate::{CircuitBreaker, Clock};
+        use std::time::Duration;
+        let (clock, mock) = Clock::mock();
+        let cb = CircuitBreaker::builder().clock(clock).record_latency(true).build().unwrap();
+        // 0 ns, 1 µs (bucket 9, ends 1024 ns), 1025 ns (bucket 10, ends
+        // 2048 ns), 100 s (past the last bound).
+        for ns in [0, 1000, 1025, 100_000_000_000] {
+            let p = cb.try_acquire().unwrap();
+            mock.advance(Duration::from_nanos(ns));
+            p.success();
+        }
+        let b = latency_buckets(&cb.latency().unwrap());
+        assert_eq!((b[0].0, b[0].1), (1.024e-6, 2));
+        assert_eq!((b[1].0, b[1].1), (4.096e-6, 1));
+        assert_eq!(b[13].0, (1u64 << 36) as f64 / 1e9);
+        assert_eq!((b[14].0, b[14].1), (f64::MAX, 1));
+        assert_eq!(b.iter().map(|b| b.1).sum::<u64>(), 4);
+    }
+
+    #[test]
     fn names_are_escaped() {
-        let mut s = String::new();
-        label_value(&mut s, "a\"b\\c\nd");
-        assert_eq!(s, "a\\\"b\\\\c\\nd");
+        assert_eq!(label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert!(matches!(label_value("plain"), std::borrow::Cow::Borrowed("plain")));
+    }
+
+    #[test]
+    fn values_print_as_prometheus_reads_them() {
+        for (v, text) in [(0.0, "0"), (42.0, "42"), (-3.0, "-3"), (0.25, "0.25"), (1e16, "10000000000000000")] {
+            let mut s = String::new();
+            value(&mut s, v);
+            assert_eq!(s, text);
+        }
     }
 }

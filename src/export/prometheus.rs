@@ -1,10 +1,10 @@
 //! `prometheus-client` support (feature `prometheus`): a collector that
 //! reads a [`Registry`] at every scrape.
 
-use super::{Kind, FAMILIES};
+use super::{latency_buckets, Kind, FAMILIES, LATENCY_FAMILY, LATENCY_HELP};
 use crate::registry::Registry;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
@@ -77,6 +77,36 @@ impl Collector for RegistryCollector {
                 result?;
             }
         }
+        if snapshots.iter().any(|s| s.latency.is_some()) {
+            let mut metric =
+                encoder.encode_descriptor(LATENCY_FAMILY, LATENCY_HELP, None, MetricType::Histogram)?;
+            for s in &snapshots {
+                let Some(h) = &s.latency else { continue };
+                let hist = ConstHistogram {
+                    buckets: latency_buckets(h),
+                    sum: h.sum().as_secs_f64(),
+                    count: h.count(),
+                };
+                hist.encode(metric.encode_family(&[("name", s.name.as_str())])?)?;
+            }
+        }
         Ok(())
+    }
+}
+
+/// A histogram read at scrape time (prometheus-client has only live ones).
+struct ConstHistogram<B> {
+    buckets: B,
+    sum: f64,
+    count: u64,
+}
+
+impl<B: AsRef<[(f64, u64)]>> EncodeMetric for ConstHistogram<B> {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), fmt::Error> {
+        encoder.encode_histogram::<NoLabelSet>(self.sum, self.count, self.buckets.as_ref(), None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
     }
 }

@@ -4,6 +4,7 @@
 use super::breaker::nb_breaker;
 use super::panic::{boundary, try_ref};
 use super::{nb_result, nb_state};
+use crate::Transition;
 use std::ffi::c_void;
 
 /// One state change, passed to an `nb_transition_callback`. The library
@@ -25,6 +26,20 @@ pub struct nb_transition {
     pub generation: u64,
     /// When, in ns since the breaker was made.
     pub at_ns: u64,
+}
+
+impl nb_transition {
+    /// The C view of `t`.
+    pub(crate) fn of(t: &Transition) -> nb_transition {
+        nb_transition {
+            size: std::mem::size_of::<nb_transition>() as u32,
+            from: nb_state::from(t.from) as u32,
+            to: nb_state::from(t.to) as u32,
+            reason: t.reason as u32,
+            generation: t.generation,
+            at_ns: u64::try_from(t.at.as_nanos()).unwrap_or(u64::MAX),
+        }
+    }
 }
 
 /// A transition listener, added by `nb_breaker_on_transition`.
@@ -50,12 +65,12 @@ pub struct nb_transition {
 pub type nb_transition_callback =
     Option<unsafe extern "C" fn(t: *const nb_transition, userdata: *mut c_void)>;
 
-/// Releases a listener's `userdata` when the breaker is freed.
+/// Releases a listener's `userdata` when the breaker (or registry) is freed.
 pub type nb_free_callback = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
 
-struct UserData {
-    ptr: *mut c_void,
-    free: nb_free_callback,
+pub(crate) struct UserData {
+    pub(crate) ptr: *mut c_void,
+    pub(crate) free: nb_free_callback,
 }
 
 // SAFETY: `nb_breaker_on_transition` requires userdata usable from any
@@ -66,7 +81,7 @@ unsafe impl Sync for UserData {}
 
 impl UserData {
     /// (A method, so closures capture the whole `UserData`, which is `Send`.)
-    fn ptr(&self) -> *mut c_void {
+    pub(crate) fn ptr(&self) -> *mut c_void {
         self.ptr
     }
 }
@@ -100,15 +115,8 @@ pub unsafe extern "C" fn nb_breaker_on_transition(
         let b = try_ref!(b);
         let Some(callback) = callback else { return nb_result::NB_NULL_ARGUMENT };
         let data = UserData { ptr: userdata, free: free_userdata };
-        b.inner.on_transition(move |t| {
-            let t = nb_transition {
-                size: std::mem::size_of::<nb_transition>() as u32,
-                from: nb_state::from(t.from) as u32,
-                to: nb_state::from(t.to) as u32,
-                reason: t.reason as u32,
-                generation: t.generation,
-                at_ns: u64::try_from(t.at.as_nanos()).unwrap_or(u64::MAX),
-            };
+        b.on_transition(move |t| {
+            let t = nb_transition::of(t);
             // SAFETY: a valid function given with this userdata (caller's
             // contract); `t` lives across the call.
             unsafe { callback(&t, data.ptr()) }
@@ -126,7 +134,7 @@ pub unsafe extern "C" fn nb_breaker_on_transition(
 #[no_mangle]
 pub unsafe extern "C" fn nb_breaker_deliver_events(b: *const nb_breaker) -> nb_result {
     boundary!(nb_result::NB_PANIC, {
-        try_ref!(b).inner.deliver_events();
+        try_ref!(b).deliver_events();
         nb_result::NB_OK
     })
 }

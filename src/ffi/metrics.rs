@@ -46,6 +46,24 @@ pub struct nb_metrics {
     pub generation: u64,
     /// Transition events dropped because listeners fell more than 64 behind.
     pub events_lost: u64,
+    /// Calls counted as failures because they ran past `call_timeout`
+    /// (Rust's `Policy`; the C ABI never counts one itself).
+    pub timeouts: u64,
+    /// Nanoseconds since the latest timed success, or `UINT64_MAX` if none:
+    /// a success reads no clock unless the window is a time window or a
+    /// slow-call rule is set.
+    pub since_last_success_ns: u64,
+    /// Nanoseconds since the latest failure, or `UINT64_MAX` if none yet.
+    pub since_last_failure_ns: u64,
+    /// Times the breaker entered `NB_STATE_OPEN` (trips, failed or timed-out
+    /// trials, `nb_breaker_transition_to`).
+    pub opens: u64,
+    /// Half-open probes that succeeded.
+    pub probes_succeeded: u64,
+    /// Half-open probes that failed (or were slow).
+    pub probes_failed: u64,
+    /// Transitions by reason, indexed by `nb_reason`.
+    pub transitions_by_reason: [u64; 9],
 }
 
 // SAFETY: repr(C), `size: usize` first, no padding (two u32 then 8-byte
@@ -54,7 +72,9 @@ unsafe impl SizedStruct for nb_metrics {
     const FIELD_ENDS: &'static [usize] = field_ends!(nb_metrics;
         state, half_open_in_flight, failure_rate, slow_call_rate, window_calls,
         window_failures, window_slow_calls, calls, successes, failures, slow_calls,
-        ignored, rejected, since_last_transition_ns, generation, events_lost);
+        ignored, rejected, since_last_transition_ns, generation, events_lost, timeouts,
+        since_last_success_ns, since_last_failure_ns, opens, probes_succeeded, probes_failed,
+        transitions_by_reason);
 }
 
 /// Writes a snapshot of the breaker's rates and totals to the caller's
@@ -76,7 +96,7 @@ pub unsafe extern "C" fn nb_breaker_metrics(
         if size < std::mem::size_of::<usize>() {
             return nb_result::NB_INVALID_ARGUMENT;
         }
-        let m = b.inner.metrics();
+        let m = b.metrics();
         let metrics = nb_metrics {
             size: std::mem::size_of::<nb_metrics>(),
             state: nb_state::from(m.state) as u32,
@@ -92,15 +112,27 @@ pub unsafe extern "C" fn nb_breaker_metrics(
             slow_calls: m.slow_calls,
             ignored: m.ignored,
             rejected: m.rejected,
-            since_last_transition_ns: u64::try_from(m.since_last_transition.as_nanos()).unwrap_or(u64::MAX),
+            since_last_transition_ns: nanos(Some(m.since_last_transition)),
             generation: m.generation,
             events_lost: m.events_lost,
+            timeouts: m.timeouts,
+            since_last_success_ns: nanos(m.since_last_success),
+            since_last_failure_ns: nanos(m.since_last_failure),
+            opens: m.opens,
+            probes_succeeded: m.probes_succeeded,
+            probes_failed: m.probes_failed,
+            transitions_by_reason: m.transitions_by_reason,
         };
         // SAFETY: non-NULL, writable for `size` bytes (caller's contract),
         // and `size` covers the size field.
         unsafe { sized::write(out, size, &metrics, false) };
         nb_result::NB_OK
     })
+}
+
+/// Nanoseconds, saturated; `UINT64_MAX` for none.
+fn nanos(d: Option<std::time::Duration>) -> u64 {
+    d.map_or(u64::MAX, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -15,15 +15,19 @@
 //!   no-op), and safe to share between threads.
 //!
 //! Files by what they export: `breaker` (the handle and operator calls),
-//! `permit` (acquire and record), `config`, `metrics`, `listeners`.
+//! `permit` (acquire and record), `config`, `metrics`, `listeners`,
+//! `registry` (named breakers and the Prometheus render); `handle` holds
+//! the casts between opaque handles and their Rust values.
 #![allow(non_camel_case_types)]
 
 mod breaker;
 mod config;
+mod handle;
 mod listeners;
 mod metrics;
 mod panic;
 mod permit;
+mod registry;
 mod sized;
 
 pub use breaker::*;
@@ -31,6 +35,7 @@ pub use config::*;
 pub use listeners::*;
 pub use metrics::*;
 pub use permit::*;
+pub use registry::*;
 
 use crate::{Outcome, State};
 use std::ffi::c_char;
@@ -56,6 +61,12 @@ pub enum nb_result {
     NB_PANIC = 6,
     /// The permit was recorded already; nothing was recorded this time.
     NB_PERMIT_SPENT = 7,
+    /// The registry is at capacity and no breaker in it may be evicted.
+    NB_REGISTRY_FULL = 8,
+    /// The registry holds no breaker for the key.
+    NB_NOT_FOUND = 9,
+    /// The library could not allocate memory.
+    NB_OUT_OF_MEMORY = 10,
 }
 
 /// A breaker's state (values as `nb_state` below).
@@ -192,6 +203,9 @@ pub extern "C" fn nb_result_str(r: u32) -> *const c_char {
         5 => "NB_FOREIGN_PERMIT\0",
         6 => "NB_PANIC\0",
         7 => "NB_PERMIT_SPENT\0",
+        8 => "NB_REGISTRY_FULL\0",
+        9 => "NB_NOT_FOUND\0",
+        10 => "NB_OUT_OF_MEMORY\0",
         _ => "NB_UNKNOWN_RESULT\0",
     };
     s.as_ptr().cast()

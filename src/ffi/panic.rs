@@ -23,14 +23,13 @@ macro_rules! boundary {
     };
 }
 
-/// `try_ref!(p)`: borrows `*p`, or returns `NB_NULL_ARGUMENT` for NULL.
-/// Only for the pointer arguments of an `nb_` function, whose documented
-/// contract is "NULL or valid for reads".
+/// `try_ref!(h)`: borrows the value behind the handle `h` (see
+/// `handle.rs`), or returns `NB_NULL_ARGUMENT` for NULL.
 macro_rules! try_ref {
     ($p:expr) => {
-        // SAFETY: every pointer argument of an nb_ function is NULL or valid
-        // for reads for the call (the function's documented contract).
-        match unsafe { ($p).as_ref() } {
+        // SAFETY: every handle argument of an nb_ function is NULL or a live
+        // handle for the call (the function's documented contract).
+        match unsafe { $crate::ffi::handle::as_ref($p) } {
             Some(r) => r,
             None => return $crate::ffi::nb_result::NB_NULL_ARGUMENT,
         }

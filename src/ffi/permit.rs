@@ -73,10 +73,10 @@ unsafe fn acquire(b: *const nb_breaker, out: *mut nb_permit, retry_after_ns: *mu
     boundary!(nb_result::NB_PANIC, {
         let b = try_ref!(b);
         let out = try_out!(out);
-        match b.inner.acquire() {
+        match b.acquire() {
             Ok(p) => {
                 // SAFETY: non-NULL and writable (caller's contract).
-                unsafe { out.write(nb_permit::issue(b.id, &p)) };
+                unsafe { out.write(nb_permit::issue(b.hot.id, &p)) };
                 nb_result::NB_OK
             }
             Err(r) => {
@@ -128,11 +128,11 @@ unsafe fn record(b: *const nb_breaker, permit: *mut nb_permit, outcome: u32) -> 
         if mark != LIVE {
             return not_live(mark);
         }
-        if breaker_id != b.id {
+        if breaker_id != b.hot.id {
             return nb_result::NB_FOREIGN_PERMIT;
         }
         permit.opaque[3] = SPENT;
-        b.inner.record(RawPermit::from_parts(generation, start), outcome);
+        b.record(RawPermit::from_parts(generation, start), outcome);
         nb_result::NB_OK
     })
 }

@@ -41,6 +41,7 @@ use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::name::Name;
 use crate::state::State;
+use crate::stats::LatencyHistogram;
 use crate::sync::{lock, ArcCell, AtomicU64, Mutex, Ordering};
 use crossbeam_utils::CachePadded;
 use std::collections::HashMap;
@@ -70,6 +71,10 @@ pub struct BreakerSnapshot {
     pub name: Name,
     /// Its metrics.
     pub metrics: Metrics,
+    /// How long its calls took, if it records latency
+    /// ([`Builder::record_latency`](crate::Builder::record_latency)).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub latency: Option<LatencyHistogram>,
 }
 
 /// Named breakers, made on first use from a config chosen by name.
@@ -224,7 +229,10 @@ impl Registry {
 
     fn make(&self, name: Name) -> Result<CircuitBreaker, RegistryError> {
         let s = &self.settings;
-        let mut b = CircuitBreaker::builder().name(name.clone()).config(s.config_for(&name).clone());
+        let mut b = CircuitBreaker::builder()
+            .name(name.clone())
+            .config(s.config_for(&name).clone())
+            .record_latency(s.record_latency);
         if let Some(n) = s.stripes {
             b = b.stripes(n);
         }
@@ -378,7 +386,13 @@ impl Registry {
     /// Every breaker's name and metrics, sorted by name.
     pub fn snapshot(&self) -> Vec<BreakerSnapshot> {
         let mut v = Vec::with_capacity(self.len());
-        self.for_each(|cb| v.push(BreakerSnapshot { name: cb.name_handle().clone(), metrics: cb.metrics() }));
+        self.for_each(|cb| {
+            v.push(BreakerSnapshot {
+                name: cb.name_handle().clone(),
+                metrics: cb.metrics(),
+                latency: cb.latency(),
+            })
+        });
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }

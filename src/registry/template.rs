@@ -152,6 +152,7 @@ pub struct RegistryBuilder {
     pub(crate) capacity: usize,
     pub(crate) max_key_len: usize,
     pub(crate) listener: Option<NamedListener>,
+    pub(crate) record_latency: bool,
     /// Emit a tracing event per transition (feature `tracing`).
     #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     pub(crate) trace: bool,
@@ -183,6 +184,7 @@ impl RegistryBuilder {
             capacity: DEFAULT_CAPACITY,
             max_key_len: MAX_NAME_LEN,
             listener: None,
+            record_latency: false,
             trace: true,
         }
     }
@@ -238,6 +240,14 @@ impl RegistryBuilder {
     /// The longest key accepted (default [`MAX_NAME_LEN`] bytes).
     pub fn max_key_len(mut self, n: usize) -> Self {
         self.max_key_len = n;
+        self
+    }
+
+    /// Every breaker records how long its calls take
+    /// ([`Builder::record_latency`](crate::Builder::record_latency)), and
+    /// the exporters carry the histogram. Off by default.
+    pub fn record_latency(mut self, on: bool) -> Self {
+        self.record_latency = on;
         self
     }
 

@@ -1,0 +1,571 @@
+//! `nb_registry`: named breakers made on first use, from C. Built with an
+//! `nb_registry_builder` (rustls-ffi's builder pattern: set, then build);
+//! `nb_registry_get` hands out `nb_breaker` handles; the Prometheus text of
+//! every breaker comes from `nb_registry_render_prometheus`.
+//!
+//! Strings: keys (per call, possibly from a request) are bytes with a
+//! length, `key` and `key_len`, UTF-8, not NUL-terminated; patterns and
+//! names given once to the builder are NUL-terminated.
+
+use super::breaker::{c_str, nb_breaker};
+use super::config::{self, nb_config};
+use super::handle::{self, Opaque};
+use super::listeners::{nb_free_callback, nb_transition, UserData};
+use super::nb_result;
+use super::panic::{boundary, try_out, try_ref};
+use crate::registry::{Pattern, Registry, RegistryBuilder, RegistryError, MAX_NAME_LEN};
+use std::ffi::{c_char, c_int, c_void};
+use std::time::Duration;
+
+/// Settings for a registry, made by `nb_registry_builder_new`, consumed by
+/// `nb_registry_build` (or freed by `nb_registry_builder_free`). Not for
+/// use by two threads at once.
+pub struct nb_registry_builder {
+    _private: [u8; 0],
+}
+
+// SAFETY: every `nb_registry_builder *` is made by `handle::box_into` of a
+// `RegistryBuilder`.
+unsafe impl Opaque for nb_registry_builder {
+    type Rust = RegistryBuilder;
+    const ARC: bool = false;
+}
+
+/// Named breakers, made on first use. Every function taking a
+/// `const nb_registry *` may be called from any number of threads at once.
+pub struct nb_registry {
+    _private: [u8; 0],
+}
+
+// SAFETY: every `nb_registry *` is made by `handle::box_into` of a
+// `Registry`.
+unsafe impl Opaque for nb_registry {
+    type Rust = Registry;
+    const ARC: bool = false;
+}
+
+/// A registry-wide transition listener: the breaker's name (`name_len`
+/// bytes, not NUL-terminated) and its transition. Runs as an
+/// `nb_transition_callback` does (see there), under the same rules.
+pub type nb_registry_transition_callback = Option<
+    unsafe extern "C" fn(
+        name: *const c_char,
+        name_len: usize,
+        t: *const nb_transition,
+        userdata: *mut c_void,
+    ),
+>;
+
+/// Called by `nb_registry_for_each` with each breaker (a handle borrowed
+/// for the call: clone it with `nb_breaker_clone` to keep it), its name
+/// (`name_len` bytes, not NUL-terminated) and `userdata`. Return 0 to go
+/// on, anything else to stop.
+pub type nb_registry_visit_callback = Option<
+    unsafe extern "C" fn(
+        b: *const nb_breaker,
+        name: *const c_char,
+        name_len: usize,
+        userdata: *mut c_void,
+    ) -> c_int,
+>;
+
+/// `try_builder!(p)`: the builder behind `p`, mutably, or
+/// `NB_NULL_ARGUMENT`.
+macro_rules! try_builder {
+    ($p:expr) => {
+        // SAFETY: NULL or a live builder that no other thread uses (the
+        // functions' contract).
+        match unsafe { handle::as_mut($p) } {
+            Some(b) => b,
+            None => return nb_result::NB_NULL_ARGUMENT,
+        }
+    };
+}
+
+/// Applies `f` to the builder (taken out and put back: the Rust builder
+/// is by value).
+fn update(b: &mut RegistryBuilder, f: impl FnOnce(RegistryBuilder) -> RegistryBuilder) {
+    let taken = std::mem::replace(b, RegistryBuilder::new());
+    *b = f(taken);
+}
+
+/// Reads a config for the builder: as `nb_breaker_new` reads one
+/// (`NB_INVALID_CONFIG` with `nb_config_invalid_field`); its `stripes` is
+/// ignored (see `nb_registry_builder_stripes`).
+///
+/// # Safety
+/// As `nb_breaker_new`'s `cfg`.
+unsafe fn read_config(cfg: *const nb_config) -> Result<crate::Config, nb_result> {
+    // SAFETY: forwarded.
+    unsafe { config::read(cfg) }.map(|(c, _stripes)| c)
+}
+
+/// A new builder: every breaker gets `nb_config_default`'s config, no
+/// templates, no TTL, capacity 100000. Free it with
+/// `nb_registry_builder_free` unless it is passed to `nb_registry_build`.
+///
+/// # Safety
+/// `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nb_registry_builder_new(out: *mut *mut nb_registry_builder) -> nb_result {
+    boundary!(nb_result::NB_PANIC, {
+        let out = try_out!(out);
+        // SAFETY: non-NULL and writable (caller's contract).
+        unsafe { out.write(handle::box_into(RegistryBuilder::new())) };
+        nb_result::NB_OK
+    })
+}
+
+/// Frees a builder not passed to `nb_registry_build`. NULL is a no-op.
+///
+/// # Safety
+/// `b` is NULL or a live builder, freed once.
+#[no_mangle]
+pub unsafe extern "C" fn nb_registry_builder_free(b: *mut nb_registry_builder) {
+    // SAFETY: NULL or a live builder, freed once (caller's contract).
+    boundary!((), { unsafe { handle::free(b) } })
+}
+
+/// The config of every breaker that no template or name matches.
+///
+/// # Safety
+/// `b` is NULL or a live builder; `cfg` as in `nb_breaker_new`.
+#[no_mangle]
+pub unsafe extern "C" fn nb_registry_builder_default_config(
+    b: *mut nb_registry_builder,
+    cfg: *const nb_config,
+) -> nb_result {
+    boundary!(nb_result::NB_PANIC, {
+        let b = try_builder!(b);
+        // SAFETY: forwarded from the caller.
+        let config = match unsafe { read_config(cfg) } {
+            Ok(c) => c,
+            Err(r) => return r,
+        };
+        update(b, |b| b.default_config(config));
+        nb_result::NB_OK
+    })
+}
+
+/// The config of every breaker whose name matches `pattern` (`*` matches
+/// any run of characters, e.g. `"payments.*"`); the first matching
+/// template added wins. `NB_INVALID_ARGUMENT` for a pattern that is empty,
+/// not UTF-8 or longer than `NB_MAX_NAME_LEN` bytes.
+///
+/// # Safety
+/// `b` is NULL or a live builder; `pattern` is NULL or NUL-terminated;
+/// `cfg` as in `nb_breaker_new`.
+#[no_mangle]
+pub unsafe extern "C" fn nb_registry_builder_template(
+    b: *mut nb_registry_builder,
+    pattern: *const c_char,
+    cfg: *const nb_config,
+) -> nb_result {
+    boundary!(nb_result::NB_PANIC, {
+        let b = try_builder!(b);
+        if pattern.is_null() {
+            return nb_result::NB_NULL_ARGUMENT;
+        }
+        // SAFETY: NUL-terminated (caller's contract).
+        let Some(pattern) = (unsafe { c_str(pattern, MAX_NAME_LEN) }) else {
+            return nb_result::NB_INVALID_ARGUMENT;
+        };
+        if Pattern::new(pattern).is_err() {
+            return nb_result::NB_INVALID_ARGUMENT;
+        }
+        // SAFETY: forwarded from the caller.
+        let config = match unsafe { read_config(cfg) } {
+            Ok(c) => c,
+            Err(r) => return r,
+        };
+        // The pattern was checked above, so `template` cannot fail here.
+        update(b, |b| b.template(pattern, config).expect("pattern checked"));
+        nb_result::NB_OK
+    })
+}
+
+/// The config of the breaker named exactly `name` (before any template).
+///
+/// # Safety
+/// `b` is NULL or a live builder; `name` is NULL or NUL-terminated; `cfg`
+/// as in `nb_breaker_new`.
+#[no_mangle]
+pub unsafe extern "C" fn nb_registry_builder_named(
+    b: *mut nb_registry_builder,
+    name: *const c_char,
+    cfg: *const nb_config,
+) -> nb_result {
+    boundary!(nb_result::NB_PANIC, {
+        let b = try_builder!(b);
+        if name.is_null() {
+            return nb_result::NB_NULL_ARGUMENT;
+        }
+        // SAFETY: NUL-terminated (caller's contract).
+        let Some(name) = (unsafe { c_str(name, MAX_NAME_LEN) }).filter(|n| !n.is_empty()) else {
+            return nb_result::NB_INVALID_ARGUMENT;
+        };
+        // SAFETY: forwarded from the caller.
+        let config = match unsafe { read_config(cfg) } {
+            Ok(c) => c,
+            Err(r) => return r,
+        };
+        update(b, |b| b.named(name, config));
+        nb_result::NB_OK
+    })
+}
+
+/// Registry settings, 0 leaving one as it is: `capacity` (breakers held
+/// at most; default 100000), `ttl_ns` (closed breakers idle this long are
+/// evicted; default never), `stripes` (of every breaker, at most 64;
+/// default as `nb_config_default`), `max_key_len` (bytes; default 256).
+/// `nb_registry_build` refuses stripes over 64 (`NB_INVALID_ARGUMENT`).
+///
+/// # Safety
+/// `b` is NULL or a live builder.
+#[no_mangle]
+pub unsafe extern "C" fn nb_registry_builder_settings(
+    b: *mut nb_registry_builder,
+    capacity: usize,
+    ttl_ns: u64,
+    stripes: u32,
+    max_key_len: usize,
+) -> nb_result {
+    boundary!(nb_result::NB_PANIC, {
+        let b = try_builder!(b);
+        update(b, |mut b| {
+            if capacity != 0 {
+                b = b.capacity(capacity);
+            }
+            if max_key_len != 0 {
+                b = b.max_key_len(max_key_len);
+            }
+            if ttl_ns != 0 {
+                b = b.ttl(Duration::from_nanos(ttl_ns));
+            }
+            if stripes != 0 {
+                b = b.stripes(stripes);
+            }
+            b
+        });
+        nb_result::NB_OK
+    })
+}
+
+/// Whether every breaker records how long its calls take (off by
+/// default): the Prometheus render then carries the
+/// `nanobreaker_call_duration_seconds` histogram. Costs a clock read per
+/// call.
+///
+/// # Safety
+/// `b` is NULL or a live builder.
+#[no_mangle]
+pub unsafe extern "C" fn nb_registry_builder_record_latency(
+    b: *mut nb_registry_builder,
+    on: bool,
+) -> nb_result {
+    boundary!(nb_result::NB_PANIC, {
+        let b = try_builder!(b);
+        update(b, |b| b.record_latency(on));
+        nb_result::NB_OK
+    })
+}
+
+/// A listener for the transitions of every breaker of the registry.
+/// `free_userdata` (may be NULL) is called once with `userdata` when the
+/// registry and all its breakers are gone (or with the builder, if it is
+/// freed unbuilt). At most one: a second replaces the first (whose
+/// userdata is freed).
+///
+/// # Safety
+/// `b` is NULL or a live builder; the callback and `userdata` as in
+/// `nb_breaker_on_transition`.
+#[no_mangle]
+pub unsafe extern "C" fn nb_registry_builder_on_transition(
+    b: *mut nb_registry_builder,
+    callback: nb_registry_transition_callback,
+    userdata: *mut c_void,
+    free_userdata: nb_free_callback,
+) -> nb_result {
+    boundary!(nb_result::NB_PANIC, {
+        let b = try_builder!(b);
+        let Some(callback) = callback else { return nb_result::NB_NULL_ARGUMENT };
+        let data = UserData { ptr: userdata, free: free_userdata };
+        update(b, |b| {
+            b.on_transition(move |name, t| {
+                let t = nb_transition::of(t);
+                // SAFETY: a valid function given with this userdata (caller's
+                // contract); `name` and `t` live across the call.
+                unsafe { callback(name.as_ptr().cast(), name.len(), &t, data.ptr()) }
+            })
+        });
+        nb_result::NB_OK
+    })
+}
+
+/// Makes the registry. The builder is consumed whatever the result (do not
+/// use or free it after). On `NB_OK` writes the registry to `*out`; free it
+/// with `nb_registry_free`. `NB_INVALID_ARGUMENT`: a setting is out of
+/// range.
+///
+/// # Safety
+/// `b` is NULL or a live builder; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nb_registry_build(
+    b: *mut nb_registry_builder,
+    out: *mut *mut nb_registry,
+) -> nb_result {
+    boundary!(nb_result::NB_PANIC, {
+        // SAFETY: NULL or a live builder, consumed once (caller's contract).
+        let Some(builder) = (unsafe { handle::take(b) }) else { return nb_result::NB_NULL_ARGUMENT };
+        let out = try_out!(out);
+        match builder.build() {
+            Ok(r) => {
+                // SAFETY: non-NULL and writable (caller's contract).
+                unsafe { out.write(handle::box_into(r)) };
+                nb_result::NB_OK
+            }
+            Err(e) => error(&e),
+        }
+    })
+}
+
+/// Frees a registry. Handles to its breakers stay valid; each breaker goes
+/// when its last handle does. NULL is a no-op. No other thread may use the
+/// registry during or after this call.
+///
+/// # Safety
+/// `r` is NULL or a live registry, freed once.
+#[no_mangle]
+pub unsafe extern "C" fn nb_registry_free(r: *mut nb_registry) {
+    // SAFETY: NULL or a live registry, freed once (caller's contract).
+    boundary!((), { unsafe { handle::free(r) } })
+}
+
+fn error(e: &RegistryError) -> nb_result {
+    match e {
+        RegistryError::Full { .. } => nb_result::NB_REGISTRY_FULL,
+        RegistryError::Config { .. } => nb_result::NB_INVALID_CONFIG,
+        _ => nb_result::NB_INVALID_ARGUMENT,
+    }
+}
+
+/// The key `(key, len)` as a str, or the result to return.
+///
+/// # Safety
+/// `key` is NULL or readable for `len` bytes.
+unsafe fn key<'a>(key: *const c_char, len: usize) -> Result<&'a str, nb_result> {
+    if key.is_null() {
+        return Err(nb_result::NB_NULL_ARGUMENT);
+    }
+    // SAFETY: readable for `len` bytes (caller's contract).
+    let bytes = unsafe { std::slice::from_raw_parts(key.cast::<u8>(), len) };
+    std::str::from_utf8(bytes).map_err(|_| nb_result::NB_INVALID_ARGUMENT)
+}
+
+/// Writes a new handle to `breaker` to `out`.
+///
+/// # Safety
+/// `out` is non-NULL and writable.
+unsafe fn hand_out(breaker: std::sync::Arc<crate::CircuitBreaker>, out: *mut *mut nb_breaker) -> nb_result {
+    // SAFETY: non-NULL and writable (caller's contract).
+    unsafe { out.write(handle::arc_into(breaker)) };
+    nb_result::NB_OK
+}
+
+/// The breaker named by the `key_len` bytes at `key` (UTF-8), made now
+/// from its config if the registry has none; two threads asking for a new
+/// key get the same breaker. On `NB_OK` writes a new handle to `*out`:
+/// free it with `nb_breaker_free` (while a handle lives the breaker is
+/// never evicted). `NB_INVALID_ARGUMENT`: the key is empty, not UTF-8 or
+/// longer than `max_key_len`. `NB_REGISTRY_FULL`: at capacity with nothing
+/// evictable. Finding an existing key takes no lock and allocates only the
+/// handle's count (no allocation at all).
+///
+/// # Safety
+/// `r` is NULL or a live registry; `key` is NULL or readable for `key_len`
+/// bytes; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nb_registry_get(
+    r: *const nb_registry,
+    key: *const c_char,
+    key_len: usize,
+    out: *mut *mut nb_breaker,
+) -> nb_result {
+    boundary!(nb_result::NB_PANIC, {
+        let r = try_ref!(r);
+        let out = try_out!(out);
+        // SAFETY: forwarded from the caller.
+        let key = match unsafe { self::key(key, key_len) } {
+            Ok(k) => k,
+            Err(e) => return e,
+        };
+        match r.get(key) {
+            // SAFETY: `out` is non-NULL and writable (caller's contract).
+            Ok(b) => unsafe { hand_out(b, out) },
+            Err(e) => error(&e),
+        }
+    })
+}
+
+/// As `nb_registry_get`, but never makes a breaker: `NB_NOT_FOUND` if the
+/// registry has none for the key.
+///
+/// # Safety
+/// As `nb_registry_get`.
+#[no_mangle]
+pub unsafe extern "C" fn nb_registry_find(
+    r: *const nb_registry,
+    key: *const c_char,
+    key_len: usize,
+    out: *mut *mut nb_breaker,
+) -> nb_result {
+    boundary!(nb_result::NB_PANIC, {
+        let r = try_ref!(r);
+        let out = try_out!(out);
+        // SAFETY: forwarded from the caller.
+        let key = match unsafe { self::key(key, key_len) } {
+            Ok(k) => k,
+            Err(e) => return e,
+        };
+        match r.find(key) {
+            // SAFETY: `out` is non-NULL and writable (caller's contract).
+            Some(b) => unsafe { hand_out(b, out) },
+            None => nb_result::NB_NOT_FOUND,
+        }
+    })
+}
+
+/// Removes the breaker of a key from the registry (`NB_NOT_FOUND` if
+/// none). Handles to it stay valid; a later get makes a new breaker.
+///
+/// # Safety
+/// `r` is NULL or a live registry; `key` is NULL or readable for `key_len`
+/// bytes.
+#[no_mangle]
+pub unsafe extern "C" fn nb_registry_remove(
+    r: *const nb_registry,
+    key: *const c_char,
+    key_len: usize,
+) -> nb_result {
+    boundary!(nb_result::NB_PANIC, {
+        let r = try_ref!(r);
+        // SAFETY: forwarded from the caller.
+        let key = match unsafe { self::key(key, key_len) } {
+            Ok(k) => k,
+            Err(e) => return e,
+        };
+        match r.remove(key) {
+            Some(_) => nb_result::NB_OK,
+            None => nb_result::NB_NOT_FOUND,
+        }
+    })
+}
+
+/// How many breakers the registry holds (0 for NULL).
+///
+/// # Safety
+/// `r` is NULL or a live registry.
+#[no_mangle]
+pub unsafe extern "C" fn nb_registry_len(r: *const nb_registry) -> usize {
+    // SAFETY: NULL or a live registry (caller's contract).
+    boundary!(0, { unsafe { handle::as_ref(r) }.map_or(0, Registry::len) })
+}
+
+/// Evicts the breakers idle for the TTL now (closed ones nobody holds a
+/// handle to); returns how many went (0 for NULL or no TTL).
+///
+/// # Safety
+/// `r` is NULL or a live registry.
+#[no_mangle]
+pub unsafe extern "C" fn nb_registry_evict_idle(r: *const nb_registry) -> usize {
+    // SAFETY: NULL or a live registry (caller's contract).
+    boundary!(0, { unsafe { handle::as_ref(r) }.map_or(0, Registry::evict_idle) })
+}
+
+/// Calls `visit` with each breaker of the registry (in no set order) until
+/// it returns non-zero. The callback may call the registry and the breaker,
+/// but not free either.
+///
+/// # Safety
+/// `r` is NULL or a live registry; `visit` as `nb_registry_visit_callback`
+/// says, given `userdata`.
+#[no_mangle]
+pub unsafe extern "C" fn nb_registry_for_each(
+    r: *const nb_registry,
+    visit: nb_registry_visit_callback,
+    userdata: *mut c_void,
+) -> nb_result {
+    boundary!(nb_result::NB_PANIC, {
+        let r = try_ref!(r);
+        let Some(visit) = visit else { return nb_result::NB_NULL_ARGUMENT };
+        let mut stop = false;
+        r.for_each(|b| {
+            if !stop {
+                let name = b.name();
+                // A handle is the breaker's `Arc` pointer (see `handle.rs`):
+                // `b` lends one for the call without touching the count.
+                let h = std::sync::Arc::as_ptr(b).cast::<nb_breaker>();
+                // SAFETY: a valid function (caller's contract); the handle,
+                // name and userdata are live across the call.
+                stop = unsafe { visit(h, name.as_ptr().cast(), name.len(), userdata) } != 0;
+            }
+        });
+        nb_result::NB_OK
+    })
+}
+
+/// Every breaker's metrics in the Prometheus text exposition format (the
+/// families of the README's "Metrics" section), read now. On `NB_OK`,
+/// `*text` is a NUL-terminated string of `*len` bytes (without the NUL)
+/// that the caller frees with `nb_string_free`.
+///
+/// # Safety
+/// `r` is NULL or a live registry; `text` and `len` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nb_registry_render_prometheus(
+    r: *const nb_registry,
+    text: *mut *mut c_char,
+    len: *mut usize,
+) -> nb_result {
+    boundary!(nb_result::NB_PANIC, {
+        let r = try_ref!(r);
+        let (text, len) = (try_out!(text), try_out!(len));
+        let rendered = r.render_prometheus();
+        // SAFETY: both non-NULL and writable (caller's contract).
+        unsafe { c_string(&rendered, text, len) }
+    })
+}
+
+/// Copies `s` into a `malloc`ed NUL-terminated string for the caller
+/// (`nb_string_free` frees it). A key may hold a NUL byte, so `*len` (not
+/// the first NUL) is the length.
+///
+/// # Safety
+/// `text` and `len` are non-NULL and writable.
+unsafe fn c_string(s: &str, text: *mut *mut c_char, len: *mut usize) -> nb_result {
+    // SAFETY: malloc has no preconditions; NULL is checked below.
+    let p = unsafe { libc::malloc(s.len() + 1) }.cast::<u8>();
+    if p.is_null() {
+        return nb_result::NB_OUT_OF_MEMORY;
+    }
+    // SAFETY: `p` is a fresh block of `s.len() + 1` bytes, apart from `s`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(s.as_ptr(), p, s.len());
+        p.add(s.len()).write(0);
+        text.write(p.cast());
+        len.write(s.len());
+    }
+    nb_result::NB_OK
+}
+
+/// Frees a string the library allocated (`nb_registry_render_prometheus`).
+/// NULL is a no-op.
+///
+/// # Safety
+/// `s` is NULL or such a string, freed once.
+#[no_mangle]
+pub unsafe extern "C" fn nb_string_free(s: *mut c_char) {
+    // SAFETY: NULL or a block from `malloc` in `c_string`, freed once
+    // (caller's contract); free(NULL) is a no-op.
+    unsafe { libc::free(s.cast()) }
+}
