@@ -76,7 +76,9 @@ fn benches(c: &mut Criterion) {
         });
     }
     g.sample_size(10);
-    g.bench_function("render_prometheus, 10,000 breakers", |b| b.iter(|| black_box(&reg).render_prometheus().len()));
+    g.bench_function("render_prometheus, 10,000 breakers", |b| {
+        b.iter(|| black_box(&reg).render_prometheus().len())
+    });
     let timed = registry_with_latency(10_000);
     g.bench_function("render_prometheus, 10,000 breakers with latency", |b| {
         b.iter(|| black_box(&timed).render_prometheus().len())

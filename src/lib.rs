@@ -58,6 +58,8 @@ mod export;
 #[cfg(all(feature = "capi", not(loom)))]
 #[doc(hidden)]
 pub mod ffi;
+#[cfg(feature = "tower")]
+pub mod layer;
 mod metrics;
 mod name;
 mod permit;

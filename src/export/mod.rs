@@ -358,7 +358,8 @@ mod tests {
 
     #[test]
     fn values_print_as_prometheus_reads_them() {
-        for (v, text) in [(0.0, "0"), (42.0, "42"), (-3.0, "-3"), (0.25, "0.25"), (1e16, "10000000000000000")] {
+        for (v, text) in [(0.0, "0"), (42.0, "42"), (-3.0, "-3"), (0.25, "0.25"), (1e16, "10000000000000000")]
+        {
             let mut s = String::new();
             value(&mut s, v);
             assert_eq!(s, text);
