@@ -75,6 +75,12 @@
 #define NB_HALF_OPEN_FAILURE_RATE 1
 
 /**
+ * The size of `nb_metrics::transitions_by_reason`: at least the number
+ * of `nb_reason` values, now and in every release of this ABI major.
+ */
+#define NB_MAX_REASONS 16
+
+/**
  * The outcome of a call, for `nb_record`.
  */
 enum nb_outcome
@@ -416,7 +422,11 @@ typedef struct nb_transition {
 typedef void (*nb_transition_callback)(const struct nb_transition *t, void *userdata);
 
 /**
- * Releases a listener's `userdata` when the breaker (or registry) is freed.
+ * Releases a listener's `userdata` once its breaker (or registry) is gone:
+ * on whichever thread drops the last reference (an `nb_breaker_free`, an
+ * `nb_registry_free`, or a registry call that evicted or removed the
+ * breaker), never while the registry's lock is held. Not called when the
+ * registering function fails: then the caller still owns `userdata`.
  */
 typedef void (*nb_free_callback)(void *userdata);
 
@@ -501,7 +511,9 @@ typedef struct nb_metrics {
    */
   uint64_t timeouts;
   /**
-   * Nanoseconds since the latest timed success, or `UINT64_MAX` if none:
+   * Nanoseconds since the latest timed success, or `UINT64_MAX` if none
+   * (a program built against a newer header checks that `size` covers
+   * this field: an older library leaves it zero):
    * a success reads no clock unless the window is a time window or a
    * slow-call rule is set.
    */
@@ -524,9 +536,11 @@ typedef struct nb_metrics {
    */
   uint64_t probes_failed;
   /**
-   * Transitions by reason, indexed by `nb_reason`.
+   * Transitions by reason, indexed by `nb_reason`. Room for 16 reasons,
+   * so that a later one needs no new field; entries past the last
+   * reason this library knows are zero.
    */
-  uint64_t transitions_by_reason[9];
+  uint64_t transitions_by_reason[NB_MAX_REASONS];
 } nb_metrics;
 
 /**
@@ -554,8 +568,9 @@ typedef struct nb_permit {
 typedef void (*nb_registry_transition_callback)(const char *name, size_t name_len, const struct nb_transition *t, void *userdata);
 
 /**
- * Called by `nb_registry_for_each` with each breaker (a handle borrowed
- * for the call: clone it with `nb_breaker_clone` to keep it), its name
+ * Called by `nb_registry_for_each` with each breaker (a handle lent for
+ * the call, which the callback must not free: `nb_breaker_clone` it to
+ * keep it), its name
  * (`name_len` bytes, not NUL-terminated) and `userdata`. Return 0 to go
  * on, anything else to stop.
  */
@@ -634,7 +649,8 @@ void nb_breaker_free(struct nb_breaker *b);
 /**
  * A second handle to the breaker `b` names (free each with
  * `nb_breaker_free`): for a second owner, such as another thread's
- * object.
+ * object. Handles are counted, not distinct: the pointer written to
+ * `*out` equals `b`.
  *
  * # Safety
  * `b` is NULL or a live handle; `out` is NULL or writable.
@@ -720,7 +736,9 @@ const char *nb_config_invalid_field(const struct nb_config *cfg);
  * Adds a transition listener: `callback(&transition, userdata)` on every
  * state change after this call, in order; see `nb_transition_callback` for
  * which thread runs it and what it must not do. `free_userdata` (may be
- * NULL) is called with `userdata` once, when the breaker is freed.
+ * NULL) is called with `userdata` once, when the breaker is gone (see
+ * `nb_free_callback`). Listeners stay until then: adding one through each
+ * `nb_registry_get` of a key adds one per get to the same breaker.
  *
  * # Safety
  * `b` is NULL or a live handle; `callback` and `free_userdata` are NULL or
@@ -927,8 +945,8 @@ void nb_registry_free(struct nb_registry *r);
  * free it with `nb_breaker_free` (while a handle lives the breaker is
  * never evicted). `NB_INVALID_ARGUMENT`: the key is empty, not UTF-8 or
  * longer than `max_key_len`. `NB_REGISTRY_FULL`: at capacity with nothing
- * evictable. Finding an existing key takes no lock and allocates only the
- * handle's count (no allocation at all).
+ * evictable. Finding an existing key takes no lock and allocates nothing
+ * (the handle is one more count on the breaker).
  *
  * # Safety
  * `r` is NULL or a live registry; `key` is NULL or readable for `key_len`

@@ -113,6 +113,15 @@ impl<T> ArcCell<T> {
         }
     }
 
+    /// Replaces the value and returns the old one (for its owner to drop
+    /// where it chooses: outside a lock, say).
+    pub(crate) fn swap(&self, value: T) -> std::sync::Arc<T> {
+        #[cfg(not(loom))]
+        return self.inner.swap(std::sync::Arc::new(value));
+        #[cfg(loom)]
+        return std::mem::replace(&mut *lock(&self.inner), std::sync::Arc::new(value));
+    }
+
     /// Replaces the value by `f(current)`, retrying if another update
     /// landed in between: no update is lost.
     pub(crate) fn update(&self, f: impl Fn(&T) -> T) {

@@ -71,10 +71,10 @@ fn prometheus_text_has_the_latency_histogram_when_recorded() {
     let text = timed_registry().render_prometheus();
     for line in [
         "# TYPE nanobreaker_call_duration_seconds histogram\n",
-        "nanobreaker_call_duration_seconds_bucket{name=\"api\",le=\"0.000001024\"} 0\n",
-        "nanobreaker_call_duration_seconds_bucket{name=\"api\",le=\"0.000004096\"} 1\n",
-        "nanobreaker_call_duration_seconds_bucket{name=\"api\",le=\"1.073741824\"} 1\n",
-        "nanobreaker_call_duration_seconds_bucket{name=\"api\",le=\"4.294967296\"} 2\n",
+        "nanobreaker_call_duration_seconds_bucket{name=\"api\",le=\"0.000001023\"} 0\n",
+        "nanobreaker_call_duration_seconds_bucket{name=\"api\",le=\"0.000004095\"} 1\n",
+        "nanobreaker_call_duration_seconds_bucket{name=\"api\",le=\"1.073741823\"} 1\n",
+        "nanobreaker_call_duration_seconds_bucket{name=\"api\",le=\"4.294967295\"} 2\n",
         "nanobreaker_call_duration_seconds_bucket{name=\"api\",le=\"+Inf\"} 2\n",
         "nanobreaker_call_duration_seconds_sum{name=\"api\"} 2.000003\n",
         "nanobreaker_call_duration_seconds_count{name=\"api\"} 2\n",
@@ -123,7 +123,7 @@ fn prometheus_client_collector_has_the_latency_histogram() {
     prometheus_client::encoding::text::encode(&mut text, &prom).unwrap();
     for line in [
         "# TYPE nanobreaker_call_duration_seconds histogram\n",
-        "nanobreaker_call_duration_seconds_bucket{le=\"0.000004096\",name=\"api\"} 1\n",
+        "nanobreaker_call_duration_seconds_bucket{le=\"0.000004095\",name=\"api\"} 1\n",
         "nanobreaker_call_duration_seconds_bucket{le=\"+Inf\",name=\"api\"} 2\n",
         "nanobreaker_call_duration_seconds_count{name=\"api\"} 2\n",
     ] {

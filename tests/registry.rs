@@ -191,3 +191,64 @@ fn the_registry_listener_hears_names() {
     reg.get("x").unwrap().transition_to(State::ForcedOpen);
     assert_eq!(*seen.lock().unwrap(), [("x".to_string(), State::ForcedOpen)]);
 }
+
+/// A get racing an eviction never keeps a breaker the registry dropped:
+/// while a caller holds what `get` gave it, `find` gives the same breaker.
+#[test]
+fn a_get_racing_eviction_never_hands_out_an_evicted_breaker() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let reg = Arc::new(Registry::builder().ttl(Duration::from_nanos(1)).stripes(1).build().unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let evictor = {
+        let (reg, stop) = (reg.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                reg.evict_idle();
+            }
+        })
+    };
+    let mut ghosts = 0;
+    let deadline = std::time::Instant::now() + Duration::from_millis(1500);
+    let mut rounds = 0u64;
+    while std::time::Instant::now() < deadline {
+        let held = reg.get("k").unwrap();
+        match reg.find("k") {
+            Some(found) if Arc::ptr_eq(&found, &held) => {}
+            _ => ghosts += 1,
+        }
+        rounds += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    evictor.join().unwrap();
+    assert!(rounds > 1000, "the race ran ({rounds} rounds)");
+    assert_eq!(ghosts, 0, "{ghosts} of {rounds} gets kept a breaker the registry had evicted");
+    assert!(reg.evicted() > 0, "evictions happened between the holds");
+}
+
+/// A breaker's free callbacks may use the registry: its drop runs after
+/// the writer lock is released.
+#[test]
+fn an_evicted_breakers_drop_may_use_the_registry() {
+    struct UsesRegistry(Arc<Registry>);
+    impl Drop for UsesRegistry {
+        fn drop(&mut self) {
+            // Would deadlock if run under the writer lock.
+            self.0.get("from-drop").unwrap();
+        }
+    }
+    let reg = Arc::new(Registry::builder().ttl(Duration::from_nanos(1)).stripes(1).build().unwrap());
+    let guard = UsesRegistry(reg.clone());
+    reg.get("doomed").unwrap().on_transition(move |_| {
+        let _ = &guard;
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let r = reg.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(5));
+        tx.send(r.evict_idle()).unwrap();
+    });
+    let evicted = rx.recv_timeout(Duration::from_secs(10)).expect("no deadlock");
+    assert_eq!(evicted, 1);
+    assert!(reg.find("from-drop").is_some());
+    reg.remove("from-drop");
+}

@@ -75,7 +75,7 @@ static void named_breakers_and_handles(void) {
 
     /* A clone is a second handle to the same breaker: a permit of one is
      * recorded through the other, and the breaker outlives the first. */
-    CHECK(nb_breaker_clone(b, &b2) == NB_OK && b2 != NULL);
+    CHECK(nb_breaker_clone(b, &b2) == NB_OK && b2 == b); /* counted, not distinct */
     CHECK(nb_breaker_clone(NULL, &b2) == NB_NULL_ARGUMENT);
     nb_permit permit;
     CHECK(nb_acquire(b, &permit) == NB_OK);
@@ -107,12 +107,28 @@ static void on_registry_transition(const char *name, size_t len, const nb_transi
 
 static void on_free(void *ud) { ((struct log *)ud)->freed++; }
 
+struct visit {
+    const nb_registry *reg;
+    int seen, names_match;
+    nb_breaker *kept;
+};
+
+/* Checks the name against the breaker's, keeps one handle past the call
+ * (a clone), and uses the registry from inside the callback. */
 static int count_visit(const nb_breaker *b, const char *name, size_t len, void *ud) {
-    (void)name;
-    (void)len;
-    int *n = ud;
-    (*n)++;
-    return nb_breaker_state(b) == NB_STATE_UNKNOWN; /* never: go on */
+    struct visit *v = ud;
+    const char *own = NULL;
+    size_t own_len = 0;
+    v->seen++;
+    if (nb_breaker_name(b, &own, &own_len) == NB_OK && own_len == len && memcmp(own, name, len) == 0) {
+        v->names_match++;
+    }
+    nb_breaker *again = NULL;
+    if (nb_registry_find(v->reg, name, len, &again) == NB_OK) {
+        nb_breaker_free(again);
+    }
+    if (v->kept == NULL) nb_breaker_clone(b, &v->kept);
+    return 0;
 }
 
 static int stop_at_first(const nb_breaker *b, const char *name, size_t len, void *ud) {
@@ -197,6 +213,7 @@ static void registry(void) {
     /* Bad keys. */
     nb_breaker *x = NULL;
     CHECK(nb_registry_get(r, "", 0, &x) == NB_INVALID_ARGUMENT);
+    CHECK(nb_registry_get(r, NULL, 0, &x) == NB_INVALID_ARGUMENT); /* empty, whatever the pointer */
     CHECK(nb_registry_get(r, "\xc3\x28", 2, &x) == NB_INVALID_ARGUMENT);
     CHECK(nb_registry_get(r, KEY("a-key-longer-than-thirty-two-bytes!"), &x) == NB_INVALID_ARGUMENT);
     CHECK(nb_registry_get(r, NULL, 3, &x) == NB_NULL_ARGUMENT);
@@ -233,9 +250,11 @@ static void registry(void) {
     nb_breaker_free(other);
 
     /* for_each sees every breaker; a non-zero return stops it. */
+    struct visit v = {r, 0, 0, NULL};
+    CHECK(nb_registry_for_each(r, count_visit, &v) == NB_OK && v.seen == 3 && v.names_match == 3);
+    CHECK(v.kept != NULL && nb_breaker_state(v.kept) != NB_STATE_UNKNOWN);
+    nb_breaker_free(v.kept);
     int seen = 0;
-    CHECK(nb_registry_for_each(r, count_visit, &seen) == NB_OK && seen == 3);
-    seen = 0;
     CHECK(nb_registry_for_each(r, stop_at_first, &seen) == NB_OK && seen == 1);
     CHECK(nb_registry_for_each(r, NULL, &seen) == NB_NULL_ARGUMENT);
 

@@ -2,7 +2,8 @@
  * current library, each time with a different copy of the header:
  *   - as is;
  *   - NB_SHRUNK: an older program, whose nb_config lacks its last two
- *     fields, nb_metrics its last two and nb_transition its last one;
+ *     fields, nb_metrics its last seven (the first release's, which ended
+ *     at events_lost) and nb_transition its last one;
  *   - NB_GROWN: a newer program, whose nb_config, nb_metrics and
  *     nb_transition each end with one more field, `uint64_t newer`.
  * The library must read and write only the bytes both sides know. */

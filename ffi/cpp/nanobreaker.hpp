@@ -212,10 +212,10 @@ inline void check(nb_result r, const char* what) {
 class Breaker {
    public:
     explicit Breaker(const Config& config = Config(), FailMode mode = FailMode::Open)
-        : Breaker(nullptr, config, mode) {}
+        : Breaker(Make{}, nullptr, config, mode) {}
     /// A named breaker (at most NB_MAX_NAME_LEN bytes of UTF-8).
     Breaker(const std::string& name, const Config& config = Config(), FailMode mode = FailMode::Open)
-        : Breaker(name.c_str(), config, mode) {}
+        : Breaker(Make{}, name.c_str(), config, mode) {}
     Breaker(Breaker&& o) noexcept : raw_(std::exchange(o.raw_, nullptr)), stats_(std::move(o.stats_)) {}
     Breaker& operator=(Breaker&& o) noexcept {
         if (this != &o) {
@@ -236,8 +236,10 @@ class Breaker {
         return Breaker(b, stats_);
     }
 
-    /// The breaker's name ("" if none), valid while this handle lives.
-    std::string_view name() const {
+    /// The breaker's name ("" if none), valid while this handle lives (so
+    /// not on a temporary handle, such as `reg.get(key)`'s).
+    std::string_view name() const&& = delete;
+    std::string_view name() const& {
         const char* p = nullptr;
         size_t n = 0;
         check(nb_breaker_name(raw_, &p, &n), "nb_breaker_name");
@@ -245,7 +247,10 @@ class Breaker {
     }
 
     /// A permit, or std::nullopt if the breaker rejects (retry hint in *retry_after).
-    std::optional<Permit> try_acquire(std::chrono::nanoseconds* retry_after = nullptr) const {
+    /// Not on a temporary handle (`reg.get(key).acquire()`): the permit
+    /// would outlive it; keep the handle, or use call().
+    std::optional<Permit> try_acquire(std::chrono::nanoseconds* retry_after = nullptr) const&& = delete;
+    std::optional<Permit> try_acquire(std::chrono::nanoseconds* retry_after = nullptr) const& {
         nb_permit p;
         uint64_t retry = 0;
         nb_result r = NANOBREAKER_ACQUIRE_EX(raw_, &p, &retry);
@@ -261,8 +266,9 @@ class Breaker {
         throw Error(r, "nb_acquire_ex");
     }
 
-    /// A permit, or throws Rejected.
-    Permit acquire() const {
+    /// A permit, or throws Rejected (not on a temporary handle, as try_acquire).
+    Permit acquire() const&& = delete;
+    Permit acquire() const& {
         std::chrono::nanoseconds retry{0};
         if (auto p = try_acquire(&retry)) return std::move(*p);
         throw Rejected(retry);
@@ -350,7 +356,8 @@ class Breaker {
 
    private:
     friend class Registry;
-    Breaker(const char* name, const Config& config, FailMode mode) : stats_(std::make_shared<detail::Stats>(mode)) {
+    struct Make {};  // tags the private constructor, so no public overload resolves to it
+    Breaker(Make, const char* name, const Config& config, FailMode mode) : stats_(std::make_shared<detail::Stats>(mode)) {
         nb_result r = name ? nb_breaker_new_named(&config.raw(), name, &raw_) : nb_breaker_new(&config.raw(), &raw_);
         if (r == NB_INVALID_CONFIG) throw ConfigError(nb_config_invalid_field(&config.raw()));
         if (r != NB_OK) throw Error(r, "nb_breaker_new");
@@ -518,7 +525,9 @@ class Registry {
         nb_string_free(text);
         return s;
     }
-    uint64_t listener_exceptions() const noexcept { return stats_->listener_exceptions.load(std::memory_order_relaxed); }
+    uint64_t listener_exceptions() const noexcept {
+        return stats_ ? stats_->listener_exceptions.load(std::memory_order_relaxed) : 0;
+    }
     const nb_registry* raw() const noexcept { return raw_; }
 
    private:

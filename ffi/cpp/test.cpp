@@ -41,6 +41,15 @@ static bool throws(F f) {
     return false;
 }
 
+// No permit or name from a temporary handle (it would dangle): a
+// compile-time check.
+template <typename T, typename = void>
+struct can_acquire : std::false_type {};
+template <typename T>
+struct can_acquire<T, std::void_t<decltype(std::declval<T>().acquire())>> : std::true_type {};
+static_assert(!can_acquire<nb::Breaker>::value, "acquire() on a temporary handle must not compile");
+static_assert(can_acquire<nb::Breaker&>::value, "acquire() on a kept handle compiles");
+
 static nb::Config small() {
     return nb::Config().minimum_calls(4).count_window(10).open_wait(20ms).jitter(0).half_open_permits(2);
 }
@@ -179,7 +188,10 @@ int main() {
     // through one handle outlives it (its exception count too).
     {
         nb::Breaker named("inventory", small());
-        CHECK(named.name() == "inventory" && nb::Breaker(small()).name().empty());
+        nb::Breaker closed_named("inventory", small(), nb::FailMode::Closed);  // the public constructor
+        CHECK(closed_named.name() == "inventory");
+        nb::Breaker anonymous(small());
+        CHECK(named.name() == "inventory" && anonymous.name().empty());
         CHECK(throws<nb::Error>([] { nb::Breaker bad(std::string(NB_MAX_NAME_LEN + 1, 'x')); }));
         nb::Breaker second = named.clone();
         named.on_transition([](const nb_transition&) { throw std::runtime_error("listener bug"); });

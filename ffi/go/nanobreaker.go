@@ -65,6 +65,7 @@ import (
 	"math"
 	"runtime"
 	"runtime/cgo"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -150,6 +151,9 @@ func New(cfg Config) (*Breaker, error) {
 	raw := cfg.raw()
 	var ptr *C.nb_breaker
 	var r C.nb_result
+	if strings.IndexByte(cfg.Name, 0) >= 0 {
+		return nil, &ConfigError{Field: "name"}
+	}
 	if cfg.Name != "" {
 		name := C.CString(cfg.Name)
 		r = C.nb_breaker_new_named(&raw, name, &ptr)
@@ -378,8 +382,9 @@ type Metrics struct {
 	// Since the latest failure, and the latest timed success (a success
 	// is timed only with a time window or a slow-call rule); -1 if none.
 	SinceLastSuccess, SinceLastFailure time.Duration
-	// Transitions by reason, indexed by Reason.
-	TransitionsByReason [9]uint64
+	// Transitions by reason, indexed by Reason (room for reasons a later
+	// library adds).
+	TransitionsByReason [C.NB_MAX_REASONS]uint64
 	// Kept by this package, not the library: calls let through because
 	// the library failed, and listener panics recovered.
 	FailedOpen, ListenerPanics uint64
@@ -406,21 +411,23 @@ func (b *Breaker) Metrics() (Metrics, error) {
 		Generation:          uint64(m.generation), EventsLost: uint64(m.events_lost),
 		Timeouts: uint64(m.timeouts), Opens: uint64(m.opens),
 		ProbesSucceeded: uint64(m.probes_succeeded), ProbesFailed: uint64(m.probes_failed),
-		SinceLastSuccess: since(m.since_last_success_ns), SinceLastFailure: since(m.since_last_failure_ns),
+		SinceLastSuccess:    since(&m, unsafe.Offsetof(m.since_last_success_ns), m.since_last_success_ns),
+		SinceLastFailure:    since(&m, unsafe.Offsetof(m.since_last_failure_ns), m.since_last_failure_ns),
 		TransitionsByReason: byReason(m.transitions_by_reason),
 		FailedOpen:          b.stats.failedOpen.Load(), ListenerPanics: b.stats.listenerPanics.Load(),
 	}, nil
 }
 
-// since is a library duration, UINT64_MAX (none) as -1.
-func since(ns C.uint64_t) time.Duration {
-	if uint64(ns) > math.MaxInt64 {
+// since is a library duration at offset off of m: -1 for none (UINT64_MAX),
+// or when the library is older than the field (m.size does not cover it).
+func since(m *C.nb_metrics, off uintptr, ns C.uint64_t) time.Duration {
+	if uintptr(m.size) < off+8 || uint64(ns) > math.MaxInt64 {
 		return -1
 	}
 	return time.Duration(ns)
 }
 
-func byReason(c [9]C.uint64_t) (out [9]uint64) {
+func byReason(c [C.NB_MAX_REASONS]C.uint64_t) (out [C.NB_MAX_REASONS]uint64) {
 	for i, v := range c {
 		out[i] = uint64(v)
 	}

@@ -20,7 +20,9 @@ import "C"
 
 import (
 	"errors"
+	"math"
 	"runtime"
+	"strings"
 	"time"
 	"unsafe"
 )
@@ -80,6 +82,9 @@ func NewRegistry(cfg RegistryConfig) (*Registry, error) {
 		}
 	}
 	for _, t := range cfg.Templates {
+		if strings.IndexByte(t.Pattern, 0) >= 0 {
+			return nil, resultError(C.NB_INVALID_ARGUMENT)
+		}
 		raw := t.Config.raw()
 		p := C.CString(t.Pattern)
 		r := C.nb_registry_builder_template(b, p, &raw)
@@ -89,6 +94,9 @@ func NewRegistry(cfg RegistryConfig) (*Registry, error) {
 		}
 	}
 	for name, c := range cfg.Named {
+		if strings.IndexByte(name, 0) >= 0 {
+			return nil, resultError(C.NB_INVALID_ARGUMENT)
+		}
 		raw := c.raw()
 		n := C.CString(name)
 		r := C.nb_registry_builder_named(b, n, &raw)
@@ -198,7 +206,9 @@ func (r *Registry) RenderPrometheus() (string, error) {
 	if res != C.NB_OK {
 		return "", resultError(res)
 	}
-	s := C.GoStringN(text, C.int(n))
-	C.nb_string_free(text)
-	return s, nil
+	defer C.nb_string_free(text)
+	if uint64(n) > math.MaxInt32 {
+		return "", errors.New("nanobreaker: Prometheus text over 2 GiB")
+	}
+	return C.GoStringN(text, C.int(n)), nil
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestNamedBreaker(t *testing.T) {
@@ -46,20 +47,20 @@ func TestRegistry(t *testing.T) {
 
 	// Concurrent get-or-create of one key: one breaker.
 	var wg sync.WaitGroup
-	got := make([]*Breaker, 8)
+	got, errs := make([]*Breaker, 8), make([]error, 8)
 	for i := range got {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			b, err := reg.Get("payments.amex")
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			got[i] = b
+			got[i], errs[i] = reg.Get("payments.amex")
 		}(i)
 	}
 	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	if reg.Len() != 1 {
 		t.Fatalf("len %d", reg.Len())
 	}
@@ -91,6 +92,11 @@ func TestRegistry(t *testing.T) {
 	}
 	if _, ok := reg.Find("nope"); ok {
 		t.Fatal("find made a breaker")
+	}
+	if f, ok := reg.Find("payments.visa"); !ok || f.Name() != "payments.visa" {
+		t.Fatal("find of a held key")
+	} else {
+		f.Close()
 	}
 	text, err := reg.RenderPrometheus()
 	if err != nil || !strings.Contains(text, `nanobreaker_state{name="payments.amex",state="open"} 1`) ||
@@ -141,5 +147,30 @@ func TestRegistryConfigErrors(t *testing.T) {
 	defer b.Close()
 	if b.State() != Closed {
 		t.Fatal("zero RegistryConfig")
+	}
+}
+
+func TestRegistryEvictsIdleUnheldBreakers(t *testing.T) {
+	reg, err := NewRegistry(RegistryConfig{TTL: time.Millisecond, Stripes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	held, _ := reg.Get("held")
+	defer held.Close()
+	idle, _ := reg.Get("idle")
+	idle.Close()
+	time.Sleep(20 * time.Millisecond)
+	if n := reg.EvictIdle(); n != 1 || reg.Len() != 1 {
+		t.Fatalf("evicted %d, %d left", n, reg.Len())
+	}
+	if _, ok := reg.Find("idle"); ok {
+		t.Fatal("the idle breaker stayed")
+	}
+	if _, err := reg.Get("bad\x00key"); err != nil {
+		t.Fatalf("a key may hold a NUL byte: %v", err)
+	}
+	if _, err := NewRegistry(RegistryConfig{Named: map[string]Config{"a\x00b": small()}}); err == nil {
+		t.Fatal("a name with a NUL byte was cut short")
 	}
 }

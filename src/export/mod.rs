@@ -20,9 +20,11 @@
 //! | `nanobreaker_state_seconds` | gauge | name | time in the current state |
 //! | `nanobreaker_call_duration_seconds` | histogram | name, le | how long calls took (breakers built with `record_latency(true)` only) |
 //!
-//! The histogram's buckets are powers of 4 from 2^10 ns (about 1 µs) to
-//! 2^36 ns (about 69 s), and `+Inf`: every other bucket of the breaker's
-//! own power-of-2 histogram ([`LatencyHistogram`]), 15 series per breaker.
+//! The histogram's buckets end at powers of 4 from 2^10 ns (about 1 µs) to
+//! 2^36 ns (about 69 s), less 1 ns (bounds are inclusive, times whole
+//! nanoseconds: `le="0.000001023"`), and `+Inf`: every other bucket of the
+//! breaker's own power-of-2 histogram ([`LatencyHistogram`]), 15 series per
+//! breaker.
 //! The `metrics` facade has no way to report a histogram read at scrape
 //! time, so it carries the other families only.
 //!
@@ -54,11 +56,12 @@ pub(crate) const LATENCY_HELP: &str = "How long calls took (breakers that record
 const LATENCY_EXPORTED: usize = 15;
 
 /// The exported buckets' upper bounds in seconds, the last `f64::MAX`
-/// (`+Inf`).
+/// (`+Inf`). A bound is inclusive (`le`) and calls are whole nanoseconds:
+/// the bucket that ends before 2^b ns ends at 2^b - 1 ns.
 fn latency_bounds() -> [f64; LATENCY_EXPORTED] {
     let mut out = [f64::MAX; LATENCY_EXPORTED];
     for (k, le) in out.iter_mut().enumerate().take(LATENCY_EXPORTED - 1) {
-        *le = (1u64 << (10 + 2 * k)) as f64 / 1e9;
+        *le = ((1u64 << (10 + 2 * k)) - 1) as f64 / 1e9;
     }
     out
 }
@@ -246,6 +249,10 @@ fn value(out: &mut String, v: f64) {
         }
         // Only ASCII digits were written.
         out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+    } else if v.is_infinite() {
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+    } else if v.is_nan() {
+        out.push_str("NaN");
     } else {
         // Writing to a String cannot fail.
         let _ = write!(out, "{v}");
@@ -335,17 +342,17 @@ mod tests {
         use std::time::Duration;
         let (clock, mock) = Clock::mock();
         let cb = CircuitBreaker::builder().clock(clock).record_latency(true).build().unwrap();
-        // 0 ns, 1 µs (bucket 9, ends 1024 ns), 1025 ns (bucket 10, ends
-        // 2048 ns), 100 s (past the last bound).
-        for ns in [0, 1000, 1025, 100_000_000_000] {
+        // 0 ns, 1023 ns (bucket 9, ends 1023 ns), 1024 ns (bucket 10, ends
+        // 2047 ns), 100 s (past the last bound).
+        for ns in [0, 1023, 1024, 100_000_000_000] {
             let p = cb.try_acquire().unwrap();
             mock.advance(Duration::from_nanos(ns));
             p.success();
         }
         let b = latency_buckets(&cb.latency().unwrap());
-        assert_eq!((b[0].0, b[0].1), (1.024e-6, 2));
-        assert_eq!((b[1].0, b[1].1), (4.096e-6, 1));
-        assert_eq!(b[13].0, (1u64 << 36) as f64 / 1e9);
+        assert_eq!((b[0].0, b[0].1), (1.023e-6, 2));
+        assert_eq!((b[1].0, b[1].1), (4.095e-6, 1));
+        assert_eq!(b[13].0, ((1u64 << 36) - 1) as f64 / 1e9);
         assert_eq!((b[14].0, b[14].1), (f64::MAX, 1));
         assert_eq!(b.iter().map(|b| b.1).sum::<u64>(), 4);
     }

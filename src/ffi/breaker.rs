@@ -19,8 +19,10 @@ pub struct nb_breaker {
     _private: [u8; 0],
 }
 
-// SAFETY: every `nb_breaker *` the library hands out is made by
-// `handle::arc_into` of an `Arc<CircuitBreaker>`.
+// SAFETY: every `nb_breaker *` the library hands out (`nb_breaker_new`,
+// `nb_breaker_clone`, `nb_registry_get`/`find`, the handle lent by
+// `nb_registry_for_each`) is made by `handle::arc_into` of an
+// `Arc<CircuitBreaker>`.
 unsafe impl Opaque for nb_breaker {
     type Rust = CircuitBreaker;
     const ARC: bool = true;
@@ -123,7 +125,8 @@ pub unsafe extern "C" fn nb_breaker_free(b: *mut nb_breaker) {
 
 /// A second handle to the breaker `b` names (free each with
 /// `nb_breaker_free`): for a second owner, such as another thread's
-/// object.
+/// object. Handles are counted, not distinct: the pointer written to
+/// `*out` equals `b`.
 ///
 /// # Safety
 /// `b` is NULL or a live handle; `out` is NULL or writable.

@@ -4,8 +4,10 @@
 use super::breaker::nb_breaker;
 use super::panic::{boundary, try_ref};
 use super::{nb_result, nb_state};
+use crate::sync::{AtomicU64, Ordering};
 use crate::Transition;
 use std::ffi::c_void;
+use std::sync::Arc;
 
 /// One state change, passed to an `nb_transition_callback`. The library
 /// owns it; it is valid during the callback only. Later versions add fields
@@ -65,12 +67,20 @@ impl nb_transition {
 pub type nb_transition_callback =
     Option<unsafe extern "C" fn(t: *const nb_transition, userdata: *mut c_void)>;
 
-/// Releases a listener's `userdata` when the breaker (or registry) is freed.
+/// Releases a listener's `userdata` once its breaker (or registry) is gone:
+/// on whichever thread drops the last reference (an `nb_breaker_free`, an
+/// `nb_registry_free`, or a registry call that evicted or removed the
+/// breaker), never while the registry's lock is held. Not called when the
+/// registering function fails: then the caller still owns `userdata`.
 pub type nb_free_callback = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
 
+/// A listener's userdata, shared by its closure and its registration.
 pub(crate) struct UserData {
-    pub(crate) ptr: *mut c_void,
-    pub(crate) free: nb_free_callback,
+    ptr: *mut c_void,
+    free: nb_free_callback,
+    /// 1 once the listener is registered: only then is `free` the
+    /// library's to call (on failure the caller still owns the userdata).
+    armed: AtomicU64,
 }
 
 // SAFETY: `nb_breaker_on_transition` requires userdata usable from any
@@ -86,9 +96,24 @@ impl UserData {
     }
 }
 
+impl UserData {
+    /// Builds the listener around `ptr` with `register`, and hands `free`
+    /// to the library only once `register` has returned: if it panics
+    /// (`NB_PANIC`), the caller keeps the userdata and frees it itself.
+    pub(crate) fn register(ptr: *mut c_void, free: nb_free_callback, register: impl FnOnce(Arc<UserData>)) {
+        let data = Arc::new(UserData { ptr, free, armed: AtomicU64::new(0) });
+        register(data.clone());
+        // Relaxed: read in `drop`, after the last `Arc` is gone (the
+        // count's release/acquire orders it).
+        data.armed.store(1, Ordering::Relaxed);
+    }
+}
+
 impl Drop for UserData {
     fn drop(&mut self) {
-        if let Some(free) = self.free {
+        // Relaxed: see `register`.
+        let armed = self.armed.load(Ordering::Relaxed) == 1;
+        if let (true, Some(free)) = (armed, self.free) {
             // SAFETY: the caller gave this function for this pointer, to be
             // called once when the breaker is freed; this is that once.
             unsafe { free(self.ptr) }
@@ -99,7 +124,9 @@ impl Drop for UserData {
 /// Adds a transition listener: `callback(&transition, userdata)` on every
 /// state change after this call, in order; see `nb_transition_callback` for
 /// which thread runs it and what it must not do. `free_userdata` (may be
-/// NULL) is called with `userdata` once, when the breaker is freed.
+/// NULL) is called with `userdata` once, when the breaker is gone (see
+/// `nb_free_callback`). Listeners stay until then: adding one through each
+/// `nb_registry_get` of a key adds one per get to the same breaker.
 ///
 /// # Safety
 /// `b` is NULL or a live handle; `callback` and `free_userdata` are NULL or
@@ -114,12 +141,13 @@ pub unsafe extern "C" fn nb_breaker_on_transition(
     boundary!(nb_result::NB_PANIC, {
         let b = try_ref!(b);
         let Some(callback) = callback else { return nb_result::NB_NULL_ARGUMENT };
-        let data = UserData { ptr: userdata, free: free_userdata };
-        b.on_transition(move |t| {
-            let t = nb_transition::of(t);
-            // SAFETY: a valid function given with this userdata (caller's
-            // contract); `t` lives across the call.
-            unsafe { callback(&t, data.ptr()) }
+        UserData::register(userdata, free_userdata, |data| {
+            b.on_transition(move |t| {
+                let t = nb_transition::of(t);
+                // SAFETY: a valid function given with this userdata
+                // (caller's contract); `t` lives across the call.
+                unsafe { callback(&t, data.ptr()) }
+            })
         });
         nb_result::NB_OK
     })

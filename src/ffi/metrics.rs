@@ -49,7 +49,9 @@ pub struct nb_metrics {
     /// Calls counted as failures because they ran past `call_timeout`
     /// (Rust's `Policy`; the C ABI never counts one itself).
     pub timeouts: u64,
-    /// Nanoseconds since the latest timed success, or `UINT64_MAX` if none:
+    /// Nanoseconds since the latest timed success, or `UINT64_MAX` if none
+    /// (a program built against a newer header checks that `size` covers
+    /// this field: an older library leaves it zero):
     /// a success reads no clock unless the window is a time window or a
     /// slow-call rule is set.
     pub since_last_success_ns: u64,
@@ -62,8 +64,10 @@ pub struct nb_metrics {
     pub probes_succeeded: u64,
     /// Half-open probes that failed (or were slow).
     pub probes_failed: u64,
-    /// Transitions by reason, indexed by `nb_reason`.
-    pub transitions_by_reason: [u64; 9],
+    /// Transitions by reason, indexed by `nb_reason`. Room for 16 reasons,
+    /// so that a later one needs no new field; entries past the last
+    /// reason this library knows are zero.
+    pub transitions_by_reason: [u64; NB_MAX_REASONS],
 }
 
 // SAFETY: repr(C), `size: usize` first, no padding (two u32 then 8-byte
@@ -121,13 +125,24 @@ pub unsafe extern "C" fn nb_breaker_metrics(
             opens: m.opens,
             probes_succeeded: m.probes_succeeded,
             probes_failed: m.probes_failed,
-            transitions_by_reason: m.transitions_by_reason,
+            transitions_by_reason: by_reason(&m.transitions_by_reason),
         };
         // SAFETY: non-NULL, writable for `size` bytes (caller's contract),
         // and `size` covers the size field.
         unsafe { sized::write(out, size, &metrics, false) };
         nb_result::NB_OK
     })
+}
+
+/// The size of `nb_metrics::transitions_by_reason`: at least the number
+/// of `nb_reason` values, now and in every release of this ABI major.
+pub const NB_MAX_REASONS: usize = 16;
+const _: () = assert!(crate::Reason::ALL.len() <= NB_MAX_REASONS);
+
+fn by_reason(counts: &[u64]) -> [u64; NB_MAX_REASONS] {
+    let mut out = [0; NB_MAX_REASONS];
+    out[..counts.len()].copy_from_slice(counts);
+    out
 }
 
 /// Nanoseconds, saturated; `UINT64_MAX` for none.

@@ -14,7 +14,9 @@ use super::listeners::{nb_free_callback, nb_transition, UserData};
 use super::nb_result;
 use super::panic::{boundary, try_out, try_ref};
 use crate::registry::{Pattern, Registry, RegistryBuilder, RegistryError, MAX_NAME_LEN};
+use crate::CircuitBreaker;
 use std::ffi::{c_char, c_int, c_void};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Settings for a registry, made by `nb_registry_builder_new`, consumed by
@@ -56,8 +58,9 @@ pub type nb_registry_transition_callback = Option<
     ),
 >;
 
-/// Called by `nb_registry_for_each` with each breaker (a handle borrowed
-/// for the call: clone it with `nb_breaker_clone` to keep it), its name
+/// Called by `nb_registry_for_each` with each breaker (a handle lent for
+/// the call, which the callback must not free: `nb_breaker_clone` it to
+/// keep it), its name
 /// (`name_len` bytes, not NUL-terminated) and `userdata`. Return 0 to go
 /// on, anything else to stop.
 pub type nb_registry_visit_callback = Option<
@@ -289,13 +292,14 @@ pub unsafe extern "C" fn nb_registry_builder_on_transition(
     boundary!(nb_result::NB_PANIC, {
         let b = try_builder!(b);
         let Some(callback) = callback else { return nb_result::NB_NULL_ARGUMENT };
-        let data = UserData { ptr: userdata, free: free_userdata };
-        update(b, |b| {
-            b.on_transition(move |name, t| {
-                let t = nb_transition::of(t);
-                // SAFETY: a valid function given with this userdata (caller's
-                // contract); `name` and `t` live across the call.
-                unsafe { callback(name.as_ptr().cast(), name.len(), &t, data.ptr()) }
+        UserData::register(userdata, free_userdata, |data| {
+            update(b, |b| {
+                b.on_transition(move |name, t| {
+                    let t = nb_transition::of(t);
+                    // SAFETY: a valid function given with this userdata
+                    // (caller's contract); `name` and `t` live across the call.
+                    unsafe { callback(name.as_ptr().cast(), name.len(), &t, data.ptr()) }
+                })
             })
         });
         nb_result::NB_OK
@@ -354,6 +358,9 @@ fn error(e: &RegistryError) -> nb_result {
 /// # Safety
 /// `key` is NULL or readable for `len` bytes.
 unsafe fn key<'a>(key: *const c_char, len: usize) -> Result<&'a str, nb_result> {
+    if len == 0 {
+        return Ok(""); // empty: the registry refuses it (NB_INVALID_ARGUMENT)
+    }
     if key.is_null() {
         return Err(nb_result::NB_NULL_ARGUMENT);
     }
@@ -362,14 +369,36 @@ unsafe fn key<'a>(key: *const c_char, len: usize) -> Result<&'a str, nb_result> 
     std::str::from_utf8(bytes).map_err(|_| nb_result::NB_INVALID_ARGUMENT)
 }
 
-/// Writes a new handle to `breaker` to `out`.
+/// The body of `nb_registry_get` and `nb_registry_find`: checks the
+/// arguments, then hands out a new handle to what `lookup` finds for the
+/// key.
 ///
 /// # Safety
-/// `out` is non-NULL and writable.
-unsafe fn hand_out(breaker: std::sync::Arc<crate::CircuitBreaker>, out: *mut *mut nb_breaker) -> nb_result {
-    // SAFETY: non-NULL and writable (caller's contract).
-    unsafe { out.write(handle::arc_into(breaker)) };
-    nb_result::NB_OK
+/// As `nb_registry_get`.
+unsafe fn by_key(
+    r: *const nb_registry,
+    key: *const c_char,
+    key_len: usize,
+    out: *mut *mut nb_breaker,
+    lookup: impl FnOnce(&Registry, &str) -> Result<Arc<CircuitBreaker>, nb_result>,
+) -> nb_result {
+    boundary!(nb_result::NB_PANIC, {
+        let r = try_ref!(r);
+        let out = try_out!(out);
+        // SAFETY: forwarded from the caller.
+        let key = match unsafe { self::key(key, key_len) } {
+            Ok(k) => k,
+            Err(e) => return e,
+        };
+        match lookup(r, key) {
+            Ok(b) => {
+                // SAFETY: `out` is non-NULL and writable (caller's contract).
+                unsafe { out.write(handle::arc_into(b)) };
+                nb_result::NB_OK
+            }
+            Err(e) => e,
+        }
+    })
 }
 
 /// The breaker named by the `key_len` bytes at `key` (UTF-8), made now
@@ -378,8 +407,8 @@ unsafe fn hand_out(breaker: std::sync::Arc<crate::CircuitBreaker>, out: *mut *mu
 /// free it with `nb_breaker_free` (while a handle lives the breaker is
 /// never evicted). `NB_INVALID_ARGUMENT`: the key is empty, not UTF-8 or
 /// longer than `max_key_len`. `NB_REGISTRY_FULL`: at capacity with nothing
-/// evictable. Finding an existing key takes no lock and allocates only the
-/// handle's count (no allocation at all).
+/// evictable. Finding an existing key takes no lock and allocates nothing
+/// (the handle is one more count on the breaker).
 ///
 /// # Safety
 /// `r` is NULL or a live registry; `key` is NULL or readable for `key_len`
@@ -391,20 +420,8 @@ pub unsafe extern "C" fn nb_registry_get(
     key_len: usize,
     out: *mut *mut nb_breaker,
 ) -> nb_result {
-    boundary!(nb_result::NB_PANIC, {
-        let r = try_ref!(r);
-        let out = try_out!(out);
-        // SAFETY: forwarded from the caller.
-        let key = match unsafe { self::key(key, key_len) } {
-            Ok(k) => k,
-            Err(e) => return e,
-        };
-        match r.get(key) {
-            // SAFETY: `out` is non-NULL and writable (caller's contract).
-            Ok(b) => unsafe { hand_out(b, out) },
-            Err(e) => error(&e),
-        }
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { by_key(r, key, key_len, out, |r, k| r.get(k).map_err(|e| error(&e))) }
 }
 
 /// As `nb_registry_get`, but never makes a breaker: `NB_NOT_FOUND` if the
@@ -419,20 +436,8 @@ pub unsafe extern "C" fn nb_registry_find(
     key_len: usize,
     out: *mut *mut nb_breaker,
 ) -> nb_result {
-    boundary!(nb_result::NB_PANIC, {
-        let r = try_ref!(r);
-        let out = try_out!(out);
-        // SAFETY: forwarded from the caller.
-        let key = match unsafe { self::key(key, key_len) } {
-            Ok(k) => k,
-            Err(e) => return e,
-        };
-        match r.find(key) {
-            // SAFETY: `out` is non-NULL and writable (caller's contract).
-            Some(b) => unsafe { hand_out(b, out) },
-            None => nb_result::NB_NOT_FOUND,
-        }
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { by_key(r, key, key_len, out, |r, k| r.find(k).ok_or(nb_result::NB_NOT_FOUND)) }
 }
 
 /// Removes the breaker of a key from the registry (`NB_NOT_FOUND` if
@@ -502,12 +507,15 @@ pub unsafe extern "C" fn nb_registry_for_each(
         r.for_each(|b| {
             if !stop {
                 let name = b.name();
-                // A handle is the breaker's `Arc` pointer (see `handle.rs`):
-                // `b` lends one for the call without touching the count.
-                let h = std::sync::Arc::as_ptr(b).cast::<nb_breaker>();
+                // A handle of its own for the call (so the breaker outlives
+                // an eviction or removal the callback causes), freed after.
+                let h = handle::arc_into::<nb_breaker>(b.clone());
                 // SAFETY: a valid function (caller's contract); the handle,
                 // name and userdata are live across the call.
                 stop = unsafe { visit(h, name.as_ptr().cast(), name.len(), userdata) } != 0;
+                // SAFETY: made just above, freed once; the callback only
+                // borrowed it (nb_registry_visit_callback's contract).
+                unsafe { handle::free(h) };
             }
         });
         nb_result::NB_OK

@@ -31,6 +31,19 @@
 //! any flood of distinct keys. A caller that used a breaker through
 //! [`Registry::with`] while it was being evicted may record one call on
 //! the evicted breaker, which is then lost with it.
+//!
+//! A get racing an eviction of its key never keeps the evicted breaker:
+//! the evictor marks the entry (`evicting`), then looks at the breaker's
+//! count; a get clones the `Arc`, then looks at the mark, each side with a
+//! `SeqCst` fence between its write and its read. At least one of them sees
+//! the other: the evictor sees the get's count and keeps the entry, or the
+//! get sees the mark, drops its clone and asks again under the writer lock,
+//! after the eviction has finished either way.
+//!
+//! Maps and breakers that a change leaves behind are dropped after the
+//! writer lock is released (a breaker's drop runs its listeners' free
+//! callbacks, which may use the registry), on the changing thread or, if
+//! a reader still holds the old map, on that reader's thread.
 
 mod template;
 
@@ -42,7 +55,7 @@ use crate::metrics::Metrics;
 use crate::name::Name;
 use crate::state::State;
 use crate::stats::LatencyHistogram;
-use crate::sync::{lock, ArcCell, AtomicU64, Mutex, Ordering};
+use crate::sync::{fence, lock, ArcCell, AtomicU64, Mutex, Ordering};
 use crossbeam_utils::CachePadded;
 use std::collections::HashMap;
 use std::fmt;
@@ -52,6 +65,9 @@ const SHARDS: usize = 64;
 
 type Map = HashMap<Name, Arc<Entry>>;
 
+/// Old maps left by a change under the writer lock, dropped after it.
+type Garbage = Vec<Arc<Map>>;
+
 struct Entry {
     breaker: Arc<CircuitBreaker>,
     /// The breaker's activity total at the last sweep. Written under the
@@ -60,6 +76,40 @@ struct Entry {
     /// Registry time (ns) when the total last moved (or the breaker was
     /// made). Written under the writer lock only.
     active_at: AtomicU64,
+    /// 1 while an eviction decides on this entry (see "Eviction" above).
+    evicting: AtomicU64,
+}
+
+impl Entry {
+    /// The breaker, unless an eviction is deciding on it (then `None`: ask
+    /// again under the writer lock).
+    #[inline]
+    fn claim(&self) -> Option<Arc<CircuitBreaker>> {
+        let b = self.breaker.clone();
+        // SeqCst: orders our count's increment before the mark's load,
+        // against `mark_evicted`'s store before its count load: one of the
+        // two sides sees the other's write.
+        fence(Ordering::SeqCst);
+        // Relaxed: the fence above orders it.
+        (self.evicting.load(Ordering::Relaxed) == 0).then_some(b)
+    }
+
+    /// Marks the entry for eviction if nobody outside the registry holds
+    /// its breaker, which from then on nobody can `claim`; otherwise leaves
+    /// it unmarked. Under the writer lock.
+    fn mark_evicted(&self) -> bool {
+        // Relaxed: the fence below orders it before the count's load.
+        self.evicting.store(1, Ordering::Relaxed);
+        // SeqCst: pairs with the fence in `claim`.
+        fence(Ordering::SeqCst);
+        if Arc::strong_count(&self.breaker) == 1 {
+            return true;
+        }
+        // Relaxed: a claimer that saw the mark retries under the writer
+        // lock, which we hold until this store is done.
+        self.evicting.store(0, Ordering::Relaxed);
+        false
+    }
 }
 
 /// A point-in-time view of one breaker of a [`Registry`].
@@ -159,7 +209,11 @@ impl Registry {
     /// Errors: `key` empty or longer than `max_key_len`, or the registry
     /// full with nothing evictable.
     pub fn get(&self, key: &str) -> Result<Arc<CircuitBreaker>, RegistryError> {
-        self.with(key, Arc::clone)
+        let shard = self.shard(key);
+        if let Some(b) = shard.load().get(key).and_then(|e| e.claim()) {
+            return Ok(b);
+        }
+        self.insert(shard, key)
     }
 
     /// Runs `f` on the breaker named `key` (made now if there is none),
@@ -181,20 +235,44 @@ impl Registry {
                 return Ok(f(&e.breaker));
             }
         }
-        let e = self.insert(shard, key)?;
-        Ok(f(&e.breaker))
+        Ok(f(&self.insert(shard, key)?))
     }
 
     /// The breaker named `key`, if the registry holds one; never makes one.
     pub fn find(&self, key: &str) -> Option<Arc<CircuitBreaker>> {
-        self.shard(key).load().get(key).map(|e| e.breaker.clone())
+        let shard = self.shard(key);
+        match shard.load().get(key).map(|e| e.claim()) {
+            Some(Some(b)) => Some(b),
+            None => None,
+            // An eviction was deciding: its outcome, under the writer lock.
+            Some(None) => {
+                let _w = lock(&self.writer);
+                shard.load().get(key).map(|e| e.breaker.clone())
+            }
+        }
     }
 
-    fn insert(&self, shard: &ArcCell<Map>, key: &str) -> Result<Arc<Entry>, RegistryError> {
+    /// The breaker of `key`, made if there is none, under the writer lock.
+    /// The `Arc` is cloned under the lock too: an eviction after it sees
+    /// this caller's count.
+    fn insert(&self, shard: &ArcCell<Map>, key: &str) -> Result<Arc<CircuitBreaker>, RegistryError> {
         if key.is_empty() || key.len() > self.settings.max_key_len {
             return Err(RegistryError::InvalidKey { len: key.len() });
         }
-        let _w = lock(&self.writer);
+        let mut garbage = Garbage::new();
+        let w = lock(&self.writer);
+        let breaker = self.insert_locked(shard, key, &mut garbage).map(|e| e.breaker.clone());
+        drop(w);
+        drop(garbage); // evicted breakers, after the lock (see "Eviction")
+        breaker
+    }
+
+    fn insert_locked(
+        &self,
+        shard: &ArcCell<Map>,
+        key: &str,
+        garbage: &mut Garbage,
+    ) -> Result<Arc<Entry>, RegistryError> {
         if let Some(e) = shard.load().get(key) {
             return Ok(e.clone());
         }
@@ -202,12 +280,12 @@ impl Registry {
         if let Some(ttl) = self.settings.ttl {
             // Relaxed: written under the writer lock, which we hold.
             if now.saturating_sub(self.last_sweep.load(Ordering::Relaxed)) >= ttl.as_nanos() as u64 {
-                self.sweep_locked(now);
+                self.sweep_locked(now, garbage);
             }
         }
         let capacity = self.settings.capacity;
         if self.len() >= capacity {
-            self.make_room_locked(now);
+            self.make_room_locked(now, garbage);
             if self.len() >= capacity {
                 return Err(RegistryError::Full { capacity });
             }
@@ -218,7 +296,12 @@ impl Registry {
         if self.settings.trace {
             crate::export::trace::trace_transitions(&breaker);
         }
-        let entry = Arc::new(Entry { breaker, seen: AtomicU64::new(0), active_at: AtomicU64::new(now) });
+        let entry = Arc::new(Entry {
+            breaker,
+            seen: AtomicU64::new(0),
+            active_at: AtomicU64::new(now),
+            evicting: AtomicU64::new(0),
+        });
         let mut map = Map::clone(&shard.load());
         map.insert(name, entry.clone());
         shard.store(map);
@@ -249,12 +332,14 @@ impl Registry {
     /// Removes the breaker named `key`, whatever its state, and returns it.
     pub fn remove(&self, key: &str) -> Option<Arc<CircuitBreaker>> {
         let shard = self.shard(key);
-        let _w = lock(&self.writer);
+        let w = lock(&self.writer);
         let mut map = Map::clone(&shard.load());
         let e = map.remove(key)?;
-        shard.store(map);
+        let old = shard.swap(map);
         // Relaxed: as in `insert`.
         self.len.fetch_sub(1, Ordering::Relaxed);
+        drop(w);
+        drop(old); // after the lock (see "Eviction")
         Some(e.breaker.clone())
     }
 
@@ -274,12 +359,15 @@ impl Registry {
         e.breaker.state() == State::Closed && Arc::strong_count(&e.breaker) == 1
     }
 
-    /// Removes the entries for which `evict` says so, shard by shard.
-    fn evict_where_locked(&self, mut evict: impl FnMut(&Entry) -> bool) -> usize {
+    /// Removes the entries for which `evict` says so and that nobody
+    /// outside holds (`mark_evicted`), shard by shard; the old maps go to
+    /// `garbage`, to be dropped after the lock.
+    fn evict_where_locked(&self, mut evict: impl FnMut(&Entry) -> bool, garbage: &mut Garbage) -> usize {
         let mut n = 0;
         for shard in self.shards.iter() {
             let map = shard.load();
-            let gone: Vec<&Name> = map.iter().filter(|(_, e)| evict(e)).map(|(k, _)| k).collect();
+            let gone: Vec<&Name> =
+                map.iter().filter(|(_, e)| evict(e) && e.mark_evicted()).map(|(k, _)| k).collect();
             if gone.is_empty() {
                 continue;
             }
@@ -288,7 +376,7 @@ impl Registry {
                 copy.remove(k.as_str());
             }
             n += gone.len();
-            shard.store(copy);
+            garbage.push(shard.swap(copy));
         }
         // Relaxed: as in `insert`.
         self.len.fetch_sub(n as u64, Ordering::Relaxed);
@@ -297,16 +385,16 @@ impl Registry {
         n
     }
 
-    fn sweep_locked(&self, now: u64) -> usize {
+    fn sweep_locked(&self, now: u64, garbage: &mut Garbage) -> usize {
         // Relaxed: under the writer lock.
         self.last_sweep.store(now, Ordering::Relaxed);
         let Some(ttl) = self.settings.ttl else { return 0 };
         let ttl = ttl.as_nanos() as u64;
-        self.evict_where_locked(|e| Self::idle_for(e, now) >= ttl && Self::evictable(e))
+        self.evict_where_locked(|e| Self::idle_for(e, now) >= ttl && Self::evictable(e), garbage)
     }
 
-    fn make_room_locked(&self, now: u64) {
-        self.sweep_locked(now);
+    fn make_room_locked(&self, now: u64, garbage: &mut Garbage) {
+        self.sweep_locked(now, garbage);
         let capacity = self.settings.capacity;
         let low = capacity - (capacity / 8).max(1);
         let excess = self.len().saturating_sub(low);
@@ -326,13 +414,16 @@ impl Registry {
         ages.select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
         let cutoff = ages[k - 1];
         let mut budget = k;
-        self.evict_where_locked(|e| {
-            // Relaxed: under the writer lock.
-            let idle = now.saturating_sub(e.active_at.load(Ordering::Relaxed));
-            let go = budget > 0 && idle >= cutoff && Self::evictable(e);
-            budget -= go as usize;
-            go
-        });
+        self.evict_where_locked(
+            |e| {
+                // Relaxed: under the writer lock.
+                let idle = now.saturating_sub(e.active_at.load(Ordering::Relaxed));
+                let go = budget > 0 && idle >= cutoff && Self::evictable(e);
+                budget -= go as usize;
+                go
+            },
+            garbage,
+        );
     }
 
     /// Evicts every evictable breaker idle for at least `ttl` now, and
@@ -354,8 +445,12 @@ impl Registry {
     /// # Ok::<(), nanobreaker::RegistryError>(())
     /// ```
     pub fn evict_idle(&self) -> usize {
-        let _w = lock(&self.writer);
-        self.sweep_locked(self.now())
+        let mut garbage = Garbage::new();
+        let w = lock(&self.writer);
+        let n = self.sweep_locked(self.now(), &mut garbage);
+        drop(w);
+        drop(garbage); // after the lock (see "Eviction")
+        n
     }
 
     /// How many breakers the registry holds.
