@@ -79,14 +79,14 @@ pub struct Summary {
     pub closed_after: Option<Duration>,
 }
 
-/// The breaker's config: a small window and a short open wait, so the
-/// run takes a fraction of a second.
+/// The breaker's config: a small window and a 1 s open wait (long beside
+/// the outage loop, so no probe reaches the failing upstream in it).
 fn config() -> Config {
     let mut c = Config::default();
     c.window = Window::count(20);
     c.minimum_calls = 10;
     c.failure_rate_threshold = 0.5;
-    c.open_wait = Duration::from_millis(300);
+    c.open_wait = Duration::from_secs(1);
     c.jitter = 0.0;
     c.half_open_permits = 2;
     c

@@ -48,9 +48,11 @@
 //! [`CircuitBreakerLayer::keyed`] picks the breaker from a [`Registry`] by
 //! a key of the request ([`ByAuthority`]: the URI's host and port, else
 //! the `Host` header), so one bad upstream does not open the door for the
-//! others. If the registry cannot give a breaker (it is full of open ones,
-//! or the key is too long), the request goes through unprotected and
-//! unrecorded: the breaker fails open, never the service.
+//! others. If the request has no key, or the registry cannot give a
+//! breaker (it is full of open ones, or the key is too long), the request
+//! goes through unprotected and unrecorded: the breaker fails open, never
+//! the service. (A server keying by the `Host` header of its clients lets
+//! them choose breakers: key by what you call, not by who calls.)
 
 use crate::breaker::CircuitBreaker;
 use crate::classify::{grpc_code, http_status, Classifier, ErrIsFailure};
@@ -76,30 +78,46 @@ impl<Req> BreakerFor<Req> for Arc<CircuitBreaker> {
     }
 }
 
-/// The key of a request, naming its breaker in a registry.
+/// The key of a request, naming its breaker in a registry; `None` lets
+/// the request through unprotected.
 pub trait KeyOf<Req> {
     /// The key (borrowed from the request when it can be).
-    fn key<'r>(&self, req: &'r Req) -> Cow<'r, str>;
+    fn key<'r>(&self, req: &'r Req) -> Option<Cow<'r, str>>;
 }
 
-impl<Req, F: Fn(&Req) -> String> KeyOf<Req> for F {
-    fn key<'r>(&self, req: &'r Req) -> Cow<'r, str> {
-        Cow::Owned(self(req))
+impl<Req, F: Fn(&Req) -> Option<String>> KeyOf<Req> for F {
+    fn key<'r>(&self, req: &'r Req) -> Option<Cow<'r, str>> {
+        self(req).map(Cow::Owned)
     }
 }
 
-/// Keys an HTTP request by its URI's authority (`host:port`), else its
-/// `Host` header, else `"-"`: one breaker per upstream for a client.
+/// Keys an HTTP request by its upstream, `host:port`: the host lowercased
+/// (never the userinfo of `user:pass@host`), the port explicit or the
+/// scheme's (80, 443), from the URI, else from the `Host` header. A
+/// request with neither has no key and goes through unprotected: a tonic
+/// `Channel` sends path-only URIs, so key it by its endpoint with a
+/// closure, or give each endpoint its own `CircuitBreakerLayer::new`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ByAuthority;
 
 impl<B> KeyOf<http::Request<B>> for ByAuthority {
-    fn key<'r>(&self, req: &'r http::Request<B>) -> Cow<'r, str> {
-        if let Some(a) = req.uri().authority() {
-            return Cow::Borrowed(a.as_str());
-        }
-        let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok());
-        Cow::Borrowed(host.unwrap_or("-"))
+    fn key<'r>(&self, req: &'r http::Request<B>) -> Option<Cow<'r, str>> {
+        let uri = req.uri();
+        let from_header;
+        let authority = match uri.authority() {
+            Some(a) => a,
+            None => {
+                let host = req.headers().get(http::header::HOST)?.to_str().ok()?;
+                from_header = host.parse::<http::uri::Authority>().ok()?;
+                &from_header
+            }
+        };
+        let port = authority.port_u16().unwrap_or(if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
+            443
+        } else {
+            80
+        });
+        Some(Cow::Owned(format!("{}:{port}", authority.host().to_ascii_lowercase())))
     }
 }
 
@@ -112,7 +130,7 @@ pub struct Keyed<K> {
 
 impl<Req, K: KeyOf<Req>> BreakerFor<Req> for Keyed<K> {
     fn breaker_for(&self, req: &Req) -> Option<Arc<CircuitBreaker>> {
-        self.registry.get(&self.key.key(req)).ok()
+        self.registry.get(&self.key.key(req)?).ok()
     }
 }
 
@@ -137,8 +155,10 @@ impl<B, E> Classifier<http::Response<B>, E> for HttpResponse {
 /// answers with a trailers-only response, whose status is in the headers.
 /// A response without one in its headers is a success (its status comes
 /// in the trailers, after the messages, which this layer does not wait
-/// for); an HTTP status other than 200 is judged as [`HttpResponse`] does;
-/// an `Err` is a failure.
+/// for); a `grpc-status` that is not a number is UNKNOWN, a failure, as
+/// gRPC clients read it. An HTTP status other than 200 is judged as
+/// [`HttpResponse`] does, except that one it calls a success (1xx, 2xx,
+/// 3xx) is UNKNOWN for gRPC, a failure. An `Err` is a failure.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GrpcResponse;
 
@@ -146,10 +166,14 @@ impl<B, E> Classifier<http::Response<B>, E> for GrpcResponse {
     fn classify(&self, result: &Result<http::Response<B>, E>) -> Outcome {
         let Ok(r) = result else { return Outcome::Failure };
         if r.status() != http::StatusCode::OK {
-            return http_status(r.status().as_u16());
+            return match http_status(r.status().as_u16()) {
+                Outcome::Success => Outcome::Failure,
+                other => other,
+            };
         }
-        let code = r.headers().get("grpc-status").and_then(|v| v.to_str().ok()?.parse::<i32>().ok());
-        code.map_or(Outcome::Success, grpc_code)
+        let Some(status) = r.headers().get("grpc-status") else { return Outcome::Success };
+        let code = status.to_str().ok().and_then(|v| v.parse::<i32>().ok());
+        grpc_code(code.unwrap_or(crate::classify::grpc::UNKNOWN))
     }
 }
 

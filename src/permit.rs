@@ -124,6 +124,29 @@ impl<E> Error<E> {
     }
 }
 
+impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> Error<E> {
+    /// The error as tower's `BoxError`: a [`Rejected`] for a rejection
+    /// (find it with `downcast_ref::<Rejected>()`), the call's own error
+    /// otherwise. `Error<BoxError>` is not itself a `std::error::Error`
+    /// (a `Box<dyn Error>` is not one), so layers above the breaker that
+    /// want `BoxError` get this.
+    ///
+    /// ```
+    /// use nanobreaker::{CircuitBreaker, Error, Rejected, State};
+    /// type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    /// let cb = CircuitBreaker::builder().build().unwrap();
+    /// cb.transition_to(State::Open);
+    /// let e: Error<BoxError> = cb.call(|| Ok::<(), BoxError>(())).unwrap_err();
+    /// assert!(e.into_box_error().is::<Rejected>());
+    /// ```
+    pub fn into_box_error(self) -> Box<dyn std::error::Error + Send + Sync> {
+        match self {
+            Error::Rejected(r) => Box::new(r),
+            Error::Inner(e) => e.into(),
+        }
+    }
+}
+
 impl<E> fmt::Display for Error<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -12,8 +12,8 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 /// The latency axis' floor (ms): it is logarithmic.
 const FLOOR_MS: f64 = 0.01;
 
-/// Per second: (second, p50 ms, p99 ms, fallback %, error %).
-fn per_second(r: &Report) -> Vec<(f64, f64, f64, f64, f64)> {
+/// Per second: (second, p50 ms, p99 ms, fallback %, error %, answered by D %).
+fn per_second(r: &Report) -> Vec<(f64, f64, f64, f64, f64, f64)> {
     let secs = r.samples.iter().map(|s| s.at.as_secs()).max().unwrap_or(0);
     (0..=secs)
         .filter_map(|sec| {
@@ -23,11 +23,11 @@ fn per_second(r: &Report) -> Vec<(f64, f64, f64, f64, f64)> {
             }
             let n = took.len() as f64;
             let pct = |a: Answer| 100.0 * took.iter().filter(|s| s.answer == a).count() as f64 / n;
-            let (fallback, error) = (pct(Answer::Fallback), pct(Answer::Error));
+            let (fallback, error, answered) = (pct(Answer::Fallback), pct(Answer::Error), pct(Answer::Ok));
             took.sort_by_key(|s| s.took);
             let q =
                 |q: f64| took[((n * q).ceil() as usize).clamp(1, took.len()) - 1].took.as_secs_f64() * 1e3;
-            Some((sec as f64 + 0.5, q(0.5), q(0.99), fallback, error))
+            Some((sec as f64 + 0.5, q(0.5), q(0.99), fallback, error, answered))
         })
         .collect()
 }
@@ -48,12 +48,11 @@ fn max_p99(r: &Report) -> f64 {
 
 fn column(area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>, r: &Report, max_ms: f64) -> Result<()> {
     let title = if r.plan.breakers { "with breakers" } else { "without breakers" };
-    let end = r.plan.baseline + r.plan.failing + r.plan.slow + r.plan.recovery;
+    let end: Duration = r.plan.phases.iter().sum();
     let x = 0.0..end.as_secs_f64();
     let rows = area.titled(title, ("sans-serif", 22))?.split_evenly((3, 1));
     let points = per_second(r);
-    let phases =
-        [r.plan.baseline, r.plan.baseline + r.plan.failing, r.plan.baseline + r.plan.failing + r.plan.slow];
+    let phases = &r.starts[1..];
 
     let mut lat = ChartBuilder::on(&rows[0])
         .margin(8)
@@ -71,7 +70,7 @@ fn column(area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>, r: &Report
     lat.configure_series_labels().border_style(BLACK).background_style(WHITE).draw()?;
     for p in phases {
         lat.draw_series(LineSeries::new(
-            [(p.as_secs_f64(), 0.05), (p.as_secs_f64(), max_ms)],
+            [(p.as_secs_f64(), FLOOR_MS), (p.as_secs_f64(), max_ms)],
             BLACK.mix(0.4),
         ))?;
     }
@@ -80,11 +79,14 @@ fn column(area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>, r: &Report
         .margin(8)
         .x_label_area_size(24)
         .y_label_area_size(48)
-        .caption("A answers: fallback / error (%)", ("sans-serif", 15))
+        .caption("A's answers (% of requests)", ("sans-serif", 15))
         .build_cartesian_2d(x.clone(), 0.0..100.0)?;
     ans.configure_mesh().disable_x_mesh().draw()?;
-    for (name, pick, c) in [("fallback", 3usize, RGBColor(255, 152, 0)), ("error", 4, RED)] {
-        let series = points.iter().map(|p| (p.0, if pick == 3 { p.3 } else { p.4 }));
+    let answered = RGBColor(67, 160, 71);
+    for (name, pick, c) in
+        [("from D", 5usize, answered), ("fallback", 3, RGBColor(255, 152, 0)), ("error", 4, RED)]
+    {
+        let series = points.iter().map(|p| (p.0, [p.3, p.4, p.5][pick - 3]));
         ans.draw_series(LineSeries::new(series, c.stroke_width(2)))?
             .label(name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c));

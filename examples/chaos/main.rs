@@ -1,9 +1,14 @@
 //! A chaos run on loopback: a cascade A -> B -> C -> D of real HTTP
 //! services, each calling the next through the tower layer (A with a
 //! fallback), and D a mock upstream whose failures are injected while a
-//! load generator calls A. Phases: baseline, D fails 50%, D turns slow,
+//! load generator calls A. Phases: baseline, D fails 50%, D healed, D slow,
 //! recovery. The run checks the pass criteria, writes a chart, and runs
 //! again without breakers to show what they prevent.
+//!
+//! The load is closed-loop (4 callers, each sending its next request when
+//! the last is answered), so a phase in which A answers fast has more
+//! requests: percentiles are per request, and "answered by D" (goodput)
+//! and fallbacks are shares of requests.
 //!
 //! ```text
 //! cargo run --release --example chaos --features tower            # short run (~40 s, both runs)
@@ -26,13 +31,18 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The phases, in order: what D does in each.
+pub const PHASES: [&str; 5] = ["baseline", "D fails 50%", "D healed", "D slow", "recovery"];
+const FAILING: usize = 1;
+const HEALED: usize = 2;
+const SLOW: usize = 3;
+const RECOVERY: usize = 4;
+
 /// The timing of a run.
 #[derive(Clone, Debug)]
 pub struct Plan {
-    pub baseline: Duration,
-    pub failing: Duration,
-    pub slow: Duration,
-    pub recovery: Duration,
+    /// How long each of `PHASES` lasts.
+    pub phases: [Duration; 5],
     /// D's latency while slow.
     pub slow_latency: Duration,
     /// The breakers' open wait; the recovery deadline scales with it.
@@ -49,13 +59,10 @@ const FULL_OPEN_WAIT: Duration = Duration::from_secs(5);
 const FULL_CLOSE_DEADLINE: Duration = Duration::from_secs(60);
 
 impl Plan {
-    /// Ten minutes: 2 baseline, 3 failing, 2 slow, 3 recovery.
+    /// Ten minutes: 1.5 baseline, 2.5 failing, 1 healed, 2 slow, 3 recovery.
     pub fn full(breakers: bool) -> Plan {
         Plan {
-            baseline: Duration::from_secs(120),
-            failing: Duration::from_secs(180),
-            slow: Duration::from_secs(120),
-            recovery: Duration::from_secs(180),
+            phases: [90, 150, 60, 120, 180].map(Duration::from_secs),
             slow_latency: Duration::from_millis(200),
             open_wait: FULL_OPEN_WAIT,
             workers: 4,
@@ -63,13 +70,10 @@ impl Plan {
         }
     }
 
-    /// The same, scaled down to under 20 s for CI.
+    /// The same, scaled down to 18 s for CI.
     pub fn short(breakers: bool) -> Plan {
         Plan {
-            baseline: Duration::from_secs(3),
-            failing: Duration::from_secs(4),
-            slow: Duration::from_secs(4),
-            recovery: Duration::from_secs(6),
+            phases: [3, 3, 4, 3, 5].map(Duration::from_secs),
             slow_latency: Duration::from_millis(200),
             open_wait: Duration::from_millis(500),
             workers: 4,
@@ -82,11 +86,13 @@ impl Plan {
         FULL_CLOSE_DEADLINE.mul_f64(self.open_wait.as_secs_f64() / FULL_OPEN_WAIT.as_secs_f64())
     }
 
-    fn ends(&self) -> [Duration; 4] {
-        let a = self.baseline;
-        let b = a + self.failing;
-        let c = b + self.slow;
-        [a, b, c, c + self.recovery]
+    /// When each phase ends, from the start.
+    fn ends(&self) -> [Duration; 5] {
+        let mut at = Duration::ZERO;
+        self.phases.map(|d| {
+            at += d;
+            at
+        })
     }
 
     fn breaker_config(&self) -> Config {
@@ -103,13 +109,27 @@ impl Plan {
         c.half_open_permits = 3;
         c
     }
+
+    /// Sets D for the start of phase `i`.
+    fn enter(&self, i: usize, mock: &MockServer) {
+        let (fail, latency) = match i {
+            FAILING => (50, 0),
+            SLOW => (0, self.slow_latency.as_millis() as u64),
+            _ => (0, 0),
+        };
+        mock.failure_percent.store(fail, Ordering::Relaxed);
+        mock.latency_ms.store(latency, Ordering::Relaxed);
+    }
 }
 
 /// What A answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Answer {
+    /// D's answer, through every hop.
     Ok,
+    /// A's fallback.
     Fallback,
+    /// No answer, or an error status: what A's callers see as a failure.
     Error,
 }
 
@@ -127,18 +147,29 @@ pub struct PhaseStats {
     pub requests: usize,
     pub p50: Duration,
     pub p99: Duration,
+    pub max: Duration,
+    pub answered: usize,
     pub errors: usize,
     pub fallbacks: usize,
     /// Requests D received.
     pub upstream_received: u64,
+    /// Calls the breakers rejected, all hops.
+    pub rejections: u64,
 }
 
 impl PhaseStats {
+    fn share(&self, n: usize) -> f64 {
+        n as f64 / self.requests.max(1) as f64
+    }
     pub fn error_rate(&self) -> f64 {
-        self.errors as f64 / self.requests.max(1) as f64
+        self.share(self.errors)
     }
     pub fn fallback_rate(&self) -> f64 {
-        self.fallbacks as f64 / self.requests.max(1) as f64
+        self.share(self.fallbacks)
+    }
+    /// Requests D answered (goodput).
+    pub fn answered_rate(&self) -> f64 {
+        self.share(self.answered)
     }
 }
 
@@ -148,13 +179,17 @@ fn stats(samples: &[Sample]) -> PhaseStats {
     let q = |q: f64| {
         took.get(((took.len() as f64 * q).ceil() as usize).saturating_sub(1)).copied().unwrap_or_default()
     };
+    let count = |a: Answer| samples.iter().filter(|s| s.answer == a).count();
     PhaseStats {
         requests: samples.len(),
         p50: q(0.5),
         p99: q(0.99),
-        errors: samples.iter().filter(|s| s.answer == Answer::Error).count(),
-        fallbacks: samples.iter().filter(|s| s.answer == Answer::Fallback).count(),
+        max: took.last().copied().unwrap_or_default(),
+        answered: count(Answer::Ok),
+        errors: count(Answer::Error),
+        fallbacks: count(Answer::Fallback),
         upstream_received: 0,
+        rejections: 0,
     }
 }
 
@@ -162,39 +197,48 @@ fn stats(samples: &[Sample]) -> PhaseStats {
 #[derive(Debug)]
 pub struct Report {
     pub plan: Plan,
-    pub baseline: PhaseStats,
-    pub failing: PhaseStats,
-    pub slow: PhaseStats,
-    pub recovery: PhaseStats,
-    /// After D healed, when every breaker was closed (None: not by the end).
-    pub closed_after: Option<Duration>,
+    /// By phase, as `PHASES`.
+    pub phases: [PhaseStats; 5],
+    /// After D healed (from failing, from slow), when every breaker was
+    /// closed again (None: not within the phase).
+    pub closed_after: [Option<Duration>; 2],
     pub samples: Vec<Sample>,
     /// Every 50 ms: A's, B's and C's breaker states.
     pub states: Vec<(Duration, [State; 3])>,
+    /// When each phase began.
+    pub starts: [Duration; 5],
 }
 
 impl Report {
     /// The pass criteria, each that failed with its numbers.
     pub fn violations(&self) -> Vec<String> {
         let mut v = Vec::new();
-        if self.baseline.errors + self.baseline.fallbacks > 0 {
+        let base = &self.phases[0];
+        if base.rejections > 0 || base.errors > 0 {
             v.push(format!(
-                "baseline: {} errors and {} fallbacks (none allowed)",
-                self.baseline.errors, self.baseline.fallbacks
+                "baseline: {} breaker rejections and {} errors (none allowed)",
+                base.rejections, base.errors
             ));
         }
-        for (name, p) in [("D failing", &self.failing), ("D slow", &self.slow)] {
-            if p.p99 > self.baseline.p99 * 2 {
-                v.push(format!("{name}: p99 {:?} > 2 x baseline p99 {:?}", p.p99, self.baseline.p99));
+        for i in [FAILING, SLOW] {
+            let p = &self.phases[i];
+            if p.p99 > base.p99 * 2 {
+                v.push(format!("{}: p99 {:?} > 2 x baseline p99 {:?}", PHASES[i], p.p99, base.p99));
             }
             if p.error_rate() >= 0.05 {
-                v.push(format!("{name}: error rate {:.2}% >= 5%", 100.0 * p.error_rate()));
+                v.push(format!("{}: error rate {:.2}% >= 5%", PHASES[i], 100.0 * p.error_rate()));
             }
         }
-        match self.closed_after {
-            Some(d) if d <= self.plan.close_deadline() => {}
-            other => {
-                v.push(format!("breakers closed after {other:?}, deadline {:?}", self.plan.close_deadline()))
+        if self.plan.breakers {
+            for (k, i) in [HEALED, RECOVERY].into_iter().enumerate() {
+                match self.closed_after[k] {
+                    Some(d) if d <= self.plan.close_deadline() => {}
+                    other => v.push(format!(
+                        "{}: breakers closed after {other:?}, deadline {:?}",
+                        PHASES[i],
+                        self.plan.close_deadline()
+                    )),
+                }
             }
         }
         v
@@ -214,15 +258,15 @@ pub async fn run(plan: Plan) -> Report {
     let (to_b, to_c, to_d) = (breaker("a->b"), breaker("b->c"), breaker("c->d"));
     let timeout = Duration::from_secs(2);
     let hop = |next: std::net::SocketAddr| format!("http://{next}/").parse::<hyper::Uri>().expect("uri");
-    let stats_a = Arc::new(HopStats::default());
-    let c = serve_hop(next_client(to_d.clone(), timeout), hop(d), false, Arc::new(HopStats::default())).await;
-    let b = serve_hop(next_client(to_c.clone(), timeout), hop(c), false, Arc::new(HopStats::default())).await;
-    let a = serve_hop(next_client(to_b.clone(), timeout), hop(b), true, stats_a).await;
+    let hops: [Arc<HopStats>; 3] = Default::default();
+    let c = serve_hop(next_client(to_d.clone(), timeout), hop(d), false, hops[2].clone()).await;
+    let b = serve_hop(next_client(to_c.clone(), timeout), hop(c), false, hops[1].clone()).await;
+    let a = serve_hop(next_client(to_b.clone(), timeout), hop(b), true, hops[0].clone()).await;
+    let rejections = || hops.iter().map(|h| h.rejected.load(Ordering::Relaxed)).sum::<u64>();
 
     let start = Instant::now();
-    // The planned phase ends; `ends` becomes the actual switch times.
     let planned = plan.ends();
-    let mut ends = planned;
+    let end = planned[4];
     let samples = Arc::new(Mutex::new(Vec::new()));
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let a_uri = hop(a);
@@ -230,7 +274,7 @@ pub async fn run(plan: Plan) -> Report {
         .map(|_| {
             let (client, uri, samples) = (client.clone(), a_uri.clone(), samples.clone());
             tokio::spawn(async move {
-                while start.elapsed() < planned[3] {
+                while start.elapsed() < end {
                     let at = start.elapsed();
                     let req = Request::get(uri.clone()).body(Empty::new()).expect("request");
                     let answer = match client.request(req).await {
@@ -252,88 +296,80 @@ pub async fn run(plan: Plan) -> Report {
 
     let state = |cb: &Option<Arc<CircuitBreaker>>| cb.as_ref().map_or(State::Disabled, |cb| cb.state());
     let mut states = Vec::new();
-    let mut received = [0u64; 4];
+    // At each phase's start (and the run's end): D's count, the rejections.
+    let mut starts = [Duration::ZERO; 5];
+    let mut received = [0u64; 6];
+    let mut rejected = [0u64; 6];
     let mut phase = 0;
-    let mut closed_after = None;
-    while start.elapsed() < planned[3] {
+    let mut closed_after = [None; 2];
+    while start.elapsed() < end {
         let mut now = start.elapsed();
-        if phase < 3 && now >= planned[phase] {
-            received[phase] = mock.received.load(Ordering::Relaxed);
-            now = start.elapsed();
-            ends[phase] = now;
+        if phase < 4 && now >= planned[phase] {
             phase += 1;
-            match phase {
-                1 => mock.failure_percent.store(50, Ordering::Relaxed),
-                2 => {
-                    mock.failure_percent.store(0, Ordering::Relaxed);
-                    mock.latency_ms.store(plan.slow_latency.as_millis() as u64, Ordering::Relaxed);
-                }
-                _ => mock.latency_ms.store(0, Ordering::Relaxed),
-            }
+            received[phase] = mock.received.load(Ordering::Relaxed);
+            rejected[phase] = rejections();
+            plan.enter(phase, &mock);
+            now = start.elapsed();
+            starts[phase] = now;
         }
         let s = [state(&to_b), state(&to_c), state(&to_d)];
-        if phase == 3
-            && closed_after.is_none()
-            && s.iter().all(|s| matches!(s, State::Closed | State::Disabled))
-        {
-            closed_after = Some(now - ends[2]);
+        let healed = match phase {
+            HEALED => Some(0),
+            RECOVERY => Some(1),
+            _ => None,
+        };
+        if let Some(k) = healed {
+            if closed_after[k].is_none() && s.iter().all(|s| matches!(s, State::Closed | State::Disabled)) {
+                closed_after[k] = Some(now - starts[phase]);
+            }
         }
         states.push((now, s));
         // Every 50 ms, and at each phase's end exactly.
         let next = planned.iter().copied().find(|e| *e > now).unwrap_or(now);
         tokio::time::sleep(Duration::from_millis(50).min(next.saturating_sub(now))).await;
     }
-    ends[3] = planned[3];
-    received[3] = mock.received.load(Ordering::Relaxed);
+    received[5] = mock.received.load(Ordering::Relaxed);
+    rejected[5] = rejections();
     for w in workers {
         let _ = w.await;
     }
     let samples = std::mem::take(&mut *samples.lock().expect("samples"));
     // A phase's calls are those wholly inside it: one in flight when D
     // changes belongs to neither side.
-    let between = |from: Duration, to: Duration| -> Vec<Sample> {
-        samples.iter().copied().filter(|s| s.at >= from && s.at + s.took <= to).collect()
-    };
-    let phase_stats = |i: usize, from: Duration, to: Duration| {
-        let mut p = stats(&between(from, to));
-        p.upstream_received = received[i] - if i == 0 { 0 } else { received[i - 1] };
+    let bounds: Vec<Duration> = starts.iter().copied().chain([end]).collect();
+    let phases = std::array::from_fn(|i| {
+        let inside: Vec<Sample> =
+            samples.iter().copied().filter(|s| s.at >= bounds[i] && s.at + s.took <= bounds[i + 1]).collect();
+        let mut p = stats(&inside);
+        p.upstream_received = received[i + 1] - received[i];
+        p.rejections = rejected[i + 1] - rejected[i];
         p
-    };
-    Report {
-        baseline: phase_stats(0, Duration::ZERO, ends[0]),
-        failing: phase_stats(1, ends[0], ends[1]),
-        slow: phase_stats(2, ends[1], ends[2]),
-        recovery: phase_stats(3, ends[2], ends[3]),
-        closed_after: if plan.breakers { closed_after } else { Some(Duration::ZERO) },
-        plan,
-        samples,
-        states,
-    }
+    });
+    let closed_after = if plan.breakers { closed_after } else { [Some(Duration::ZERO); 2] };
+    Report { plan, phases, closed_after, samples, states, starts }
 }
 
 pub fn print(r: &Report) {
-    let title = if r.plan.breakers { "with breakers" } else { "without breakers" };
-    println!("{title}:");
-    for (name, p) in [
-        ("baseline", &r.baseline),
-        ("D fails 50%", &r.failing),
-        ("D slow", &r.slow),
-        ("recovery", &r.recovery),
-    ] {
+    println!("{}:", if r.plan.breakers { "with breakers" } else { "without breakers" });
+    for (name, p) in PHASES.iter().zip(&r.phases) {
         println!(
-            "  {name:<12} {:>7} requests  p50 {:>9.3?}  p99 {:>9.3?}  errors {:>5.2}%  fallbacks {:>6.2}%  D received {}",
+            "  {name:<12} {:>8} requests  p50 {:>9.3?}  p99 {:>9.3?}  max {:>9.3?}  answered by D {:>6.2}%  fallbacks {:>6.2}%  errors {:>5.2}%  D received {:>8}  rejected {}",
             p.requests,
             p.p50,
             p.p99,
-            100.0 * p.error_rate(),
+            p.max,
+            100.0 * p.answered_rate(),
             100.0 * p.fallback_rate(),
-            p.upstream_received
+            100.0 * p.error_rate(),
+            p.upstream_received,
+            p.rejections,
         );
     }
     if r.plan.breakers {
         println!(
-            "  every breaker closed {:?} after D healed (deadline {:?})",
-            r.closed_after,
+            "  every breaker closed {:?} after D healed from failing, {:?} after it healed from slow (deadline {:?})",
+            r.closed_after[0],
+            r.closed_after[1],
             r.plan.close_deadline()
         );
     }

@@ -144,11 +144,10 @@ pub fn next_client(breaker: Option<Arc<CircuitBreaker>>, timeout: Duration) -> N
     match breaker {
         None => BoxCloneService::new(timed),
         Some(cb) => BoxCloneService::new(
-            CircuitBreakerLayer::new(cb).classifier(HttpResponse).layer(timed).map_err(|e| match e {
-                nanobreaker::Error::Rejected(r) => Box::new(r) as BoxError,
-                nanobreaker::Error::Inner(e) => e,
-                _ => "unknown breaker error".into(),
-            }),
+            CircuitBreakerLayer::new(cb)
+                .classifier(HttpResponse)
+                .layer(timed)
+                .map_err(|e| e.into_box_error()),
         ),
     }
 }

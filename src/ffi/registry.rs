@@ -504,15 +504,16 @@ pub unsafe extern "C" fn nb_registry_for_each(
         let r = try_ref!(r);
         let Some(visit) = visit else { return nb_result::NB_NULL_ARGUMENT };
         let mut stop = false;
-        r.for_each(|b| {
+        r.for_each_claimed(|b| {
             if !stop {
-                let name = b.name();
-                // A handle of its own for the call (so the breaker outlives
-                // an eviction or removal the callback causes), freed after.
-                let h = handle::arc_into::<nb_breaker>(b.clone());
+                // A counted handle for the call (so the breaker outlives an
+                // eviction or removal the callback causes, and one the
+                // callback clones is never one the registry dropped).
+                let (name, len) = (b.name().as_ptr(), b.name().len());
+                let h = handle::arc_into::<nb_breaker>(b);
                 // SAFETY: a valid function (caller's contract); the handle,
-                // name and userdata are live across the call.
-                stop = unsafe { visit(h, name.as_ptr().cast(), name.len(), userdata) } != 0;
+                // the name it owns and userdata are live across the call.
+                stop = unsafe { visit(h, name.cast(), len, userdata) } != 0;
                 // SAFETY: made just above, freed once; the callback only
                 // borrowed it (nb_registry_visit_callback's contract).
                 unsafe { handle::free(h) };

@@ -227,7 +227,7 @@ impl Registry {
     /// # Ok::<(), nanobreaker::RegistryError>(())
     /// ```
     #[inline]
-    pub fn with<R>(&self, key: &str, f: impl FnOnce(&Arc<CircuitBreaker>) -> R) -> Result<R, RegistryError> {
+    pub fn with<R>(&self, key: &str, f: impl FnOnce(&CircuitBreaker) -> R) -> Result<R, RegistryError> {
         let shard = self.shard(key);
         {
             let map = shard.load();
@@ -235,7 +235,7 @@ impl Registry {
                 return Ok(f(&e.breaker));
             }
         }
-        Ok(f(&self.insert(shard, key)?))
+        Ok(f(&*self.insert(shard, key)?))
     }
 
     /// The breaker named `key`, if the registry holds one; never makes one.
@@ -471,10 +471,20 @@ impl Registry {
     }
 
     /// Calls `f` on every breaker, in no order, without a lock (breakers
-    /// made or removed meanwhile may or may not be seen).
-    pub fn for_each(&self, mut f: impl FnMut(&Arc<CircuitBreaker>)) {
+    /// made or removed meanwhile may or may not be seen). It lends each
+    /// breaker: to keep one, [`get`](Self::get) it.
+    pub fn for_each(&self, mut f: impl FnMut(&CircuitBreaker)) {
         for shard in self.shards.iter() {
             shard.load().values().for_each(|e| f(&e.breaker));
+        }
+    }
+
+    /// Calls `f` with a counted handle to every breaker no eviction is
+    /// deciding on (see "Eviction"), for callers that may keep it.
+    #[cfg_attr(not(feature = "capi"), allow(dead_code))]
+    pub(crate) fn for_each_claimed(&self, mut f: impl FnMut(Arc<CircuitBreaker>)) {
+        for shard in self.shards.iter() {
+            shard.load().values().filter_map(|e| e.claim()).for_each(&mut f);
         }
     }
 
