@@ -109,15 +109,25 @@ fn column(area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>, r: &Report
             row.copied().unwrap_or("").to_string()
         })
         .draw()?;
-    // Each sample's band runs to the next sample.
-    for (k, (at, states)) in r.states.iter().enumerate() {
-        let until = r.states.get(k + 1).map_or(*at + Duration::from_millis(50), |n| n.0);
-        for (i, s) in states.iter().enumerate() {
-            let row = 2.0 - i as f64;
+    // One band per run of equal states in a row, to the next change.
+    for row in 0..3 {
+        let mut k = 0;
+        while k < r.states.len() {
+            let (from, states) = r.states[k];
+            let mut next = k + 1;
+            while next < r.states.len() && r.states[next].1[row] == states[row] {
+                next += 1;
+            }
+            let until = match r.states.get(next) {
+                Some(n) => n.0,
+                None => r.states[next - 1].0 + Duration::from_millis(50),
+            };
+            let y = 2.0 - row as f64;
             st.draw_series(std::iter::once(Rectangle::new(
-                [(at.as_secs_f64(), row + 0.1), (until.as_secs_f64(), row + 0.9)],
-                color(*s).filled(),
+                [(from.as_secs_f64(), y + 0.1), (until.as_secs_f64(), y + 0.9)],
+                color(states[row]).filled(),
             )))?;
+            k = next;
         }
     }
     Ok(())

@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! cargo run --release --example chaos --features tower            # short run (~40 s, both runs)
-//! cargo run --release --example chaos --features tower -- --full  # 10 minutes each, chart in benches/results/
+//! cargo run --release --example chaos --features tower -- --full  # 10 minutes each, chart in target/chaos-full.svg
 //! ```
 //!
 //! tests/chaos.rs runs the short plan and asserts the criteria.
@@ -385,7 +385,7 @@ async fn main() {
     let without = run(plan(false)).await;
     print(&without);
 
-    let out = if full { "benches/results/chaos.svg" } else { "target/chaos-short.svg" };
+    let out = if full { "target/chaos-full.svg" } else { "target/chaos-short.svg" };
     match chart::draw(out, &with, &without) {
         Ok(()) => println!("chart: {out}"),
         Err(e) => println!("chart failed: {e}"),
