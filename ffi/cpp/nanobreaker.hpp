@@ -204,6 +204,32 @@ struct Stats {
 inline void check(nb_result r, const char* what) {
     if (r != NB_OK) throw Error(r, what);
 }
+
+/// A move-only owner of a C handle, released with `Free` (which takes
+/// NULL): the one place the wrappers' handles are freed.
+template <typename T, void (*Free)(T*)>
+class Owned {
+   public:
+    Owned() noexcept = default;
+    explicit Owned(T* p) noexcept : p_(p) {}
+    Owned(Owned&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+    Owned& operator=(Owned&& o) noexcept {
+        if (this != &o) {
+            Free(p_);
+            p_ = std::exchange(o.p_, nullptr);
+        }
+        return *this;
+    }
+    ~Owned() { Free(p_); }
+    T* get() const noexcept { return p_; }
+    /// For a C function's out-parameter, while empty.
+    T** out() noexcept { return &p_; }
+    /// Gives the handle up (to a C function that consumes it).
+    T* release() noexcept { return std::exchange(p_, nullptr); }
+
+   private:
+    T* p_ = nullptr;
+};
 }  // namespace detail
 
 /// A handle to a circuit breaker (an nb_breaker): move-only; clone() makes
@@ -216,23 +242,13 @@ class Breaker {
     /// A named breaker (at most NB_MAX_NAME_LEN bytes of UTF-8).
     Breaker(const std::string& name, const Config& config = Config(), FailMode mode = FailMode::Open)
         : Breaker(Make{}, name.c_str(), config, mode) {}
-    Breaker(Breaker&& o) noexcept : raw_(std::exchange(o.raw_, nullptr)), stats_(std::move(o.stats_)) {}
-    Breaker& operator=(Breaker&& o) noexcept {
-        if (this != &o) {
-            nb_breaker_free(raw_);
-            raw_ = std::exchange(o.raw_, nullptr);
-            stats_ = std::move(o.stats_);
-        }
-        return *this;
-    }
-    Breaker(const Breaker&) = delete;
-    Breaker& operator=(const Breaker&) = delete;
-    ~Breaker() { nb_breaker_free(raw_); }
+    Breaker(Breaker&&) noexcept = default;
+    Breaker& operator=(Breaker&&) noexcept = default;
 
     /// A second handle to this breaker.
     Breaker clone() const {
         nb_breaker* b = nullptr;
-        check(nb_breaker_clone(raw_, &b), "nb_breaker_clone");
+        check(nb_breaker_clone(raw_.get(), &b), "nb_breaker_clone");
         return Breaker(b, stats_);
     }
 
@@ -242,7 +258,7 @@ class Breaker {
     std::string_view name() const& {
         const char* p = nullptr;
         size_t n = 0;
-        check(nb_breaker_name(raw_, &p, &n), "nb_breaker_name");
+        check(nb_breaker_name(raw_.get(), &p, &n), "nb_breaker_name");
         return std::string_view(p, n);
     }
 
@@ -253,8 +269,8 @@ class Breaker {
     std::optional<Permit> try_acquire(std::chrono::nanoseconds* retry_after = nullptr) const& {
         nb_permit p;
         uint64_t retry = 0;
-        nb_result r = NANOBREAKER_ACQUIRE_EX(raw_, &p, &retry);
-        if (r == NB_OK) return Permit(raw_, p);
+        nb_result r = NANOBREAKER_ACQUIRE_EX(raw_.get(), &p, &retry);
+        if (r == NB_OK) return Permit(raw_.get(), p);
         if (r == NB_REJECTED) {
             if (retry_after) *retry_after = to_ns(retry);
             return std::nullopt;
@@ -294,19 +310,19 @@ class Breaker {
         }
     }
 
-    State state() const noexcept { return static_cast<State>(nb_breaker_state(raw_)); }
+    State state() const noexcept { return static_cast<State>(nb_breaker_state(raw_.get())); }
 
     nb_metrics metrics() const {
         nb_metrics m;
-        check(nb_breaker_metrics(raw_, &m, sizeof m), "nb_breaker_metrics");
+        check(nb_breaker_metrics(raw_.get(), &m, sizeof m), "nb_breaker_metrics");
         return m;
     }
 
-    void transition_to(State s) const { check(nb_breaker_transition_to(raw_, static_cast<uint32_t>(s)), "nb_breaker_transition_to"); }
-    void reset() const { check(nb_breaker_reset(raw_), "nb_breaker_reset"); }
+    void transition_to(State s) const { check(nb_breaker_transition_to(raw_.get(), static_cast<uint32_t>(s)), "nb_breaker_transition_to"); }
+    void reset() const { check(nb_breaker_reset(raw_.get()), "nb_breaker_reset"); }
 
     void reconfigure(const Config& c) const {
-        nb_result r = nb_breaker_reconfigure(raw_, &c.raw());
+        nb_result r = nb_breaker_reconfigure(raw_.get(), &c.raw());
         if (r == NB_INVALID_CONFIG) {
             const char* field = nb_config_invalid_field(&c.raw());
             throw ConfigError(field ? field : "window");
@@ -328,7 +344,7 @@ class Breaker {
         };
         auto* held = new Held{std::move(f), stats_};
         nb_result r = nb_breaker_on_transition(
-            raw_,
+            raw_.get(),
             [](const nb_transition* t, void* ud) noexcept {
                 auto* h = static_cast<Held*>(ud);
                 try {
@@ -345,7 +361,7 @@ class Breaker {
         }
     }
 
-    const nb_breaker* raw() const noexcept { return raw_; }
+    const nb_breaker* raw() const noexcept { return raw_.get(); }
 
     /// Calls let through because the library failed (FailMode::Open).
     uint64_t failed_open() const noexcept { return stats_ ? stats_->failed_open.load(std::memory_order_relaxed) : 0; }
@@ -358,7 +374,7 @@ class Breaker {
     friend class Registry;
     struct Make {};  // tags the private constructor, so no public overload resolves to it
     Breaker(Make, const char* name, const Config& config, FailMode mode) : stats_(std::make_shared<detail::Stats>(mode)) {
-        nb_result r = name ? nb_breaker_new_named(&config.raw(), name, &raw_) : nb_breaker_new(&config.raw(), &raw_);
+        nb_result r = name ? nb_breaker_new_named(&config.raw(), name, raw_.out()) : nb_breaker_new(&config.raw(), raw_.out());
         if (r == NB_INVALID_CONFIG) throw ConfigError(nb_config_invalid_field(&config.raw()));
         if (r != NB_OK) throw Error(r, "nb_breaker_new");
     }
@@ -369,7 +385,7 @@ class Breaker {
                    : std::chrono::nanoseconds(static_cast<int64_t>(ns));
     }
     static void check(nb_result r, const char* what) { detail::check(r, what); }
-    nb_breaker* raw_ = nullptr;
+    detail::Owned<nb_breaker, nb_breaker_free> raw_;
     std::shared_ptr<detail::Stats> stats_;
 };
 
@@ -381,32 +397,29 @@ class Registry {
     class Builder {
        public:
         Builder() {
-            nb_result r = nb_registry_builder_new(&raw_);
+            nb_result r = nb_registry_builder_new(raw_.out());
             if (r != NB_OK) throw Error(r, "nb_registry_builder_new");
         }
-        Builder(const Builder&) = delete;
-        Builder& operator=(const Builder&) = delete;
-        ~Builder() { nb_registry_builder_free(raw_); }
 
         /// The config of breakers no template or name matches.
-        Builder& default_config(const Config& c) { return config(nb_registry_builder_default_config(raw_, &c.raw()), c); }
+        Builder& default_config(const Config& c) { return config(nb_registry_builder_default_config(raw_.get(), &c.raw()), c); }
         /// The config of breakers whose name matches `pattern` ("payments.*").
         Builder& templ(const std::string& pattern, const Config& c) {
-            return config(nb_registry_builder_template(raw_, pattern.c_str(), &c.raw()), c);
+            return config(nb_registry_builder_template(raw_.get(), pattern.c_str(), &c.raw()), c);
         }
         /// The config of the breaker named `name`.
         Builder& named(const std::string& name, const Config& c) {
-            return config(nb_registry_builder_named(raw_, name.c_str(), &c.raw()), c);
+            return config(nb_registry_builder_named(raw_.get(), name.c_str(), &c.raw()), c);
         }
         /// Capacity, idle TTL, stripes per breaker, longest key (0 = as is).
         Builder& settings(size_t capacity, std::chrono::nanoseconds ttl, uint32_t stripes = 0, size_t max_key_len = 0) {
-            check(nb_registry_builder_settings(raw_, capacity, static_cast<uint64_t>(ttl.count()), stripes, max_key_len),
+            check(nb_registry_builder_settings(raw_.get(), capacity, static_cast<uint64_t>(ttl.count()), stripes, max_key_len),
                   "nb_registry_builder_settings");
             return *this;
         }
         /// Every breaker records call latency (the render's histogram).
         Builder& record_latency(bool on) {
-            check(nb_registry_builder_record_latency(raw_, on), "nb_registry_builder_record_latency");
+            check(nb_registry_builder_record_latency(raw_.get(), on), "nb_registry_builder_record_latency");
             return *this;
         }
         Builder& fail_mode(FailMode m) noexcept {
@@ -423,7 +436,7 @@ class Registry {
             };
             auto* held = new Held{std::move(f), stats_};
             nb_result r = nb_registry_builder_on_transition(
-                raw_,
+                raw_.get(),
                 [](const char* name, size_t len, const nb_transition* t, void* ud) noexcept {
                     auto* h = static_cast<Held*>(ud);
                     try {
@@ -442,7 +455,7 @@ class Registry {
         /// The registry; this builder is spent (whatever the outcome).
         Registry build() {
             nb_registry* r = nullptr;
-            nb_result res = nb_registry_build(std::exchange(raw_, nullptr), &r);
+            nb_result res = nb_registry_build(raw_.release(), &r);
             if (res != NB_OK) throw Error(res, "nb_registry_build");
             return Registry(r, stats_);
         }
@@ -453,48 +466,38 @@ class Registry {
             check(r, "nb_registry_builder");
             return *this;
         }
-        nb_registry_builder* raw_ = nullptr;
+        detail::Owned<nb_registry_builder, nb_registry_builder_free> raw_;
         std::shared_ptr<detail::Stats> stats_ = std::make_shared<detail::Stats>(FailMode::Open);
     };
 
-    Registry(Registry&& o) noexcept : raw_(std::exchange(o.raw_, nullptr)), stats_(std::move(o.stats_)) {}
-    Registry& operator=(Registry&& o) noexcept {
-        if (this != &o) {
-            nb_registry_free(raw_);
-            raw_ = std::exchange(o.raw_, nullptr);
-            stats_ = std::move(o.stats_);
-        }
-        return *this;
-    }
-    Registry(const Registry&) = delete;
-    Registry& operator=(const Registry&) = delete;
-    ~Registry() { nb_registry_free(raw_); }
+    Registry(Registry&&) noexcept = default;
+    Registry& operator=(Registry&&) noexcept = default;
 
     /// The breaker named `key`, made now if there is none. Throws Error
     /// (NB_INVALID_ARGUMENT for a bad key, NB_REGISTRY_FULL).
     Breaker get(std::string_view key) const {
         nb_breaker* b = nullptr;
-        check(nb_registry_get(raw_, key.data(), key.size(), &b), "nb_registry_get");
+        check(nb_registry_get(raw_.get(), key.data(), key.size(), &b), "nb_registry_get");
         return Breaker(b, stats_);
     }
     /// The breaker named `key` if there is one; never makes one.
     std::optional<Breaker> find(std::string_view key) const {
         nb_breaker* b = nullptr;
-        nb_result r = nb_registry_find(raw_, key.data(), key.size(), &b);
+        nb_result r = nb_registry_find(raw_.get(), key.data(), key.size(), &b);
         if (r == NB_NOT_FOUND) return std::nullopt;
         check(r, "nb_registry_find");
         return Breaker(b, stats_);
     }
     /// Removes `key`'s breaker (handles to it stay valid); whether there was one.
     bool remove(std::string_view key) const {
-        nb_result r = nb_registry_remove(raw_, key.data(), key.size());
+        nb_result r = nb_registry_remove(raw_.get(), key.data(), key.size());
         if (r == NB_NOT_FOUND) return false;
         check(r, "nb_registry_remove");
         return true;
     }
-    size_t size() const noexcept { return nb_registry_len(raw_); }
+    size_t size() const noexcept { return nb_registry_len(raw_.get()); }
     /// Evicts closed breakers idle for the TTL that no handle holds.
-    size_t evict_idle() const noexcept { return nb_registry_evict_idle(raw_); }
+    size_t evict_idle() const noexcept { return nb_registry_evict_idle(raw_.get()); }
     /// Calls f(std::string_view name, State) for every breaker. An
     /// exception from f stops the walk and is rethrown here.
     template <typename F>
@@ -513,14 +516,14 @@ class Registry {
                 return 1;
             }
         };
-        check(nb_registry_for_each(raw_, visit, &ctx), "nb_registry_for_each");
+        check(nb_registry_for_each(raw_.get(), visit, &ctx), "nb_registry_for_each");
         if (ctx.error) std::rethrow_exception(ctx.error);
     }
     /// Every breaker's metrics in the Prometheus text format.
     std::string render_prometheus() const {
         char* text = nullptr;
         size_t len = 0;
-        check(nb_registry_render_prometheus(raw_, &text, &len), "nb_registry_render_prometheus");
+        check(nb_registry_render_prometheus(raw_.get(), &text, &len), "nb_registry_render_prometheus");
         std::string s(text, len);
         nb_string_free(text);
         return s;
@@ -528,12 +531,12 @@ class Registry {
     uint64_t listener_exceptions() const noexcept {
         return stats_ ? stats_->listener_exceptions.load(std::memory_order_relaxed) : 0;
     }
-    const nb_registry* raw() const noexcept { return raw_; }
+    const nb_registry* raw() const noexcept { return raw_.get(); }
 
    private:
     Registry(nb_registry* raw, std::shared_ptr<detail::Stats> stats) noexcept : raw_(raw), stats_(std::move(stats)) {}
     static void check(nb_result r, const char* what) { detail::check(r, what); }
-    nb_registry* raw_ = nullptr;
+    detail::Owned<nb_registry, nb_registry_free> raw_;
     std::shared_ptr<detail::Stats> stats_;
 };
 
