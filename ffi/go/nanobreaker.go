@@ -258,6 +258,42 @@ func (p *Permit) Failure() error { return p.record(C.NB_FAILURE) }
 // Ignore reports a call not to be counted.
 func (p *Permit) Ignore() error { return p.record(C.NB_IGNORED) }
 
+// Outcome is how a call counts: what a classifier (Transport.Classify)
+// returns and Permit.Record takes.
+type Outcome uint32
+
+// The outcomes.
+const (
+	Success Outcome = C.NB_SUCCESS
+	Failure Outcome = C.NB_FAILURE
+	Ignored Outcome = C.NB_IGNORED // not counted; a half-open probe slot is given back
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Success:
+		return "success"
+	case Failure:
+		return "failure"
+	case Ignored:
+		return "ignored"
+	}
+	return fmt.Sprintf("Outcome(%d)", uint32(o))
+}
+
+// ErrBadOutcome is returned by Record given a value that is not an
+// Outcome; the permit is not spent.
+var ErrBadOutcome = errors.New("nanobreaker: not an outcome")
+
+// Record reports the call's outcome: Success, Failure or Ignore by value.
+func (p *Permit) Record(o Outcome) error {
+	switch o {
+	case Success, Failure, Ignored:
+		return p.record(C.uint32_t(o))
+	}
+	return ErrBadOutcome
+}
+
 // Allow asks to make a call: a Permit, or a *RejectedError.
 func (b *Breaker) Allow() (Permit, error) {
 	if b.ptr == nil {
