@@ -26,6 +26,7 @@ use crate::state::{State, Word, CONSECUTIVE_RULE, SLOW_RULE};
 use crate::stats::{Latency, LatencyHistogram, Stats};
 use crate::sync::{lock, ArcCell, AtomicU64, Mutex, Ordering};
 use crate::window::Windows;
+use crate::words::Words;
 use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::future::Future;
@@ -33,7 +34,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The words every call reads, in one line that only transitions and
-/// reconfiguration write.
+/// reconfiguration write. `repr(C)`, as every type of a breaker's words:
+/// processes built from different compilations share them (see `shared/`).
+#[repr(C)]
 pub(crate) struct Hot {
     /// The state word (see `state.rs`).
     pub(crate) word: AtomicU64,
@@ -45,10 +48,18 @@ pub(crate) struct Hot {
     pub(crate) ext: [AtomicU64; 2],
     /// Each half-open trial's probes, by parity (see `era.rs`).
     pub(crate) probes: [AtomicU64; 2],
-    /// Unique in the process, never reused (`sync::next_id`): the C ABI's
-    /// permits name their breaker by it, and it seeds the jitter. Never
-    /// written after build; it sits in the padding of this line.
-    pub(crate) id: u64,
+}
+
+/// The words that calls write less often: failures in a row, the time of
+/// the last transition, the transition and trial counters.
+#[derive(Default)]
+#[repr(C)]
+pub(crate) struct Cold {
+    /// Failures in a row, by era parity (see `era.rs`).
+    pub(crate) consecutive: [AtomicU64; 2],
+    /// When the last transition happened (ns). Informational.
+    pub(crate) last_transition: AtomicU64,
+    pub(crate) stats: Stats,
 }
 
 /// The parts of the config a record needs without loading it:
@@ -111,11 +122,14 @@ impl Rules {
 /// # Ok::<(), nanobreaker::ConfigError>(())
 /// ```
 pub struct CircuitBreaker {
-    pub(crate) hot: CachePadded<Hot>,
-    /// Failures in a row, by era parity (see `era.rs`).
-    pub(crate) consecutive: [AtomicU64; 2],
-    /// When the last transition happened (ns). Informational.
-    pub(crate) last_transition: AtomicU64,
+    /// The line every call reads (on the heap, or in a shared region: see
+    /// `words.rs`).
+    pub(crate) hot: Words<CachePadded<Hot>>,
+    /// Unique in the process, never reused (`sync::next_id`): the C ABI's
+    /// permits name their breaker by it, and it seeds the jitter. Never
+    /// written after build.
+    pub(crate) id: u64,
+    pub(crate) cold: Words<Cold>,
     pub(crate) windows: Windows,
     pub(crate) config: ArcCell<Config>,
     /// Serialises `reconfigure`, which no call path reaches.
@@ -124,10 +138,17 @@ pub struct CircuitBreaker {
     pub(crate) origin: u64,
     pub(crate) events: Events,
     pub(crate) name: Name,
-    /// Transitions by reason, opens, probe results, timeouts (boxed: the
-    /// breaker's own lines stay four).
-    pub(crate) stats: Box<Stats>,
+    /// The mapped region a shared breaker's words live in (see `shared/`).
+    #[cfg(all(feature = "shared", unix, not(loom)))]
+    pub(crate) region: Option<Arc<crate::shared::Mapping>>,
 }
+
+// SAFETY: `u64`s (atomic) and arrays of them.
+#[cfg(not(loom))]
+unsafe impl crate::words::Plain for Hot {}
+// SAFETY: as above (`Stats` is too).
+#[cfg(not(loom))]
+unsafe impl crate::words::Plain for Cold {}
 
 impl fmt::Debug for CircuitBreaker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -297,6 +318,10 @@ impl CircuitBreaker {
         }
         let rules = Rules::of(&config);
         let minimum = config.minimum_calls as u64;
+        #[cfg(all(feature = "shared", unix, not(loom)))]
+        if let Some(region) = &self.region {
+            region.locked(|| region.header().store_config(&config));
+        }
         self.config.store(config);
         // Relaxed: each word is self-contained and read on its own; the
         // lock orders whole reconfigurations.
@@ -432,7 +457,7 @@ impl CircuitBreaker {
             Default::default()
         };
         let rate = |n: u64| if t.calls == 0 { 0.0 } else { n as f64 / t.calls as f64 };
-        let stats = self.stats.view();
+        let stats = self.cold.stats.view();
         let age = |t: u64| Duration::from_nanos(now.saturating_sub(t));
         // Failures before calls: a failure is counted after its call, so
         // the successes derived below are not inflated by a failure seen
@@ -465,7 +490,7 @@ impl CircuitBreaker {
             rejected: self.windows.sum(|s| &s.rejected),
             // Relaxed: informational.
             since_last_transition: Duration::from_nanos(
-                now.saturating_sub(self.last_transition.load(Ordering::Relaxed)),
+                now.saturating_sub(self.cold.last_transition.load(Ordering::Relaxed)),
             ),
             half_open_in_flight: in_flight,
             generation: w.generation(),
@@ -489,7 +514,7 @@ impl CircuitBreaker {
 
     /// Counts a call that ran past its timeout (the timeout path only).
     pub(crate) fn count_timeout(&self) {
-        self.stats.timeout();
+        self.cold.stats.timeout();
     }
 
     /// Outcomes and rejections seen, all time: what a registry watches to

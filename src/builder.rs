@@ -1,6 +1,6 @@
 //! Building a breaker: the builder's setters and the initial words.
 
-use crate::breaker::{CircuitBreaker, Hot, Rules};
+use crate::breaker::{CircuitBreaker, Cold, Hot, Rules};
 use crate::clock::Clock;
 use crate::config::{default_stripes, Config, ConfigError, HalfOpenPolicy};
 use crate::era::Ext;
@@ -9,6 +9,7 @@ use crate::name::Name;
 use crate::state::{State, Word};
 use crate::sync::{ArcCell, AtomicU64, Mutex};
 use crate::window::Windows;
+use crate::words::{Placer, Words};
 use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::sync::Arc;
@@ -33,12 +34,12 @@ use std::time::Duration;
 /// ```
 #[must_use]
 pub struct Builder {
-    config: Config,
-    clock: Option<Clock>,
-    stripes: Option<u32>,
+    pub(crate) config: Config,
+    pub(crate) clock: Option<Clock>,
+    pub(crate) stripes: Option<u32>,
     listeners: Vec<Listener>,
-    name: Name,
-    record_latency: bool,
+    pub(crate) name: Name,
+    pub(crate) record_latency: bool,
 }
 
 impl fmt::Debug for Builder {
@@ -163,32 +164,56 @@ impl Builder {
         if stripes == 0 || stripes > crate::config::MAX_STRIPES {
             return Err(ConfigError::new("stripes", "must be 1..=64"));
         }
-        let clock = self.clock.unwrap_or_default();
+        let clock = self.clock.clone().unwrap_or_default();
         let origin = clock.raw();
-        let rules = Rules::of(&self.config);
-        // Generation 0 is Closed from time 0: its copies (parity 0) start
-        // as zero words, which are its tags with nothing counted.
-        let word = rules.flags(Word::INITIAL, self.record_latency);
-        let hot = Hot {
-            word: AtomicU64::new(word.0),
-            rules: AtomicU64::new(rules.packed()),
-            minimum: AtomicU64::new(self.config.minimum_calls as u64),
-            ext: [AtomicU64::new(Ext::new(0, State::Closed, 0).0), AtomicU64::new(u64::MAX)],
-            probes: [AtomicU64::new(0), AtomicU64::new(0)],
+        let words = place(&self.config, stripes, self.record_latency, &mut Placer::Heap);
+        Ok(self.assemble(words, clock, origin))
+    }
+
+    /// The breaker over `words` (on the heap, or in a shared region).
+    pub(crate) fn assemble(self, words: Placed, clock: Clock, origin: u64) -> CircuitBreaker {
+        let Placed { hot, cold, windows } = words;
+        CircuitBreaker {
+            hot,
             id: crate::sync::next_id(),
-        };
-        Ok(CircuitBreaker {
-            hot: CachePadded::new(hot),
-            consecutive: [AtomicU64::new(0), AtomicU64::new(0)],
-            last_transition: AtomicU64::new(0),
-            windows: Windows::new(self.config.window, stripes, self.record_latency),
+            cold,
+            windows,
             config: ArcCell::new(self.config),
             reconfiguring: Mutex::new(()),
             clock,
             origin,
             events: Events::new(self.listeners),
             name: self.name,
-            stats: Box::default(),
-        })
+            #[cfg(all(feature = "shared", unix, not(loom)))]
+            region: None,
+        }
+    }
+}
+
+/// A breaker's words, placed.
+pub(crate) struct Placed {
+    pub(crate) hot: Words<CachePadded<Hot>>,
+    pub(crate) cold: Words<Cold>,
+    pub(crate) windows: Windows,
+}
+
+/// Places the words of a breaker with `config`, `stripes` stripes and a
+/// latency histogram if `record_latency`, with their initial values.
+pub(crate) fn place(config: &Config, stripes: u32, record_latency: bool, placer: &mut Placer) -> Placed {
+    let rules = Rules::of(config);
+    // Generation 0 is Closed from time 0: its copies (parity 0) start as
+    // zero words, which are its tags with nothing counted.
+    let word = rules.flags(Word::INITIAL, record_latency);
+    let hot = Hot {
+        word: AtomicU64::new(word.0),
+        rules: AtomicU64::new(rules.packed()),
+        minimum: AtomicU64::new(config.minimum_calls as u64),
+        ext: [AtomicU64::new(Ext::new(0, State::Closed, 0).0), AtomicU64::new(u64::MAX)],
+        probes: [AtomicU64::new(0), AtomicU64::new(0)],
+    };
+    Placed {
+        hot: placer.one(CachePadded::new(hot)),
+        cold: placer.one(Cold::default()),
+        windows: Windows::new(config.window, stripes, record_latency, placer),
     }
 }

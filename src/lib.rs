@@ -66,11 +66,14 @@ mod permit;
 mod policy;
 mod recording;
 mod registry;
+#[cfg(all(feature = "shared", unix, not(loom)))]
+pub mod shared;
 mod state;
 mod stats;
 mod sync;
 mod transition;
 mod window;
+mod words;
 
 pub use breaker::CircuitBreaker;
 pub use builder::Builder;
@@ -94,5 +97,7 @@ pub use policy::{CallError, FallbackOn, Policy, MAX_FALLBACK_DEPTH};
 pub use registry::{
     BreakerSnapshot, Pattern, Registry, RegistryBuilder, RegistryError, DEFAULT_CAPACITY, MAX_NAME_LEN,
 };
+#[cfg(all(feature = "shared", unix, not(loom)))]
+pub use shared::{SharedBreaker, SharedError, SharedOptions, LAYOUT_VERSION};
 pub use state::State;
 pub use stats::{LatencyHistogram, LATENCY_BUCKETS};

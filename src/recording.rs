@@ -135,7 +135,7 @@ impl CircuitBreaker {
     /// Failures in a row: one counter per era (see `era.rs`).
     fn count_consecutive(&self, w: Word, failed: bool, limit: u64) {
         let g = w.generation();
-        let c = &self.consecutive[parity(g)];
+        let c = &self.cold.consecutive[parity(g)];
         if failed {
             if era::add(c, g, 1).is_some_and(|n| n >= limit) && w.state() == State::Closed {
                 self.trip(w, Reason::ConsecutiveFailures);
@@ -195,7 +195,7 @@ impl CircuitBreaker {
             self.count_ignored();
         } else {
             self.windows.record_total(outcome == Outcome::Failure, slow, timing);
-            self.stats.probe(outcome == Outcome::Failure);
+            self.cold.stats.probe(outcome == Outcome::Failure);
         }
         let config = self.config.load();
         let g = w.generation();

@@ -9,11 +9,13 @@
 
 use crate::events::Reason;
 use crate::sync::{AtomicU64, Ordering};
+use crate::words::{Placer, Words};
 use crossbeam_utils::CachePadded;
 use std::time::Duration;
 
 /// Transition and trial counters of one breaker.
 #[derive(Default)]
+#[repr(C)]
 pub(crate) struct Stats {
     /// Transitions, by `Reason as usize`.
     transitions: [AtomicU64; Reason::ALL.len()],
@@ -76,15 +78,15 @@ const WORDS: usize = 48;
 
 /// Per-stripe latency histograms (`record_latency(true)`).
 pub(crate) struct Latency {
-    stripes: Box<[CachePadded<[AtomicU64; WORDS]>]>,
+    stripes: Words<[CachePadded<[AtomicU64; WORDS]>]>,
     mask: usize,
 }
 
 impl Latency {
-    pub(crate) fn new(stripes: usize) -> Latency {
+    pub(crate) fn new(stripes: usize, placer: &mut Placer) -> Latency {
         let n = stripes.next_power_of_two();
         Latency {
-            stripes: (0..n).map(|_| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0)))).collect(),
+            stripes: placer.many(n, |_| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0)))),
             mask: n - 1,
         }
     }
@@ -199,7 +201,7 @@ mod tests {
 
     #[test]
     fn latency_buckets_are_powers_of_two() {
-        let l = Latency::new(2);
+        let l = Latency::new(2, &mut Placer::Heap);
         for ns in [0, 1, 2, 3, 4, 1000, 1 << 50] {
             l.record(1, ns);
         }

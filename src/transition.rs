@@ -39,7 +39,7 @@ impl CircuitBreaker {
             s if s.records() => {
                 self.windows.prepare(word, from, g)?;
                 let zero = era::counter(g, 0);
-                era::publish(&self.consecutive[p], word, from, zero, |cur| cur == zero)?;
+                era::publish(&self.cold.consecutive[p], word, from, zero, |cur| cur == zero)?;
             }
             _ => {}
         }
@@ -54,8 +54,8 @@ impl CircuitBreaker {
         // have published the copy last: put ours there (see `repair_ext`).
         self.repair_ext(to, ext);
         // Relaxed: informational.
-        self.last_transition.store(now, Ordering::Relaxed);
-        self.stats.transition(reason, to.state() == State::Open);
+        self.cold.last_transition.store(now, Ordering::Relaxed);
+        self.cold.stats.transition(reason, to.state() == State::Open);
         let event = Transition {
             from: from.state(),
             to: to.state(),
@@ -120,7 +120,7 @@ impl CircuitBreaker {
     /// is drawn once per opening, whoever computes it, and breakers that
     /// trip together still spread out.
     fn random(&self, generation: u64) -> f64 {
-        let seed = self.hot.id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.origin;
+        let seed = self.id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.origin;
         let mut z = seed ^ generation.wrapping_mul(0xD1B5_4A32_D192_ED03);
         z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -76,7 +76,7 @@ unsafe fn acquire(b: *const nb_breaker, out: *mut nb_permit, retry_after_ns: *mu
         match b.acquire() {
             Ok(p) => {
                 // SAFETY: non-NULL and writable (caller's contract).
-                unsafe { out.write(nb_permit::issue(b.hot.id, &p)) };
+                unsafe { out.write(nb_permit::issue(b.id, &p)) };
                 nb_result::NB_OK
             }
             Err(r) => {
@@ -128,7 +128,7 @@ unsafe fn record(b: *const nb_breaker, permit: *mut nb_permit, outcome: u32) -> 
         if mark != LIVE {
             return not_live(mark);
         }
-        if breaker_id != b.hot.id {
+        if breaker_id != b.id {
             return nb_result::NB_FOREIGN_PERMIT;
         }
         permit.opaque[3] = SPENT;

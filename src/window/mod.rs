@@ -13,6 +13,7 @@ use crate::era::{self, parity};
 use crate::state::Word;
 use crate::stats::Latency;
 use crate::sync::{AtomicU64, Ordering};
+use crate::words::{Placer, Words};
 use crossbeam_utils::CachePadded;
 
 /// What a window holds, or what the totals add up to.
@@ -62,7 +63,7 @@ pub(crate) struct Timing {
 
 /// The windows and the stripes, built once for a window shape.
 pub(crate) struct Windows {
-    stripes: Box<[CachePadded<Stripe>]>,
+    stripes: Words<[CachePadded<Stripe>]>,
     stripe_mask: usize,
     kind: Kind,
     /// Per-stripe call latency, with `record_latency(true)`.
@@ -70,29 +71,34 @@ pub(crate) struct Windows {
 }
 
 enum Kind {
-    Count(Box<[AtomicU64]>),
+    Count(Words<[AtomicU64]>),
     Time(time::Buckets),
 }
 
 impl Windows {
-    pub(crate) fn new(window: Window, stripes: u32, record_latency: bool) -> Windows {
+    pub(crate) fn new(window: Window, stripes: u32, record_latency: bool, placer: &mut Placer) -> Windows {
         let stripes = stripes.clamp(1, crate::config::MAX_STRIPES).next_power_of_two() as usize;
-        let (kind, ring) = match window {
-            Window::Count(n) => (Kind::Count((0..n).map(|_| AtomicU64::new(0)).collect()), n as u64),
-            Window::Time { length, buckets } => (Kind::Time(time::Buckets::new(stripes, length, buckets)), 0),
+        let ring = match window {
+            Window::Count(n) => n as u64,
+            Window::Time { .. } => 0,
+        };
+        // Stripe k's cursor starts k/stripes of the way round a count ring
+        // (at laps 0: it counts `position - start` outcomes).
+        let stripe_words = placer.many(stripes, |k| {
+            let start = k as u64 * ring / stripes as u64;
+            CachePadded::new(Stripe { calls: AtomicU64::new(start), start, ..Stripe::default() })
+        });
+        let kind = match window {
+            Window::Count(n) => Kind::Count(placer.many(n as usize, |_| AtomicU64::new(0))),
+            Window::Time { length, buckets } => {
+                Kind::Time(time::Buckets::new(stripes, length, buckets, placer))
+            }
         };
         Windows {
-            // Stripe k's cursor starts k/stripes of the way round a count
-            // ring (at laps 0: it counts `position - start` outcomes).
-            stripes: (0..stripes as u64)
-                .map(|k| {
-                    let start = k * ring / stripes as u64;
-                    CachePadded::new(Stripe { calls: AtomicU64::new(start), start, ..Stripe::default() })
-                })
-                .collect(),
+            stripes: stripe_words,
             stripe_mask: stripes - 1,
             kind,
-            latency: record_latency.then(|| Latency::new(stripes)),
+            latency: record_latency.then(|| Latency::new(stripes, placer)),
         }
     }
 
@@ -300,7 +306,7 @@ mod tests {
     /// A window whose live counters are ready for `generation` (what a
     /// transition does before the era becomes visible).
     fn windows(window: Window, stripes: u32, generations: &[u64]) -> Windows {
-        let w = Windows::new(window, stripes, false);
+        let w = Windows::new(window, stripes, false, &mut Placer::Heap);
         let state = AtomicU64::new(0);
         for &g in generations {
             w.prepare(&state, Word(0), g).unwrap();
@@ -427,7 +433,7 @@ mod tests {
 
     #[test]
     fn preparing_an_era_is_refused_once_the_state_moved() {
-        let w = Windows::new(Window::count(4), 2, false);
+        let w = Windows::new(Window::count(4), 2, false, &mut Placer::Heap);
         let state = AtomicU64::new(Word::INITIAL.0);
         let moved = Word::INITIAL.enter(crate::State::Open, 0);
         state.store(moved.0, Ordering::Relaxed);

@@ -13,6 +13,7 @@ use std::cell::Cell;
 
 /// One stripe of the hot counters, written by the threads homed on it.
 #[derive(Default)]
+#[repr(C)]
 pub(crate) struct Stripe {
     /// Count window: the stripe's cursor `[laps 40 | position 24]` (see
     /// `count.rs`). Time window: outcomes recorded, all time.
@@ -34,6 +35,10 @@ pub(crate) struct Stripe {
     pub(crate) last_failure: AtomicU64,
     pub(crate) rejected: AtomicU64,
 }
+
+// SAFETY: `u64`s (atomic or not) and arrays of them.
+#[cfg(not(loom))]
+unsafe impl crate::words::Plain for Stripe {}
 
 #[cfg(not(loom))]
 thread_local! {

@@ -36,6 +36,7 @@ use super::{Entry, Tally};
 use crate::era::{self, parity};
 use crate::state::Word;
 use crate::sync::{AtomicU64, Ordering};
+use crate::words::{Placer, Words};
 use crossbeam_utils::CachePadded;
 use strength_reduce::StrengthReducedU64;
 
@@ -53,7 +54,7 @@ const fn empty(generation: u64) -> u64 {
 /// stripe-major: stripe `k` of set `p` owns `3 * buckets` words from
 /// `(p * stripes + k) * stride * 16` (in lines of 16 words).
 pub(super) struct Buckets {
-    words: Box<[CachePadded<[AtomicU64; 16]>]>,
+    words: Words<[CachePadded<[AtomicU64; 16]>]>,
     stripes: usize,
     stride: usize,
     buckets: u64,
@@ -131,13 +132,17 @@ fn halve(word: &AtomicU64, head: u64, up: bool) {
 }
 
 impl Buckets {
-    pub(super) fn new(stripes: usize, length: std::time::Duration, buckets: u32) -> Buckets {
+    pub(super) fn new(
+        stripes: usize,
+        length: std::time::Duration,
+        buckets: u32,
+        placer: &mut Placer,
+    ) -> Buckets {
         let stride = (3 * buckets as usize).div_ceil(16);
         let len = (length / buckets).as_nanos() as u64;
         Buckets {
-            words: (0..2 * stride * stripes)
-                .map(|_| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))))
-                .collect(),
+            words: placer
+                .many(2 * stride * stripes, |_| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0)))),
             stripes,
             stride,
             buckets: buckets as u64,
@@ -277,7 +282,7 @@ mod tests {
     /// the loser read, or its late CAS would empty a live bucket.
     #[test]
     fn a_live_word_never_returns_to_a_value_of_an_earlier_era() {
-        let b = Buckets::new(1, Duration::from_secs(10), 10);
+        let b = Buckets::new(1, Duration::from_secs(10), 10, &mut Placer::Heap);
         let stripe = Stripe::default();
         let state = AtomicU64::new(0);
         for _ in 0..3 {
@@ -300,7 +305,7 @@ mod tests {
     /// outcomes.
     #[test]
     fn a_full_bucket_keeps_its_rate() {
-        let b = Buckets::new(1, Duration::from_secs(10), 1);
+        let b = Buckets::new(1, Duration::from_secs(10), 1, &mut Placer::Heap);
         let stripe = Stripe::default();
         for i in 0..300_000u64 {
             b.record(0, &stripe, entry(0, i % 4 == 0), || true);
@@ -313,7 +318,7 @@ mod tests {
         }
         // Exactly at the halving: 65535 outcomes, half of them failures
         // (rounded down) become 32768 and 16383, not a higher rate.
-        let b = Buckets::new(1, Duration::from_secs(10), 1);
+        let b = Buckets::new(1, Duration::from_secs(10), 1, &mut Placer::Heap);
         for i in 0..COUNT_MASK {
             b.record(0, &stripe, entry(0, i % 2 == 1), || true);
         }

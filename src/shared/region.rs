@@ -1,0 +1,450 @@
+//! The region file: creating it, mapping it, and checking everything in
+//! it before a word of it is used. Its layout is described once, in
+//! `mod.rs`.
+
+use super::SharedError;
+use crate::config::{Config, HalfOpenPolicy, Window};
+use crate::sync::{AtomicU64, Ordering};
+use crate::words::Placer;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+/// "nanobrk1": a region whose words are all initialised.
+const MAGIC: u64 = u64::from_le_bytes(*b"nanobrk1");
+/// "nanobrk0": a region being created. Found by a later opener, its
+/// creator died before finishing (the creator holds the file lock until
+/// it does): the opener creates it again.
+const CREATING: u64 = u64::from_le_bytes(*b"nanobrk0");
+/// Bumped whenever the layout below, or a type of the breaker's words
+/// (`Hot`, `Cold`, `Stripe`, the buckets), changes.
+pub const LAYOUT_VERSION: u64 = 1;
+/// Bytes of a name kept in the header.
+pub(crate) const MAX_NAME: usize = 256;
+const CONFIG_WORDS: usize = 16;
+/// Sections start on this boundary (`CachePadded`'s alignment or more).
+const SECTION: usize = 128;
+
+/// The header: the first bytes of a region, all `u64`s.
+#[repr(C)]
+pub(crate) struct Header {
+    /// `MAGIC` once every word after it is initialised (Release), else
+    /// `CREATING`.
+    magic: AtomicU64,
+    version: u64,
+    /// The region's size in bytes, header included.
+    size: u64,
+    /// Sizes of this build's word types, packed: two builds whose types
+    /// differ do not share a region even at the same layout version.
+    types: u64,
+    /// The shape: stripes and whether latency is recorded.
+    stripes: u64,
+    record_latency: u64,
+    /// The clock reading the breaker's times count from.
+    pub(crate) origin: u64,
+    /// The boot this region was created in (a hash of the kernel's boot
+    /// id): times from another boot mean nothing, so the region is made
+    /// again.
+    boot: u64,
+    name_len: u64,
+    name: [u64; MAX_NAME / 8],
+    /// The config of the creator (or of the last `reconfigure`), encoded.
+    config: [AtomicU64; CONFIG_WORDS],
+}
+
+fn types_fingerprint() -> u64 {
+    use crate::breaker::{Cold, Hot};
+    use crate::window::Stripe;
+    let sizes = [
+        std::mem::size_of::<Header>(),
+        std::mem::size_of::<crossbeam_utils::CachePadded<Hot>>(),
+        std::mem::size_of::<Cold>(),
+        std::mem::size_of::<crossbeam_utils::CachePadded<Stripe>>(),
+    ];
+    sizes.iter().fold(0, |acc, &s| acc << 16 | s as u64)
+}
+
+/// The kernel's boot id, hashed (0 where there is none to read).
+fn boot_id() -> u64 {
+    std::fs::read("/proc/sys/kernel/random/boot_id")
+        .map(|b| {
+            b.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &c| (h ^ c as u64).wrapping_mul(0x100_0000_01b3))
+        })
+        .unwrap_or(0)
+}
+
+/// `config` as header words; `decode` is its inverse.
+pub(crate) fn encode(c: &Config) -> [u64; CONFIG_WORDS] {
+    let ns = crate::clock::saturating_nanos;
+    let (kind, size, buckets) = match c.window {
+        Window::Count(n) => (0, n as u64, 0),
+        Window::Time { length, buckets } => (1, ns(length), buckets as u64),
+    };
+    [
+        c.failure_rate_threshold.to_bits(),
+        c.minimum_calls as u64,
+        kind,
+        size,
+        buckets,
+        c.slow_call_duration.map_or(0, |d| ns(d).saturating_add(1)),
+        c.slow_call_rate_threshold.to_bits(),
+        c.consecutive_failures.map_or(0, |n| n as u64 + 1),
+        ns(c.open_wait),
+        c.backoff_multiplier.to_bits(),
+        ns(c.max_open_wait),
+        c.jitter.to_bits(),
+        c.half_open_permits as u64,
+        ns(c.half_open_max_wait),
+        match c.half_open_policy {
+            HalfOpenPolicy::FirstFailureReopens => 0,
+            HalfOpenPolicy::FailureRate => 1,
+        },
+        0,
+    ]
+}
+
+/// The config `w` encodes, if it is one `encode` could have written and
+/// it validates.
+pub(crate) fn decode(w: &[u64; CONFIG_WORDS]) -> Option<Config> {
+    let u32_of = |v: u64| u32::try_from(v).ok();
+    let c = Config {
+        failure_rate_threshold: f64::from_bits(w[0]),
+        minimum_calls: u32_of(w[1])?,
+        window: match w[2] {
+            0 => Window::Count(u32_of(w[3])?),
+            1 => Window::Time { length: Duration::from_nanos(w[3]), buckets: u32_of(w[4])? },
+            _ => return None,
+        },
+        slow_call_duration: w[5].checked_sub(1).map(Duration::from_nanos),
+        slow_call_rate_threshold: f64::from_bits(w[6]),
+        consecutive_failures: match w[7] {
+            0 => None,
+            n => Some(u32_of(n - 1)?),
+        },
+        open_wait: Duration::from_nanos(w[8]),
+        backoff_multiplier: f64::from_bits(w[9]),
+        max_open_wait: Duration::from_nanos(w[10]),
+        jitter: f64::from_bits(w[11]),
+        half_open_permits: u32_of(w[12])?,
+        half_open_max_wait: Duration::from_nanos(w[13]),
+        half_open_policy: match w[14] {
+            0 => HalfOpenPolicy::FirstFailureReopens,
+            1 => HalfOpenPolicy::FailureRate,
+            _ => return None,
+        },
+    };
+    (w[15] == 0 && c.validate().is_ok()).then_some(c)
+}
+
+/// A region's shape: what its size and the places of its words follow from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Shape {
+    pub(crate) window: Window,
+    /// A power of two, 1..=`MAX_STRIPES`.
+    pub(crate) stripes: u32,
+    pub(crate) record_latency: bool,
+}
+
+/// Hands out the places of a breaker's words in a region, in order, each
+/// aligned for its type; writes their initial values when creating.
+pub(crate) struct Carve {
+    base: *mut u8,
+    len: usize,
+    at: usize,
+    create: bool,
+}
+
+impl Carve {
+    /// Room for `n` `T`s at the next offset aligned for `T`.
+    pub(crate) fn take<T>(&mut self, n: usize) -> NonNull<T> {
+        let at = self.at.next_multiple_of(std::mem::align_of::<T>().max(SECTION));
+        let end = at + n * std::mem::size_of::<T>();
+        // The region's size was computed by the same carving (`size_of`),
+        // so this holds for every region that passed `validate`.
+        assert!(end <= self.len, "a region's words outgrow it");
+        self.at = end;
+        // SAFETY: `at..end` is within the mapping (checked above); `base`
+        // is page-aligned and `at` aligned for `T`. (When measuring, `base`
+        // is dangling and the pointer is never read.)
+        unsafe { NonNull::new_unchecked(self.base.wrapping_add(at).cast()) }
+    }
+
+    /// Writes `value` as the `i`th `T` from `p` when creating.
+    pub(crate) fn init<T>(&self, p: NonNull<T>, i: usize, value: T) -> NonNull<T> {
+        if self.create {
+            // SAFETY: `p` came from `take` for at least `i + 1` `T`s, in
+            // this process's mapping, which no other process uses yet (the
+            // creator holds the file lock and `magic` is not set).
+            unsafe { p.as_ptr().add(i).write(value) };
+        }
+        p
+    }
+}
+
+/// Bytes a region of `shape` needs: the header and the words `place`
+/// carves after it, measured by carving them from nowhere.
+pub(crate) fn size_of(shape: Shape) -> usize {
+    let config = Config { window: shape.window, ..Config::default() };
+    let mut carve = Carve { base: NonNull::<u8>::dangling().as_ptr(), len: usize::MAX, at: 0, create: false };
+    carve.take::<Header>(1);
+    let mut placer = Placer::Region(carve);
+    drop(crate::builder::place(&config, shape.stripes, shape.record_latency, &mut placer));
+    let Placer::Region(carve) = placer else { unreachable!("placed in a region") };
+    carve.at.next_multiple_of(SECTION)
+}
+
+/// A mapped region, unmapped on drop (after every breaker over it), and
+/// its file, kept open for the file lock `reconfigure` takes.
+pub(crate) struct Mapping {
+    base: NonNull<u8>,
+    len: usize,
+    fd: Option<Fd>,
+}
+
+// SAFETY: the mapping is plain shared memory; what lives in it is atomics
+// (and `u64`s written once before `magic`), safe to use from any thread.
+unsafe impl Send for Mapping {}
+// SAFETY: as above.
+unsafe impl Sync for Mapping {}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: mapped by `open` with this length; nothing uses it now
+        // (every `Words` into it belongs to a breaker that holds this).
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
+impl Mapping {
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: the region is at least a header long (checked at open),
+        // page-aligned, and a header is `u64`s only (any bits are valid).
+        unsafe { &*self.base.as_ptr().cast::<Header>() }
+    }
+
+    /// Holds the file lock while `f` runs (off every call path: opening
+    /// and `reconfigure` only). Without the file, `f` runs anyway.
+    pub(crate) fn locked<R>(&self, f: impl FnOnce() -> R) -> R {
+        let fd = self.fd.as_ref().map(|fd| fd.0);
+        // SAFETY: an fd this mapping owns. (A failure to lock leaves `f`
+        // unserialised against other processes, no worse.)
+        fd.map(|fd| unsafe { libc::flock(fd, libc::LOCK_EX) });
+        let r = f();
+        // SAFETY: as above.
+        fd.map(|fd| unsafe { libc::flock(fd, libc::LOCK_UN) });
+        r
+    }
+
+    /// Lets other processes open the region: called once this process's
+    /// words are placed (and, if it created them, published).
+    pub(crate) fn unlock(&self) {
+        if let Some(fd) = &self.fd {
+            // SAFETY: an fd this mapping owns.
+            unsafe { libc::flock(fd.0, libc::LOCK_UN) };
+        }
+    }
+
+    /// A placer carving this region's words after the header.
+    pub(crate) fn placer(&self, create: bool) -> Placer {
+        let mut carve = Carve { base: self.base.as_ptr(), len: self.len, at: 0, create };
+        carve.take::<Header>(1);
+        Placer::Region(carve)
+    }
+}
+
+/// What `open` found and made, with the file lock still held (released by
+/// `Mapping::unlock` once the words are placed).
+pub(crate) struct Opened {
+    pub(crate) mapping: Mapping,
+    /// This process created (or re-created) the region: its words need
+    /// their initial values, written by `place`.
+    pub(crate) created: bool,
+    pub(crate) shape: Shape,
+    pub(crate) config: Config,
+}
+
+/// A file descriptor, closed on drop (which also drops its `flock`).
+pub(crate) struct Fd(libc::c_int);
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: an fd this process opened and owns.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+fn os_error(what: &'static str) -> SharedError {
+    SharedError::Io(what, std::io::Error::last_os_error())
+}
+
+/// Opens the region at `path`, creating it with `config` and `shape` if it
+/// does not exist (or its creator died, or it was made in another boot).
+/// The file lock is held for the whole open, so creation races settle on
+/// the kernel's lock, which a killed holder releases.
+pub(crate) fn open(
+    path: &Path,
+    mode: u32,
+    config: &Config,
+    shape: Shape,
+    adopt: bool,
+    name: &str,
+    origin_now: u64,
+) -> Result<Opened, SharedError> {
+    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| SharedError::BadPath)?;
+    // SAFETY: a NUL-terminated path; flags and mode are plain integers.
+    let fd = unsafe {
+        libc::open(
+            c_path.as_ptr(),
+            libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            mode as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(os_error("open"));
+    }
+    let fd = Fd(fd);
+    // SAFETY: a valid fd. Blocks while another process opens the region.
+    if unsafe { libc::flock(fd.0, libc::LOCK_EX) } != 0 {
+        return Err(os_error("flock"));
+    }
+    // SAFETY: a valid fd and a zeroed stat to fill.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::fstat(fd.0, &mut st) } != 0 {
+        return Err(os_error("fstat"));
+    }
+    let file_len = st.st_size as u64;
+    let header_len = std::mem::size_of::<Header>() as u64;
+    if file_len == 0 {
+        return create(fd, config, shape, name, origin_now);
+    }
+    if file_len < header_len {
+        return Err(SharedError::Corrupt("shorter than a header"));
+    }
+    let mut mapping = map(&fd, file_len as usize)?;
+    let h = mapping.header();
+    // Acquire: pairs with the creator's Release; everything after is read
+    // as the creator left it.
+    match h.magic.load(Ordering::Acquire) {
+        MAGIC => {}
+        CREATING => {
+            drop(mapping);
+            return create(fd, config, shape, name, origin_now);
+        }
+        _ => return Err(SharedError::Corrupt("not a nanobreaker region (bad magic)")),
+    }
+    if h.version != LAYOUT_VERSION {
+        return Err(SharedError::Version { found: h.version, expected: LAYOUT_VERSION });
+    }
+    if h.types != types_fingerprint() {
+        return Err(SharedError::Corrupt("made by a build whose word types differ"));
+    }
+    if h.boot != boot_id() {
+        drop(mapping);
+        return create(fd, config, shape, name, origin_now);
+    }
+    // Everything the layout follows from is checked against what this
+    // build would make, never trusted.
+    let words = std::array::from_fn(|i| h.config[i].load(Ordering::Relaxed));
+    let theirs = decode(&words).ok_or(SharedError::Corrupt("its config does not validate"))?;
+    let stripes =
+        u32::try_from(h.stripes).ok().filter(|s| s.is_power_of_two() && *s <= crate::config::MAX_STRIPES);
+    let stripes = stripes.ok_or(SharedError::Corrupt("bad stripe count"))?;
+    let record_latency = match h.record_latency {
+        0 => false,
+        1 => true,
+        _ => return Err(SharedError::Corrupt("bad latency flag")),
+    };
+    let found = Shape { window: theirs.window, stripes, record_latency };
+    let size = size_of(found) as u64;
+    if h.size != size || file_len != size {
+        return Err(SharedError::Corrupt("its size does not match its shape"));
+    }
+    let name_len = h.name_len as usize;
+    if name_len > MAX_NAME {
+        return Err(SharedError::Corrupt("bad name length"));
+    }
+    if theirs != *config && !adopt {
+        return Err(SharedError::ConfigMismatch(Box::new(theirs)));
+    }
+    mapping.fd = Some(fd);
+    Ok(Opened { mapping, created: false, shape: found, config: theirs })
+}
+
+fn map(fd: &Fd, len: usize) -> Result<Mapping, SharedError> {
+    // SAFETY: a fresh shared mapping of `len` bytes of an open file.
+    let p = unsafe {
+        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd.0, 0)
+    };
+    if p == libc::MAP_FAILED {
+        return Err(os_error("mmap"));
+    }
+    Ok(Mapping { base: NonNull::new(p.cast()).ok_or(SharedError::Corrupt("mapped at 0"))?, len, fd: None })
+}
+
+/// Makes the region: sized, marked `CREATING`, header written; the words
+/// are written by the caller's `place`, then `publish` sets `MAGIC`.
+fn create(fd: Fd, config: &Config, shape: Shape, name: &str, origin: u64) -> Result<Opened, SharedError> {
+    let size = size_of(shape);
+    // Zero it first: a region re-created over an old one starts clean.
+    // SAFETY: a valid fd.
+    if unsafe { libc::ftruncate(fd.0, 0) } != 0 || unsafe { libc::ftruncate(fd.0, size as libc::off_t) } != 0
+    {
+        return Err(os_error("ftruncate"));
+    }
+    let mut mapping = map(&fd, size)?;
+    let h = mapping.header();
+    // Relaxed: no other process reads it before `MAGIC` (file lock held).
+    h.magic.store(CREATING, Ordering::Relaxed);
+    let mut name_words = [0u64; MAX_NAME / 8];
+    let bytes = &name.as_bytes()[..name.len().min(MAX_NAME)];
+    for (i, chunk) in bytes.chunks(8).enumerate() {
+        let mut w = [0u8; 8];
+        w[..chunk.len()].copy_from_slice(chunk);
+        name_words[i] = u64::from_le_bytes(w);
+    }
+    let header = Header {
+        magic: AtomicU64::new(CREATING),
+        version: LAYOUT_VERSION,
+        size: size as u64,
+        types: types_fingerprint(),
+        stripes: shape.stripes as u64,
+        record_latency: shape.record_latency as u64,
+        origin,
+        boot: boot_id(),
+        name_len: bytes.len() as u64,
+        name: name_words,
+        config: encode(config).map(AtomicU64::new),
+    };
+    // SAFETY: the region is ours alone (file lock held, no `MAGIC`), at
+    // least a header long, page-aligned.
+    unsafe { mapping.base.as_ptr().cast::<Header>().write(header) };
+    mapping.fd = Some(fd);
+    Ok(Opened { mapping, created: true, shape, config: config.clone() })
+}
+
+impl Header {
+    /// Marks the region initialised: every word before this is visible to
+    /// whoever sees `MAGIC`.
+    pub(crate) fn publish(&self) {
+        // Release: pairs with the Acquire in `open`.
+        self.magic.store(MAGIC, Ordering::Release);
+    }
+
+    /// The name the creator gave.
+    pub(crate) fn name(&self) -> String {
+        let len = (self.name_len as usize).min(MAX_NAME);
+        let bytes: Vec<u8> = self.name.iter().flat_map(|w| w.to_le_bytes()).take(len).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Records `config` as the region's, for later openers.
+    pub(crate) fn store_config(&self, config: &Config) {
+        for (word, v) in self.config.iter().zip(encode(config)) {
+            // Relaxed: read only by `open`, under the file lock.
+            word.store(v, Ordering::Relaxed);
+        }
+    }
+}
