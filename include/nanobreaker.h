@@ -81,12 +81,6 @@
 #define NB_MAX_REASONS 16
 
 /**
- * Bumped whenever the layout below, or a type of the breaker's words
- * (`Hot`, `Cold`, `Stripe`, the buckets), changes.
- */
-#define LAYOUT_VERSION 1
-
-/**
  * The outcome of a call, for `nb_record`.
  */
 enum nb_outcome

@@ -159,15 +159,21 @@ impl Builder {
 
     /// Checks the configuration and builds the breaker.
     pub fn build(self) -> Result<CircuitBreaker, ConfigError> {
+        let stripes = self.checked()?;
+        let clock = self.clock.clone().unwrap_or_default();
+        let origin = clock.raw();
+        let words = place(&self.config, stripes, self.record_latency, &mut Placer::Heap);
+        Ok(self.assemble(words, clock, origin))
+    }
+
+    /// Validates the config and the stripe count; returns the stripes.
+    pub(crate) fn checked(&self) -> Result<u32, ConfigError> {
         self.config.validate()?;
         let stripes = self.stripes.unwrap_or_else(default_stripes);
         if stripes == 0 || stripes > crate::config::MAX_STRIPES {
             return Err(ConfigError::new("stripes", "must be 1..=64"));
         }
-        let clock = self.clock.clone().unwrap_or_default();
-        let origin = clock.raw();
-        let words = place(&self.config, stripes, self.record_latency, &mut Placer::Heap);
-        Ok(self.assemble(words, clock, origin))
+        Ok(stripes)
     }
 
     /// The breaker over `words` (on the heap, or in a shared region).

@@ -245,11 +245,7 @@ impl Builder {
         name_or_path: &str,
         options: SharedOptions,
     ) -> Result<SharedBreaker, SharedError> {
-        self.config.validate().map_err(SharedError::Config)?;
-        let stripes = self.stripes.unwrap_or_else(crate::config::default_stripes);
-        if stripes == 0 || stripes > crate::config::MAX_STRIPES {
-            return Err(SharedError::Config(ConfigError::new("stripes", "must be 1..=64")));
-        }
+        let stripes = self.checked().map_err(SharedError::Config)?;
         let path = path_of(name_or_path)?;
         if self.name.as_str().is_empty() && !name_or_path.contains('/') {
             self.name = crate::name::Name::from(name_or_path.to_owned());

@@ -227,13 +227,13 @@ impl Mapping {
     /// Holds the file lock while `f` runs (off every call path: opening
     /// and `reconfigure` only). Without the file, `f` runs anyway.
     pub(crate) fn locked<R>(&self, f: impl FnOnce() -> R) -> R {
-        let fd = self.fd.as_ref().map(|fd| fd.0);
-        // SAFETY: an fd this mapping owns. (A failure to lock leaves `f`
-        // unserialised against other processes, no worse.)
-        fd.map(|fd| unsafe { libc::flock(fd, libc::LOCK_EX) });
+        if let Some(fd) = &self.fd {
+            // SAFETY: an fd this mapping owns. (A failure to lock leaves `f`
+            // unserialised against other processes, no worse.)
+            unsafe { libc::flock(fd.0, libc::LOCK_EX) };
+        }
         let r = f();
-        // SAFETY: as above.
-        fd.map(|fd| unsafe { libc::flock(fd, libc::LOCK_UN) });
+        self.unlock();
         r
     }
 
@@ -395,9 +395,6 @@ fn create(fd: Fd, config: &Config, shape: Shape, name: &str, origin: u64) -> Res
         return Err(os_error("ftruncate"));
     }
     let mut mapping = map(&fd, size)?;
-    let h = mapping.header();
-    // Relaxed: no other process reads it before `MAGIC` (file lock held).
-    h.magic.store(CREATING, Ordering::Relaxed);
     let mut name_words = [0u64; MAX_NAME / 8];
     let bytes = &name.as_bytes()[..name.len().min(MAX_NAME)];
     for (i, chunk) in bytes.chunks(8).enumerate() {
