@@ -111,8 +111,24 @@ impl CircuitBreaker {
         let mut cur = Probes(probes.load(Ordering::Acquire));
         loop {
             let now = self.load();
-            if now.generation() != g || !cur.tag_matches(g) {
+            if now.generation() != g {
                 return Err(Some(now));
+            }
+            if !cur.tag_matches(g) {
+                // The trial's probe word is published before its state, so
+                // this word was not written by the engine (a hostile shared
+                // region): start the trial's count afresh rather than spin.
+                // Acquire: as the load above.
+                cur = match probes.compare_exchange(
+                    cur.0,
+                    Probes::empty(g).0,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => Probes::empty(g),
+                    Err(actual) => Probes(actual),
+                };
+                continue;
             }
             if cur.taken() >= permits {
                 return Err(None);

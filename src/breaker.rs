@@ -320,7 +320,7 @@ impl CircuitBreaker {
         let minimum = config.minimum_calls as u64;
         #[cfg(all(feature = "shared", unix, not(loom)))]
         if let Some(region) = &self.region {
-            region.locked(|| region.header().store_config(&config));
+            region.store_config(&config);
         }
         self.config.store(config);
         // Relaxed: each word is self-contained and read on its own; the
@@ -353,7 +353,7 @@ impl CircuitBreaker {
     /// state, even make calls); it must not block for long, since it runs
     /// on a caller's thread. A panicking listener is caught.
     pub fn on_transition(&self, f: impl Fn(&Transition) + Send + Sync + 'static) {
-        if self.events.add(Arc::new(f), || self.load().generation()) {
+        if self.events.add(Arc::new(f), || self.load().generation()) && !self.events.is_shared() {
             events::flag(&self.hot.word, true);
         }
     }
@@ -363,7 +363,7 @@ impl CircuitBreaker {
     /// that may see no more calls for a while.
     pub fn deliver_events(&self) {
         events::flag(&self.hot.word, false);
-        if self.events.deliver() {
+        if self.events.deliver() && !self.events.is_shared() {
             events::flag(&self.hot.word, true);
         }
     }

@@ -4,7 +4,7 @@ use crate::breaker::{CircuitBreaker, Cold, Hot, Rules};
 use crate::clock::Clock;
 use crate::config::{default_stripes, Config, ConfigError, HalfOpenPolicy};
 use crate::era::Ext;
-use crate::events::{Events, Listener, Transition};
+use crate::events::{Events, Listener, Ring, Transition};
 use crate::name::Name;
 use crate::state::{State, Word};
 use crate::sync::{ArcCell, AtomicU64, Mutex};
@@ -178,7 +178,7 @@ impl Builder {
 
     /// The breaker over `words` (on the heap, or in a shared region).
     pub(crate) fn assemble(self, words: Placed, clock: Clock, origin: u64) -> CircuitBreaker {
-        let Placed { hot, cold, windows } = words;
+        let Placed { hot, cold, windows, ring } = words;
         CircuitBreaker {
             hot,
             id: crate::sync::next_id(),
@@ -188,7 +188,7 @@ impl Builder {
             reconfiguring: Mutex::new(()),
             clock,
             origin,
-            events: Events::new(self.listeners),
+            events: Events::new(self.listeners, ring),
             name: self.name,
             #[cfg(all(feature = "shared", unix, not(loom)))]
             region: None,
@@ -201,6 +201,9 @@ pub(crate) struct Placed {
     pub(crate) hot: Words<CachePadded<Hot>>,
     pub(crate) cold: Words<Cold>,
     pub(crate) windows: Windows,
+    /// A shared breaker's ring of transition records (an in-process one
+    /// makes its ring with its first listener).
+    pub(crate) ring: Option<Words<Ring>>,
 }
 
 /// Places the words of a breaker with `config`, `stripes` stripes and a
@@ -221,5 +224,6 @@ pub(crate) fn place(config: &Config, stripes: u32, record_latency: bool, placer:
         hot: placer.one(CachePadded::new(hot)),
         cold: placer.one(Cold::default()),
         windows: Windows::new(config.window, stripes, record_latency, placer),
+        ring: placer.is_region().then(|| placer.one(Ring::new())),
     }
 }

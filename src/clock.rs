@@ -95,6 +95,13 @@ impl Clock {
         (Clock { inner: Inner::Mock(now.clone()) }, MockClock(now))
     }
 
+    /// Whether every process of the host reads the same time from this
+    /// clock (`CLOCK_MONOTONIC`), so a shared region may hold its times.
+    #[cfg(all(feature = "shared", unix))]
+    pub(crate) fn host_wide(&self) -> bool {
+        matches!(self.inner, Inner::Monotonic)
+    }
+
     /// The raw reading that `since` measures from.
     pub(crate) fn raw(&self) -> u64 {
         match &self.inner {

@@ -39,8 +39,13 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(not(loom))]
 pub(crate) fn next_thread_ticket() -> usize {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    // Salted per process: the processes sharing a breaker (see `shared/`)
+    // would otherwise all put their first thread on stripe 0.
+    static SALT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let salt = *SALT
+        .get_or_init(|| (u64::from(std::process::id()).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize);
     // Relaxed: only uniqueness matters; nothing is published through it.
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed).wrapping_add(salt)
 }
 
 /// Under loom the counter is a loom static, reset for every execution, so

@@ -64,7 +64,10 @@ impl CircuitBreaker {
             generation: g,
             window,
         };
-        if self.events.emit(&event) {
+        // A shared breaker's leftover events are delivered by each
+        // process's watcher: `EV` is one flag for every process, and a call
+        // in a process whose own queue is empty would clear it.
+        if self.events.emit(&event) && !self.events.is_shared() {
             events::flag(word, true);
         }
         Ok(to)

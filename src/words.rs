@@ -93,6 +93,11 @@ pub(crate) enum Placer {
 }
 
 impl Placer {
+    /// Whether the words go into a region (shared by processes).
+    pub(crate) fn is_region(&self) -> bool {
+        !matches!(self, Placer::Heap)
+    }
+
     /// One `T`.
     pub(crate) fn one<T: Plain>(&mut self, value: T) -> Words<T> {
         match self {

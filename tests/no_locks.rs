@@ -15,7 +15,7 @@ const BLOCKING: [&str; 9] =
     ["Mutex", "RwLock", "Condvar", "lock(", ".lock()", "OnceLock", "Once::", "thread::sleep", "parking_lot"];
 
 /// (file, text of the line): the uses allowed, each off every call path.
-const ALLOWED: [(&str, &str); 15] = [
+const ALLOWED: [(&str, &str); 16] = [
     // The primitives themselves, and `ArcCell`'s loom stand-in for arc-swap.
     ("sync.rs", "*"),
     // `reconfigure` only.
@@ -38,6 +38,9 @@ const ALLOWED: [(&str, &str); 15] = [
     ("registry/mod.rs", "writer: Mutex<()>,"),
     ("registry/mod.rs", "writer: Mutex::new(()),"),
     ("registry/mod.rs", "let _w = lock(&self.writer);"),
+    // A shared breaker's watcher thread and the list it walks, which
+    // opening a shared breaker adds to; no call reaches either.
+    ("shared/watch.rs", "*"),
 ];
 
 /// Whether `code` has `pat` as a word of its own (`lock(`, not `clock(`).

@@ -24,25 +24,31 @@
 //! the region is a lock; the file lock (`flock`) is taken only while a
 //! process opens the region or writes its config, never by a call.
 //!
-//! What each process keeps for itself: its listeners (which hear the
-//! transitions this process makes), its copy of the config (a
-//! `reconfigure` here changes the rules every process records by, at
-//! once, and the region's config for later openers; other processes keep
-//! their thresholds and waits until they open the region again), the
-//! breaker's name (read from the region) and its id.
+//! What each process keeps for itself: its listeners, its copy of the
+//! config, the breaker's name (read from the region) and its id. A
+//! `reconfigure` in one process changes at once the rules every process
+//! records by (they are words of the region) and the region's config;
+//! each process's watcher thread (see `watch.rs`) takes that config within
+//! 10 ms. Transitions go into a ring of records in the region; a process's
+//! listeners hear the transitions it makes at once, on the calling thread,
+//! and those of other processes from its watcher, in generation order
+//! either way, none lost unless they fall 64 transitions behind
+//! ([`SharedBreaker::sync`] does the watcher's work on demand).
 //!
 //! # The region
 //!
 //! ```text
 //! offset 0     Header (repr(C), u64s): magic, layout version, size,
 //!              sizes of the word types, stripes, latency flag, clock
-//!              origin, boot id, name (256 bytes), config (16 words)
+//!              origin, boot id, clock kind, name (256 bytes), config
+//!              sequence, config (2 x 16 words: current, previous)
 //! then, each on a 128-byte boundary, as `builder::place` carves them:
 //!              Hot      the state word's line (word, rules, minimum, ext, probes)
 //!              Cold     failures in a row, last transition, counters
 //!              stripes  CachePadded<Stripe> x stripes
 //!              window   count: u64 x n | time: lines of 16 u64, 2 x stripes x stride
 //!              latency  (with record_latency) lines of 48 u64 x stripes
+//!              ring     transition records: 64 x (head, time, 3 counts), lost
 //! ```
 //!
 //! No pointers, only offsets that follow from the shape. Opening checks
@@ -75,6 +81,7 @@
 //! crash the processes that map it): give it to trusted processes only.
 
 mod region;
+pub(crate) mod watch;
 
 use crate::breaker::CircuitBreaker;
 use crate::builder::Builder;
@@ -113,6 +120,10 @@ pub enum SharedError {
     ConfigMismatch(Box<Config>),
     /// The config given does not validate.
     Config(ConfigError),
+    /// The region keeps its times on another kind of clock than this
+    /// process's (`Clock::monotonic`, which every process shares, or a
+    /// clock private to one process, such as a mock).
+    Clock,
 }
 
 impl fmt::Display for SharedError {
@@ -129,6 +140,9 @@ impl fmt::Display for SharedError {
                 f.write_str("the region was created with another config (adopt it, or use another name)")
             }
             SharedError::Config(e) => e.fmt(f),
+            SharedError::Clock => f.write_str(
+                "the region keeps time on another kind of clock (shared regions need Clock::monotonic)",
+            ),
         }
     }
 }
@@ -204,6 +218,14 @@ impl SharedBreaker {
     pub fn created(&self) -> bool {
         self.created
     }
+
+    /// Does now what this process's watcher thread does every 10 ms: takes
+    /// the region's config if another process reconfigured the breaker,
+    /// and delivers to this process's listeners every transition they
+    /// have not heard (other processes' too).
+    pub fn sync(&self) {
+        watch::sync(&self.breaker);
+    }
 }
 
 impl Deref for SharedBreaker {
@@ -263,7 +285,7 @@ impl Builder {
             shape,
             options.adopt,
             self.name.as_str(),
-            clock.raw(),
+            &clock,
         )?;
         let header = opened.mapping.header();
         if !opened.created {
@@ -284,6 +306,8 @@ impl Builder {
         opened.mapping.unlock();
         let mut breaker = self.assemble(words, clock, origin);
         breaker.region = Some(Arc::new(opened.mapping));
-        Ok(SharedBreaker { breaker: Arc::new(breaker), path, created: opened.created })
+        let breaker = Arc::new(breaker);
+        watch::watch(&breaker);
+        Ok(SharedBreaker { breaker, path, created: opened.created })
     }
 }

@@ -4,7 +4,7 @@
 
 use super::SharedError;
 use crate::config::{Config, HalfOpenPolicy, Window};
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{fence, AtomicU64, Ordering};
 use crate::words::Placer;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -16,8 +16,15 @@ use std::time::Duration;
 const MAGIC: u64 = u64::from_le_bytes(*b"nanobrk1");
 /// "nanobrk0": a region being created. Found by a later opener, its
 /// creator died before finishing (the creator holds the file lock until
-/// it does): the opener creates it again.
+/// it does): the opener creates it again. So does a magic of 0: a creator
+/// killed between sizing the file and writing the header.
 const CREATING: u64 = u64::from_le_bytes(*b"nanobrk0");
+/// `Header::clock`: times are `CLOCK_MONOTONIC` readings, which every
+/// process of the host shares.
+const HOST_CLOCK: u64 = 1;
+/// `Header::clock`: times are readings of a clock private to a process (a
+/// mock): the region makes sense to that process only.
+const PRIVATE_CLOCK: u64 = 2;
 /// Bumped whenever the layout below, or a type of the breaker's words
 /// (`Hot`, `Cold`, `Stripe`, the buckets), changes.
 pub const LAYOUT_VERSION: u64 = 1;
@@ -48,10 +55,16 @@ pub(crate) struct Header {
     /// id): times from another boot mean nothing, so the region is made
     /// again.
     boot: u64,
+    /// `HOST_CLOCK` or `PRIVATE_CLOCK`.
+    clock: u64,
     name_len: u64,
     name: [u64; MAX_NAME / 8],
-    /// The config of the creator (or of the last `reconfigure`), encoded.
-    config: [AtomicU64; CONFIG_WORDS],
+    /// How many times the config was written; `config[seq % 2]` is the
+    /// current one (see `store_config`).
+    config_seq: AtomicU64,
+    /// The config of the creator or of the last `reconfigure`, encoded,
+    /// and the one before it.
+    config: [[AtomicU64; CONFIG_WORDS]; 2],
 }
 
 fn types_fingerprint() -> u64 {
@@ -66,7 +79,9 @@ fn types_fingerprint() -> u64 {
     sizes.iter().fold(0, |acc, &s| acc << 16 | s as u64)
 }
 
-/// The kernel's boot id, hashed (0 where there is none to read).
+/// The kernel's boot id, hashed (0 where there is none to read: then
+/// every region matches, and one made before a reboot is refused by its
+/// clock origin, which lies in the future, instead of being made again).
 fn boot_id() -> u64 {
     std::fs::read("/proc/sys/kernel/random/boot_id")
         .map(|b| {
@@ -201,6 +216,8 @@ pub(crate) struct Mapping {
     base: NonNull<u8>,
     len: usize,
     fd: Option<Fd>,
+    /// The config sequence number this process last took (see `watch.rs`).
+    seen_config: AtomicU64,
 }
 
 // SAFETY: the mapping is plain shared memory; what lives in it is atomics
@@ -244,6 +261,28 @@ impl Mapping {
             // SAFETY: an fd this mapping owns.
             unsafe { libc::flock(fd.0, libc::LOCK_UN) };
         }
+    }
+
+    /// Makes `config` the region's, under the file lock.
+    pub(crate) fn store_config(&self, config: &Config) {
+        self.locked(|| {
+            let h = self.header();
+            h.store_config(config);
+            // Relaxed: this process's own bookkeeping, under its
+            // `reconfiguring` lock.
+            self.seen_config.store(h.config_words().0, Ordering::Relaxed);
+        });
+    }
+
+    /// The region's config, if another process wrote one since this
+    /// process last looked (and it decodes).
+    pub(crate) fn changed_config(&self) -> Option<Config> {
+        let (seq, words) = self.header().config_words();
+        // Relaxed: as in `store_config`.
+        if self.seen_config.swap(seq, Ordering::Relaxed) == seq {
+            return None;
+        }
+        decode(&words)
     }
 
     /// A placer carving this region's words after the header.
@@ -290,13 +329,40 @@ pub(crate) fn open(
     shape: Shape,
     adopt: bool,
     name: &str,
-    origin_now: u64,
+    clock: &crate::clock::Clock,
 ) -> Result<Opened, SharedError> {
     let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| SharedError::BadPath)?;
+    // A file unlinked (and perhaps made again) between our open and our
+    // lock is not the region at `path`: open again.
+    for _ in 0..8 {
+        let (fd, st) = open_locked(&c_path, mode)?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(SharedError::Corrupt("not a regular file"));
+        }
+        // SAFETY: geteuid cannot fail.
+        if st.st_uid != unsafe { libc::geteuid() } && st.st_mode & 0o002 != 0 {
+            return Err(SharedError::Corrupt("another user's file that anyone may write"));
+        }
+        // SAFETY: a NUL-terminated path and a zeroed stat to fill.
+        let mut now: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::stat(c_path.as_ptr(), &mut now) } != 0
+            || (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino)
+        {
+            continue;
+        }
+        return open_file(fd, st.st_size as u64, mode, config, shape, adopt, name, clock);
+    }
+    Err(SharedError::Io("open", std::io::Error::from(std::io::ErrorKind::Interrupted)))
+}
+
+/// Opens (or creates) `path` without following a symlink and takes its
+/// file lock, blocking while another process opens the region.
+fn open_locked(path: &CString, mode: u32) -> Result<(Fd, libc::stat), SharedError> {
     // SAFETY: a NUL-terminated path; flags and mode are plain integers.
     let fd = unsafe {
         libc::open(
-            c_path.as_ptr(),
+            path.as_ptr(),
             libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW,
             mode as libc::c_uint,
         )
@@ -305,20 +371,36 @@ pub(crate) fn open(
         return Err(os_error("open"));
     }
     let fd = Fd(fd);
-    // SAFETY: a valid fd. Blocks while another process opens the region.
+    // SAFETY: a valid fd.
     if unsafe { libc::flock(fd.0, libc::LOCK_EX) } != 0 {
         return Err(os_error("flock"));
     }
-    // SAFETY: a valid fd and a zeroed stat to fill.
+    // SAFETY: a zeroed stat to fill.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
+    // SAFETY: a valid fd and a stat to fill.
     if unsafe { libc::fstat(fd.0, &mut st) } != 0 {
         return Err(os_error("fstat"));
     }
-    let file_len = st.st_size as u64;
+    Ok((fd, st))
+}
+
+/// `open` once the file is open and locked: `file_len` is its size.
+#[allow(clippy::too_many_arguments)]
+fn open_file(
+    fd: Fd,
+    file_len: u64,
+    mode: u32,
+    config: &Config,
+    shape: Shape,
+    adopt: bool,
+    name: &str,
+    clock: &crate::clock::Clock,
+) -> Result<Opened, SharedError> {
+    let clock_kind = if clock.host_wide() { HOST_CLOCK } else { PRIVATE_CLOCK };
+    let create = |fd| create(fd, mode, config, shape, name, clock.raw(), clock_kind);
     let header_len = std::mem::size_of::<Header>() as u64;
     if file_len == 0 {
-        return create(fd, config, shape, name, origin_now);
+        return create(fd);
     }
     if file_len < header_len {
         return Err(SharedError::Corrupt("shorter than a header"));
@@ -329,9 +411,9 @@ pub(crate) fn open(
     // as the creator left it.
     match h.magic.load(Ordering::Acquire) {
         MAGIC => {}
-        CREATING => {
+        0 | CREATING => {
             drop(mapping);
-            return create(fd, config, shape, name, origin_now);
+            return create(fd);
         }
         _ => return Err(SharedError::Corrupt("not a nanobreaker region (bad magic)")),
     }
@@ -343,11 +425,17 @@ pub(crate) fn open(
     }
     if h.boot != boot_id() {
         drop(mapping);
-        return create(fd, config, shape, name, origin_now);
+        return create(fd);
+    }
+    if h.clock != clock_kind {
+        return Err(SharedError::Clock);
+    }
+    if h.clock == HOST_CLOCK && h.origin > clock.raw() {
+        return Err(SharedError::Corrupt("its clock origin is in the future"));
     }
     // Everything the layout follows from is checked against what this
     // build would make, never trusted.
-    let words = std::array::from_fn(|i| h.config[i].load(Ordering::Relaxed));
+    let (seq, words) = h.config_words();
     let theirs = decode(&words).ok_or(SharedError::Corrupt("its config does not validate"))?;
     let stripes =
         u32::try_from(h.stripes).ok().filter(|s| s.is_power_of_two() && *s <= crate::config::MAX_STRIPES);
@@ -370,6 +458,7 @@ pub(crate) fn open(
         return Err(SharedError::ConfigMismatch(Box::new(theirs)));
     }
     mapping.fd = Some(fd);
+    mapping.seen_config = AtomicU64::new(seq);
     Ok(Opened { mapping, created: false, shape: found, config: theirs })
 }
 
@@ -381,18 +470,38 @@ fn map(fd: &Fd, len: usize) -> Result<Mapping, SharedError> {
     if p == libc::MAP_FAILED {
         return Err(os_error("mmap"));
     }
-    Ok(Mapping { base: NonNull::new(p.cast()).ok_or(SharedError::Corrupt("mapped at 0"))?, len, fd: None })
+    let base = NonNull::new(p.cast()).ok_or(SharedError::Corrupt("mapped at 0"))?;
+    Ok(Mapping { base, len, fd: None, seen_config: AtomicU64::new(0) })
 }
 
 /// Makes the region: sized, marked `CREATING`, header written; the words
 /// are written by the caller's `place`, then `publish` sets `MAGIC`.
-fn create(fd: Fd, config: &Config, shape: Shape, name: &str, origin: u64) -> Result<Opened, SharedError> {
+fn create(
+    fd: Fd,
+    mode: u32,
+    config: &Config,
+    shape: Shape,
+    name: &str,
+    origin: u64,
+    clock: u64,
+) -> Result<Opened, SharedError> {
     let size = size_of(shape);
+    // The mode asked for, not what the umask left of it.
+    // SAFETY: a valid fd.
+    if unsafe { libc::fchmod(fd.0, mode as libc::mode_t) } != 0 {
+        return Err(os_error("fchmod"));
+    }
     // Zero it first: a region re-created over an old one starts clean.
     // SAFETY: a valid fd.
-    if unsafe { libc::ftruncate(fd.0, 0) } != 0 || unsafe { libc::ftruncate(fd.0, size as libc::off_t) } != 0
-    {
+    if unsafe { libc::ftruncate(fd.0, 0) } != 0 {
         return Err(os_error("ftruncate"));
+    }
+    // Allocated now, so a full /dev/shm is an error here rather than a
+    // SIGBUS at the first touch of a page.
+    // SAFETY: a valid fd.
+    let e = unsafe { libc::posix_fallocate(fd.0, 0, size as libc::off_t) };
+    if e != 0 {
+        return Err(SharedError::Io("posix_fallocate", std::io::Error::from_raw_os_error(e)));
     }
     let mut mapping = map(&fd, size)?;
     let mut name_words = [0u64; MAX_NAME / 8];
@@ -411,9 +520,11 @@ fn create(fd: Fd, config: &Config, shape: Shape, name: &str, origin: u64) -> Res
         record_latency: shape.record_latency as u64,
         origin,
         boot: boot_id(),
+        clock,
         name_len: bytes.len() as u64,
         name: name_words,
-        config: encode(config).map(AtomicU64::new),
+        config_seq: AtomicU64::new(0),
+        config: [encode(config).map(AtomicU64::new), [0; CONFIG_WORDS].map(AtomicU64::new)],
     };
     // SAFETY: the region is ours alone (file lock held, no `MAGIC`), at
     // least a header long, page-aligned.
@@ -437,11 +548,40 @@ impl Header {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
-    /// Records `config` as the region's, for later openers.
+    /// Makes `config` the region's, for later openers and for every
+    /// process's watcher (see `watch.rs`). Called under the file lock, so
+    /// writers take turns. It writes the buffer not in use and then flips
+    /// to it: a writer killed half-way leaves the current config whole.
     pub(crate) fn store_config(&self, config: &Config) {
-        for (word, v) in self.config.iter().zip(encode(config)) {
-            // Relaxed: read only by `open`, under the file lock.
+        // Relaxed: writers are serialised by the file lock.
+        let seq = self.config_seq.load(Ordering::Relaxed);
+        // Release: a reader that sees any word below also sees `seq` (its
+        // check of the sequence then fails if it read the old buffer
+        // while this one was written; see `config_words`).
+        fence(Ordering::Release);
+        let next = seq.wrapping_add(1);
+        for (word, v) in self.config[(next % 2) as usize].iter().zip(encode(config)) {
+            // Relaxed: published by the Release store of the sequence.
             word.store(v, Ordering::Relaxed);
+        }
+        // Release: pairs with the Acquire in `config_words`.
+        self.config_seq.store(next, Ordering::Release);
+    }
+
+    /// The current config's words and their sequence number, read whole
+    /// (a seqlock read: a writer changing the buffer read makes it retry).
+    pub(crate) fn config_words(&self) -> (u64, [u64; CONFIG_WORDS]) {
+        loop {
+            // Acquire: pairs with the Release in `store_config`.
+            let seq = self.config_seq.load(Ordering::Acquire);
+            // Relaxed: checked by the sequence, after the fence.
+            let words = std::array::from_fn(|i| self.config[(seq % 2) as usize][i].load(Ordering::Relaxed));
+            fence(Ordering::Acquire);
+            // Relaxed: ordered by the fence.
+            if self.config_seq.load(Ordering::Relaxed) == seq {
+                return (seq, words);
+            }
+            std::hint::spin_loop();
         }
     }
 }

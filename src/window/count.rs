@@ -63,8 +63,13 @@ pub(super) fn advance(stripe: &Stripe, n: u64) -> u64 {
     let mut cur = stripe.calls.load(Ordering::Relaxed);
     loop {
         let pos = cur & POSITION_MASK;
-        let next =
-            if pos + 1 == n { (cur & !POSITION_MASK).wrapping_add(1 << POSITION_BITS) } else { cur + 1 };
+        // `>=`: a position past the end (only a hostile shared region can
+        // hold one) starts the next lap instead of running on.
+        let next = if pos + 1 >= n {
+            (cur & !POSITION_MASK).wrapping_add(1 << POSITION_BITS)
+        } else {
+            cur.wrapping_add(1)
+        };
         // Relaxed: as above.
         match stripe.calls.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => {

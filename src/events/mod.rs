@@ -22,25 +22,22 @@
 //!
 //! # The ring
 //!
-//! A slot is a head `[generation 54 | from 3 | to 3 | reason 4]`, a time
-//! `[generation tag 11 | micros 53]` and, for a trip's window, three counts
-//! `[generation tag 11 | present 1 | count 52]`. A writer claims the head by
-//! compare-and-swap (marking it busy with its generation), writes the time
-//! by compare-and-swap and the counts, then the head. Counts whose tag is
-//! not the event's (a writer of an older lap wrote them late) read as no
-//! window. Every write expects the
-//! value it read, so a writer preempted while 64 other transitions go by
-//! finds a later generation there and gives its event up (counted lost)
-//! instead of overwriting a newer one; a reader checks the head before and
-//! after reading the time (a seqlock read) and skips a slot that already
-//! holds a later lap. The delivery cursor is one word `[next generation |
-//! busy]`, taken by compare-and-swap; nothing waits on it.
-//!
-//! The ring exists once the first listener is added; until then a
-//! transition writes nothing.
+//! Events go through a ring of 64 records (`ring.rs`), keyed by
+//! generation; each queue of listeners reads it from its own cursor, one
+//! word `[next generation | busy]` taken by compare-and-swap; nothing
+//! waits on it. An in-process breaker makes its ring with its first
+//! listener; until then a transition writes nothing. A shared breaker's
+//! ring is in its region, written by every process's transitions; each
+//! process's listeners read it from their own cursor, on a call that makes
+//! a transition and on the process's watcher thread (see `shared/`).
+
+mod ring;
 
 use crate::state::{State, Word, EVENTS};
 use crate::sync::{fence, ArcCell, AtomicU64, OnceBox, Ordering};
+use crate::words::Words;
+pub(crate) use ring::Ring;
+use ring::Slot;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -182,184 +179,48 @@ impl From<Reason> for Why {
 /// A transition listener.
 pub(crate) type Listener = Arc<dyn Fn(&Transition) + Send + Sync>;
 
-const RING: u64 = 64;
 /// Events one call delivers at most.
 pub(crate) const BUDGET: usize = 8;
-/// The low bits of a head being written (reason 15 is no reason).
-const BUSY: u64 = 0x3FF;
-const TAG_SHIFT: u32 = 53;
-const MICROS: u64 = (1 << TAG_SHIFT) - 1;
+
+/// Listeners, their ring (in-process breakers) and their place in it.
+struct Queue {
+    listeners: ArcCell<Vec<Listener>>,
+    /// The ring of an in-process breaker; a shared one's is in `Events`.
+    own: Option<Box<Ring>>,
+    /// `[next generation to deliver | busy]`.
+    cursor: AtomicU64,
+    /// Events this queue found lapped before it read them.
+    lapped: AtomicU64,
+}
 
 /// Listeners and, once there are any, their queue.
 pub(crate) struct Events {
+    /// A shared breaker's ring, in its region: written by every
+    /// transition, listeners or not (other processes may have some).
+    shared: Option<Words<Ring>>,
     queue: OnceBox<Queue>,
-}
-
-struct Queue {
-    listeners: ArcCell<Vec<Listener>>,
-    heads: [AtomicU64; RING as usize],
-    times: [AtomicU64; RING as usize],
-    /// The window of a trip: calls, failures, slow calls, each
-    /// `[generation tag 11 | present 1 | count 52]`.
-    windows: [[AtomicU64; 3]; RING as usize],
-    /// `[next generation to deliver | busy]`.
-    cursor: AtomicU64,
-    lost: AtomicU64,
-}
-
-fn head(e: &Transition) -> u64 {
-    e.generation << 10 | (e.from as u64) << 7 | (e.to as u64) << 4 | e.reason as u64
-}
-
-fn time_word(generation: u64, at: Duration) -> u64 {
-    let micros = u64::try_from(at.as_micros()).unwrap_or(u64::MAX).min(MICROS);
-    generation << TAG_SHIFT | micros
-}
-
-const PRESENT: u64 = 1 << 52;
-
-/// Whether a time or count word carries `generation`'s tag.
-fn tagged(word: u64, generation: u64) -> bool {
-    word >> TAG_SHIFT == generation & ((1 << (64 - TAG_SHIFT)) - 1)
-}
-
-fn window_word(generation: u64, count: Option<u64>) -> u64 {
-    let tag = generation << TAG_SHIFT;
-    count.map_or(tag, |c| tag | PRESENT | c.min(PRESENT - 1))
-}
-
-/// The window in `words`, if all three are `generation`'s and present.
-fn window_counts(generation: u64, words: [u64; 3]) -> Option<WindowCounts> {
-    let [calls, failures, slow_calls] =
-        words.map(|w| (tagged(w, generation) && w & PRESENT != 0).then_some(w & (PRESENT - 1)));
-    Some(WindowCounts { calls: calls?, failures: failures?, slow_calls: slow_calls? })
-}
-
-/// What a slot holds for the generation a reader wants.
-enum Slot {
-    Ready(Transition),
-    /// Not written yet.
-    Waiting,
-    /// Holds a later lap: that event is lost.
-    Lapped,
 }
 
 impl Queue {
     /// A queue delivering from generation `next`, or, with `None`, one
-    /// whose cursor is held until `Events::add` sets it.
-    fn new(listeners: Vec<Listener>, next: Option<u64>) -> Queue {
+    /// whose cursor is held until `Events::add` sets it. `own`: it keeps
+    /// its own ring (an in-process breaker).
+    fn new(listeners: Vec<Listener>, next: Option<u64>, own: bool) -> Queue {
         Queue {
             listeners: ArcCell::new(listeners),
-            heads: std::array::from_fn(|_| AtomicU64::new(0)),
-            times: std::array::from_fn(|_| AtomicU64::new(0)),
-            windows: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            own: own.then(|| Box::new(Ring::new())),
             cursor: AtomicU64::new(next.map_or(1, |n| n << 1)),
-            lost: AtomicU64::new(0),
+            lapped: AtomicU64::new(0),
         }
     }
 
-    /// Writes `e` into its slot, unless a later lap already holds it.
-    fn write(&self, e: &Transition) {
-        let i = (e.generation % RING) as usize;
-        let g = e.generation;
-        let lost = || {
-            // Relaxed: a statistic.
-            self.lost.fetch_add(1, Ordering::Relaxed);
-        };
-        // Acquire: read what an earlier writer published before claiming.
-        let mut h = self.heads[i].load(Ordering::Acquire);
-        loop {
-            if h >> 10 >= g {
-                return lost(); // a later lap (or a writer of it) is here
-            }
-            // Acquire on both: the claim is ordered before the time write.
-            match self.heads[i].compare_exchange(h, g << 10 | BUSY, Ordering::Acquire, Ordering::Acquire) {
-                Ok(_) => break,
-                Err(actual) => h = actual,
-            }
-        }
-        // Relaxed: the time is published by the head's Release below.
-        let t = self.times[i].load(Ordering::Relaxed);
-        if !self.write_time(i, g, e.at, t) {
-            return lost();
-        }
-        // Relaxed: published by the head's Release below. A writer of an
-        // older lap may still overwrite these; its tag tells the reader.
-        let counts = e.window.map(|w| [w.calls, w.failures, w.slow_calls]);
-        for (k, word) in self.windows[i].iter().enumerate() {
-            word.store(window_word(g, counts.map(|c| c[k])), Ordering::Relaxed);
-        }
-        // SeqCst: publishes the time and counts with the head (Release), and is
-        // ordered before this thread's look at the cursor in `deliver`
-        // (no lost wake-up: see there).
-        if self.heads[i]
-            .compare_exchange(g << 10 | BUSY, head(e), Ordering::SeqCst, Ordering::Relaxed)
-            .is_err()
-        {
-            lost();
-        }
-    }
-
-    /// Writes the time of generation `g` into slot `i`, whose head `g` has
-    /// claimed, from `t`, the time last read there. A writer of another
-    /// lap, preempted after its own look at the head, may still land its
-    /// time: then this writes over it (that writer's head CAS will fail),
-    /// for as long as the head is `g`'s, so a claimed slot is never left
-    /// busy. Returns false once a later lap took the slot.
-    fn write_time(&self, i: usize, g: u64, at: std::time::Duration, mut t: u64) -> bool {
-        loop {
-            // Relaxed: the head is only compared. If a later lap claims it
-            // after this look, the CAS below may still land; that lap's
-            // own loop then writes over it.
-            if self.heads[i].load(Ordering::Relaxed) != g << 10 | BUSY {
-                return false;
-            }
-            // Relaxed: the time is published by the head's Release.
-            match self.times[i].compare_exchange(t, time_word(g, at), Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return true,
-                Err(actual) => t = actual,
-            }
-        }
-    }
-
-    fn read(&self, generation: u64) -> Slot {
-        let i = (generation % RING) as usize;
-        // SeqCst: see `write`; its Acquire half makes the time readable.
-        let h = self.heads[i].load(Ordering::SeqCst);
-        if h >> 10 > generation {
-            return Slot::Lapped;
-        }
-        if h >> 10 < generation || h & 0x3FF == BUSY {
-            return Slot::Waiting;
-        }
-        // Relaxed, then an Acquire fence and a second look at the head: a
-        // later lap that took the slot meanwhile changed the head.
-        let t = self.times[i].load(Ordering::Relaxed);
-        // Relaxed: as above.
-        let window = self.windows[i].each_ref().map(|w| w.load(Ordering::Relaxed));
-        fence(Ordering::Acquire);
-        // Relaxed: ordered by the fence.
-        if self.heads[i].load(Ordering::Relaxed) != h || !tagged(t, generation) {
-            return Slot::Waiting;
-        }
-        let field = |shift: u32| (h >> shift) & 0b111;
-        Slot::Ready(Transition {
-            from: State::from_bits(field(7)),
-            to: State::from_bits(field(4)),
-            reason: Reason::ALL[((h & 0xF) as usize).min(Reason::ALL.len() - 1)],
-            at: Duration::from_micros(t & MICROS),
-            generation,
-            window: window_counts(generation, window),
-        })
-    }
-
-    /// Delivers up to `BUDGET` events in order. Returns true if events
-    /// still wait after spending the budget.
-    fn deliver(&self) -> bool {
+    /// Delivers up to `BUDGET` events of `ring` in order. Returns true if
+    /// events still wait after spending the budget.
+    fn deliver(&self, ring: &Ring) -> bool {
         let mut budget = BUDGET;
         loop {
             // A SeqCst fence between a thread's last write (a head in
-            // `write`, or the cursor freed below) and its look at the
+            // `Ring::write`, or the cursor freed below) and its look at the
             // other word: either the writer then sees the cursor free (and
             // delivers), or the thread that freed it, looking again, sees
             // the slot. No lost wake-up.
@@ -370,7 +231,7 @@ impl Queue {
                 return false; // another thread delivers, and looks again when done
             }
             let mut next = c >> 1;
-            if matches!(self.read(next), Slot::Waiting) {
+            if matches!(ring.read(next), Slot::Waiting) {
                 return false;
             }
             // SeqCst: as above.
@@ -379,11 +240,11 @@ impl Queue {
             }
             let listeners = self.listeners.load();
             while budget > 0 {
-                match self.read(next) {
+                match ring.read(next) {
                     Slot::Waiting => break,
                     Slot::Lapped => {
                         // Relaxed: a statistic.
-                        self.lost.fetch_add(1, Ordering::Relaxed);
+                        self.lapped.fetch_add(1, Ordering::Relaxed);
                     }
                     Slot::Ready(e) => {
                         for l in listeners.iter() {
@@ -399,7 +260,7 @@ impl Queue {
             // SeqCst: see the load above.
             self.cursor.store(next << 1, Ordering::SeqCst);
             if budget == 0 {
-                return !matches!(self.read(next), Slot::Waiting);
+                return !matches!(ring.read(next), Slot::Waiting);
             }
             // Look again: an event written while the cursor was busy is
             // ours to deliver (its writer saw the cursor taken and left).
@@ -408,19 +269,35 @@ impl Queue {
 }
 
 impl Events {
-    pub(crate) fn new(listeners: Vec<Listener>) -> Events {
-        let events = Events { queue: OnceBox::new() };
+    /// Events for `listeners`; `shared` is a shared breaker's ring.
+    pub(crate) fn new(listeners: Vec<Listener>, shared: Option<Words<Ring>>) -> Events {
+        let own = shared.is_none();
+        let events = Events { shared, queue: OnceBox::new() };
         if !listeners.is_empty() {
-            events.queue.get_or_init(|| Queue::new(listeners, Some(1)));
+            events.queue.get_or_init(|| Queue::new(listeners, Some(1), own));
         }
         events
+    }
+
+    fn ring<'a>(&'a self, q: &'a Queue) -> &'a Ring {
+        match (&self.shared, &q.own) {
+            (Some(r), _) => r,
+            (None, Some(r)) => r,
+            (None, None) => unreachable!("an in-process queue has its own ring"),
+        }
+    }
+
+    /// Whether the ring is in a region other processes write too.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.shared.is_some()
     }
 
     /// Adds a listener; it sees the transitions after the queue exists.
     /// `current` reads the state word's generation. Returns true if events
     /// still wait (the caller sets `EV`).
     pub(crate) fn add(&self, l: Listener, current: impl Fn() -> u64) -> bool {
-        let (q, installed) = self.queue.install(|| Queue::new(vec![l.clone()], None));
+        let own = self.shared.is_none();
+        let (q, installed) = self.queue.install(|| Queue::new(vec![l.clone()], None, own));
         if !installed {
             q.listeners.update(|v| {
                 let mut v = v.clone();
@@ -435,18 +312,23 @@ impl Events {
         fence(Ordering::SeqCst);
         // SeqCst: frees the cursor, delivering from the next generation.
         q.cursor.store((current() + 1) << 1, Ordering::SeqCst);
-        q.deliver()
+        q.deliver(self.ring(q))
     }
 
     /// Queues `event` and delivers what this call may. Returns true if
     /// events still wait (the caller sets `EV`).
     pub(crate) fn emit(&self, event: &Transition) -> bool {
+        if let Some(r) = &self.shared {
+            r.write(event);
+        }
         // SeqCst fence: see `add`.
         fence(Ordering::SeqCst);
         match self.queue.get() {
             Some(q) => {
-                q.write(event);
-                q.deliver()
+                if let Some(r) = &q.own {
+                    r.write(event);
+                }
+                q.deliver(self.ring(q))
             }
             None => false,
         }
@@ -454,13 +336,17 @@ impl Events {
 
     /// Delivers what this call may. Returns true if events still wait.
     pub(crate) fn deliver(&self) -> bool {
-        self.queue.get().is_some_and(Queue::deliver)
+        self.queue.get().is_some_and(|q| q.deliver(self.ring(q)))
     }
 
-    /// Events dropped because listeners fell more than 64 behind.
+    /// Events dropped: given up by a writer (a later lap held the slot),
+    /// or lapped before these listeners read them (more than 64 behind).
     pub(crate) fn lost(&self) -> u64 {
+        let q = self.queue.get();
         // Relaxed: a statistic.
-        self.queue.get().map_or(0, |q| q.lost.load(Ordering::Relaxed))
+        let lapped = q.map_or(0, |q| q.lapped.load(Ordering::Relaxed));
+        let ring = self.shared.as_deref().or(q.and_then(|q| q.own.as_deref()));
+        lapped + ring.map_or(0, Ring::lost)
     }
 }
 
@@ -475,36 +361,5 @@ pub(crate) fn flag(word: &AtomicU64, on: bool) {
             Ok(_) => return,
             Err(actual) => w = Word(actual),
         }
-    }
-}
-
-#[cfg(all(test, not(loom)))]
-mod tests {
-    use super::*;
-
-    /// The writer of generation 65 claimed slot 1, and the writer of
-    /// generation 1, preempted since before that claim, landed its time
-    /// after 65 read the time word: 65's first CAS fails. Its event must
-    /// still be written, not left busy (which stalls delivery for a lap).
-    #[test]
-    fn a_claimed_slot_is_written_even_if_an_older_lap_lands_its_time() {
-        let q = Queue::new(Vec::new(), Some(65));
-        let e = Transition {
-            from: State::Closed,
-            to: State::Open,
-            reason: Reason::Manual,
-            at: Duration::from_micros(7),
-            generation: 65,
-            window: None,
-        };
-        q.heads[1].store(65 << 10 | BUSY, Ordering::Relaxed);
-        let seen = q.times[1].load(Ordering::Relaxed);
-        q.times[1].store(time_word(1, Duration::from_micros(3)), Ordering::Relaxed); // the older lap lands
-        assert!(q.write_time(1, 65, e.at, seen));
-        q.heads[1].store(head(&e), Ordering::Relaxed);
-        assert!(matches!(q.read(65), Slot::Ready(t) if t == e));
-        // A later lap that took the slot wins.
-        q.heads[1].store(129 << 10 | BUSY, Ordering::Relaxed);
-        assert!(!q.write_time(1, 65, e.at, seen));
     }
 }

@@ -1,0 +1,98 @@
+//! Each process's watcher: one thread (named `nanobreaker-watch`,
+//! started by the process's first shared breaker, gone when its last one
+//! is) that every 10 ms brings the process's shared breakers up to date
+//! with what other processes did: a `reconfigure` (the region's config
+//! sequence moved: this process takes the new config) and transitions
+//! (this process's listeners hear them, in order, from the region's ring).
+//! No call waits for it; it holds nothing a call takes.
+//!
+//! The list of breakers is behind a mutex that no call takes. A fork
+//! while the watcher holds it would leave the child's copy locked for
+//! good, so `pthread_atfork` handlers take it around every fork; a child
+//! starts its own watcher when it opens a shared breaker (a thread is not
+//! inherited), whatever its parent had.
+
+use crate::breaker::CircuitBreaker;
+use crate::sync::lock;
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex, MutexGuard, Once, Weak};
+use std::time::Duration;
+
+/// How often the watcher looks.
+pub(crate) const PERIOD: Duration = Duration::from_millis(10);
+
+struct Watched {
+    breakers: Vec<Weak<CircuitBreaker>>,
+    /// The process whose watcher runs (0: none). After a fork it names the
+    /// parent, so the child starts its own.
+    running_in: u32,
+}
+
+static WATCHED: Mutex<Watched> = Mutex::new(Watched { breakers: Vec::new(), running_in: 0 });
+
+thread_local! {
+    /// The lock taken by the `prepare` handler of a fork on this thread.
+    static HELD: RefCell<Option<MutexGuard<'static, Watched>>> = const { RefCell::new(None) };
+}
+
+extern "C" fn before_fork() {
+    HELD.with(|h| *h.borrow_mut() = Some(lock(&WATCHED)));
+}
+
+extern "C" fn after_fork() {
+    HELD.with(|h| drop(h.borrow_mut().take()));
+}
+
+/// Keeps `cb` up to date with the other processes, from now on.
+pub(crate) fn watch(cb: &Arc<CircuitBreaker>) {
+    static HANDLERS: Once = Once::new();
+    HANDLERS.call_once(|| {
+        // SAFETY: three `extern "C"` functions that only take and release
+        // a lock; registering cannot fail but for lack of memory, and then
+        // forks are merely unprotected.
+        unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
+    });
+    let mut w = lock(&WATCHED);
+    w.breakers.push(Arc::downgrade(cb));
+    let me = std::process::id();
+    if w.running_in != me {
+        let started = std::thread::Builder::new().name("nanobreaker-watch".into()).spawn(run);
+        // Without a thread this process still hears its own transitions
+        // and sees its own reconfigurations; `sync` by hand does the rest.
+        if started.is_ok() {
+            w.running_in = me;
+        }
+    }
+}
+
+fn run() {
+    loop {
+        std::thread::sleep(PERIOD);
+        let live: Vec<Arc<CircuitBreaker>> = {
+            let mut w = lock(&WATCHED);
+            w.breakers.retain(|b| b.strong_count() > 0);
+            if w.breakers.is_empty() {
+                w.running_in = 0;
+                return;
+            }
+            w.breakers.iter().filter_map(Weak::upgrade).collect()
+        };
+        for cb in live {
+            sync(&cb);
+        }
+    }
+}
+
+/// Brings `cb` up to date: the region's config if another process changed
+/// it, and every transition record its listeners have not heard.
+pub(crate) fn sync(cb: &CircuitBreaker) {
+    if let Some(region) = &cb.region {
+        let _one_at_a_time = lock(&cb.reconfiguring);
+        if let Some(config) = region.changed_config() {
+            if config.window == cb.config.load().window {
+                cb.config.store(config);
+            }
+        }
+    }
+    while cb.events.deliver() {}
+}
