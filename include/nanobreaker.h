@@ -81,6 +81,12 @@
 #define NB_MAX_REASONS 16
 
 /**
+ * `nb_shared_open` flag: take the region's config when it differs from
+ * `cfg`, instead of failing with `NB_CONFIG_MISMATCH`.
+ */
+#define NB_SHARED_ADOPT 1
+
+/**
  * The outcome of a call, for `nb_record`.
  */
 enum nb_outcome
@@ -207,6 +213,20 @@ enum nb_result
    * The library could not allocate memory.
    */
   NB_OUT_OF_MEMORY = 10,
+  /**
+   * A system call on a shared breaker's file failed; `errno` says why.
+   */
+  NB_SHARED_IO = 11,
+  /**
+   * The shared breaker's file is not a region this library can use
+   * (another layout version, garbage, another kind of clock).
+   */
+  NB_SHARED_CORRUPT = 12,
+  /**
+   * The shared breaker exists with another config (see
+   * `NB_SHARED_ADOPT`).
+   */
+  NB_CONFIG_MISMATCH = 13,
 };
 #ifndef __cplusplus
 typedef uint32_t nb_result;
@@ -1020,6 +1040,44 @@ nb_result nb_registry_render_prometheus(const struct nb_registry *r, char **text
  * `s` is NULL or such a string, freed once.
  */
 void nb_string_free(char *s);
+
+/**
+ * Opens (or creates) the breaker every process of the host shares under
+ * `name_or_path`: a bare name (1..=200 of `[A-Za-z0-9._-]`) is the file
+ * `/dev/shm/nanobreaker-<name>`, anything with a `/` is a path. The first
+ * opener's `cfg` is the region's (and its `stripes`); a later opener with
+ * another config gets `NB_CONFIG_MISMATCH` unless `flags` has
+ * `NB_SHARED_ADOPT`. `mode` is the file's mode if this process creates
+ * it (0: 0600, the owning user's processes only). Open it in each process
+ * after any fork: a mapping made before a fork is shared, but the
+ * watcher thread that brings other processes' reconfigurations and
+ * transitions to this one's listeners is not.
+ *
+ * On `NB_OK` writes a breaker handle to `*out` (free it with
+ * `nb_breaker_free`; every other `nb_breaker_*` and `nb_acquire`/`nb_record`
+ * call works on it). Errors: `NB_INVALID_ARGUMENT` (a bad name, or an
+ * unknown flag), `NB_INVALID_CONFIG`, `NB_CONFIG_MISMATCH`,
+ * `NB_SHARED_CORRUPT` (the file is not a region this library can use:
+ * another layout version, garbage, another kind of clock),
+ * `NB_SHARED_IO` (a system call failed; `errno` says why).
+ *
+ * # Safety
+ * `name_or_path` is NULL or a NUL-terminated string; `cfg` is NULL or an
+ * `nb_config` of at least `cfg->size` bytes; `out` is NULL or writable.
+ */
+nb_result nb_shared_open(const char *name_or_path, const struct nb_config *cfg, uint32_t mode, uint32_t flags, struct nb_breaker **out);
+
+/**
+ * Does now what each process's watcher thread does every 10 ms for a
+ * shared breaker: takes the region's config if another process
+ * reconfigured it, and delivers to this process's listeners every
+ * transition they have not heard. For an in-process breaker, delivers
+ * waiting events. `NB_NULL_ARGUMENT` for NULL.
+ *
+ * # Safety
+ * `b` is NULL or a live handle.
+ */
+nb_result nb_shared_sync(const struct nb_breaker *b);
 
 #ifdef __cplusplus
 }  // extern "C"

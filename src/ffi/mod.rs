@@ -28,6 +28,7 @@ mod metrics;
 mod panic;
 mod permit;
 mod registry;
+mod shared;
 mod sized;
 
 pub use breaker::*;
@@ -36,6 +37,7 @@ pub use listeners::*;
 pub use metrics::*;
 pub use permit::*;
 pub use registry::*;
+pub use shared::*;
 
 use crate::{Outcome, State};
 use std::ffi::c_char;
@@ -67,6 +69,14 @@ pub enum nb_result {
     NB_NOT_FOUND = 9,
     /// The library could not allocate memory.
     NB_OUT_OF_MEMORY = 10,
+    /// A system call on a shared breaker's file failed; `errno` says why.
+    NB_SHARED_IO = 11,
+    /// The shared breaker's file is not a region this library can use
+    /// (another layout version, garbage, another kind of clock).
+    NB_SHARED_CORRUPT = 12,
+    /// The shared breaker exists with another config (see
+    /// `NB_SHARED_ADOPT`).
+    NB_CONFIG_MISMATCH = 13,
 }
 
 /// A breaker's state (values as `nb_state` below).
@@ -206,6 +216,9 @@ pub extern "C" fn nb_result_str(r: u32) -> *const c_char {
         8 => "NB_REGISTRY_FULL\0",
         9 => "NB_NOT_FOUND\0",
         10 => "NB_OUT_OF_MEMORY\0",
+        11 => "NB_SHARED_IO\0",
+        12 => "NB_SHARED_CORRUPT\0",
+        13 => "NB_CONFIG_MISMATCH\0",
         _ => "NB_UNKNOWN_RESULT\0",
     };
     s.as_ptr().cast()
