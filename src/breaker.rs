@@ -528,11 +528,12 @@ impl CircuitBreaker {
     }
 
     /// Bytes this breaker takes: the struct and what it owns on the heap
-    /// (not counting listeners).
+    /// or in its shared region (not counting listeners).
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
+            + std::mem::size_of::<CachePadded<Hot>>()
+            + std::mem::size_of::<Cold>()
             + self.windows.heap_bytes()
-            + std::mem::size_of::<Stats>()
             + std::mem::size_of::<Config>()
             + self.name.heap_bytes()
     }

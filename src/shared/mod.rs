@@ -73,7 +73,8 @@
 //!
 //! # Who can open it
 //!
-//! A bare name (`"orders-db"`) is the file `/dev/shm/nanobreaker-orders-db`;
+//! A bare name (`"orders-db"`) is the file `/dev/shm/nanobreaker-orders-db`
+//! (Linux's shared-memory tmpfs; elsewhere, give a path on a tmpfs);
 //! anything with a `/` is a path. It is created with mode 0600 (the owning
 //! user's processes only) unless [`SharedOptions::mode`] says otherwise,
 //! and opened without following a symlink. Any process that can write the
