@@ -7,7 +7,7 @@ use crate::era::Ext;
 use crate::events::{Events, Listener, Ring, Transition};
 use crate::name::Name;
 use crate::state::{State, Word};
-use crate::sync::{ArcCell, AtomicU64, Mutex};
+use crate::sync::{ArcCell, AtomicU64, Mutex, Ordering};
 use crate::window::Windows;
 use crate::words::{Placer, Words};
 use crossbeam_utils::CachePadded;
@@ -179,6 +179,10 @@ impl Builder {
     /// The breaker over `words` (on the heap, or in a shared region).
     pub(crate) fn assemble(self, words: Placed, clock: Clock, origin: u64) -> CircuitBreaker {
         let Placed { hot, cold, windows, ring } = words;
+        // Listeners hear what comes after now: a region opened by other
+        // processes has moved on. (Relaxed: the file lock published its
+        // words to this process.)
+        let next = Word(hot.word.load(Ordering::Relaxed)).generation() + 1;
         CircuitBreaker {
             hot,
             id: crate::sync::next_id(),
@@ -188,7 +192,7 @@ impl Builder {
             reconfiguring: Mutex::new(()),
             clock,
             origin,
-            events: Events::new(self.listeners, ring),
+            events: Events::new(self.listeners, ring, next),
             name: self.name,
             #[cfg(all(feature = "shared", unix, not(loom)))]
             region: None,

@@ -194,3 +194,29 @@ fn a_region_keeps_time_on_one_kind_of_clock() {
         .build_shared(q.to_str().unwrap(), SharedOptions::default());
     assert!(matches!(r, Err(SharedError::Clock)));
 }
+
+/// A listener given to the builder of a region that has moved on hears
+/// what comes after it opened, not the region's old records.
+#[test]
+fn a_late_opener_hears_only_what_comes_after() {
+    let p = region("late");
+    let a = open(&p, config()).unwrap();
+    for _ in 0..5 {
+        a.transition_to(State::ForcedOpen);
+        a.reset();
+    }
+    let seen = Seen::default();
+    let s = seen.clone();
+    let b = CircuitBreaker::builder()
+        .config(config())
+        .stripes(4)
+        .on_transition(move |t| s.lock().unwrap().push((t.from, t.to, t.reason, t.generation)))
+        .build_shared(p.to_str().unwrap(), SharedOptions::default())
+        .unwrap();
+    b.sync();
+    assert_eq!(*seen.lock().unwrap(), [], "old records replayed");
+    a.transition_to(State::ForcedOpen);
+    b.sync();
+    assert_eq!(*seen.lock().unwrap(), [(State::Closed, State::ForcedOpen, Reason::Manual, 11)]);
+    assert_eq!(b.metrics().events_lost, 0);
+}

@@ -269,12 +269,14 @@ impl Queue {
 }
 
 impl Events {
-    /// Events for `listeners`; `shared` is a shared breaker's ring.
-    pub(crate) fn new(listeners: Vec<Listener>, shared: Option<Words<Ring>>) -> Events {
+    /// Events for `listeners`, which hear from generation `next` on (a
+    /// shared region's ring holds its earlier ones); `shared` is a shared
+    /// breaker's ring.
+    pub(crate) fn new(listeners: Vec<Listener>, shared: Option<Words<Ring>>, next: u64) -> Events {
         let own = shared.is_none();
         let events = Events { shared, queue: OnceBox::new() };
         if !listeners.is_empty() {
-            events.queue.get_or_init(|| Queue::new(listeners, Some(1), own));
+            events.queue.get_or_init(|| Queue::new(listeners, Some(next), own));
         }
         events
     }
