@@ -76,13 +76,13 @@ MUTANTS = [
         };
         let why = |t: Tally| {""",
      [("trips", "reconfigure_is_never_seen_half_applied")]),
-    ("event delivery cursor by store instead of CAS", "src/events.rs",
+    ("event delivery cursor by store instead of CAS", "src/events/mod.rs",
      """            if self.cursor.compare_exchange(c, c | 1, Ordering::SeqCst, Ordering::SeqCst).is_err() {
                 continue;
             }""",
      """            self.cursor.store(c | 1, Ordering::SeqCst);""",
      [("trips", "a_trip_never_overwrites_a_manual_transition")]),
-    ("no fence between an event's write and the look at the cursor (lost wake-up)", "src/events.rs",
+    ("no fence between an event's write and the look at the cursor (lost wake-up)", "src/events/mod.rs",
      """            fence(Ordering::SeqCst);
             // SeqCst: see the fence.""",
      """            // SeqCst: see the fence.""",
