@@ -182,7 +182,8 @@ impl Carve {
         self.at = end;
         // SAFETY: `at..end` is within the mapping (checked above); `base`
         // is page-aligned and `at` aligned for `T`. (When measuring, `base`
-        // is dangling and the pointer is never read.)
+        // is an aligned address with no memory, and the pointer is never
+        // read or written.)
         unsafe { NonNull::new_unchecked(self.base.wrapping_add(at).cast()) }
     }
 
@@ -202,7 +203,10 @@ impl Carve {
 /// carves after it, measured by carving them from nowhere.
 pub(crate) fn size_of(shape: Shape) -> usize {
     let config = Config { window: shape.window, ..Config::default() };
-    let mut carve = Carve { base: NonNull::<u8>::dangling().as_ptr(), len: usize::MAX, at: 0, create: false };
+    // A base aligned as a mapping's would be (a page is at least a
+    // section), never dereferenced: `create` is false, so nothing is written.
+    let base = std::ptr::without_provenance_mut(SECTION);
+    let mut carve = Carve { base, len: usize::MAX, at: 0, create: false };
     carve.take::<Header>(1);
     let mut placer = Placer::Region(carve);
     drop(crate::builder::place(&config, shape.stripes, shape.record_latency, &mut placer));
