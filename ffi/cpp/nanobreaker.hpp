@@ -6,7 +6,9 @@
 //
 // Errors are exceptions: a bad configuration throws `ConfigError` (naming
 // the field), a rejected call in `call()` throws `Rejected` (with the retry
-// hint), any other failing C call throws `Error` (with its nb_result).
+// hint), a failed system call on a shared breaker's file throws `IoError`
+// (with its errno), any other failing C call throws `Error` (with its
+// nb_result).
 // `try_acquire()` is the exception-free path: it returns std::nullopt when
 // the breaker rejects.
 //
@@ -17,12 +19,14 @@
 // `listener_exceptions()`.
 //
 // A `Breaker` may be used from any number of threads at once.
+// `Breaker::open_shared` gives one that every process of the host shares.
 #ifndef NANOBREAKER_HPP
 #define NANOBREAKER_HPP
 
 #include "nanobreaker.h"
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <exception>
 #include <memory>
@@ -31,6 +35,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 
@@ -85,6 +90,19 @@ class Rejected : public Error {
     std::chrono::nanoseconds retry_after_;
 };
 
+/// A system call on a shared breaker's file failed (NB_SHARED_IO);
+/// `sys_errno()` says why.
+class IoError : public Error {
+   public:
+    IoError(int err, const std::string& what)
+        : Error(NB_SHARED_IO, what + " (" + std::system_category().message(err) + ")"), errno_(err) {}
+    int sys_errno() const noexcept { return errno_; }
+    std::error_code error_code() const noexcept { return std::error_code(errno_, std::system_category()); }
+
+   private:
+    int errno_;
+};
+
 enum class State : uint32_t {
     Closed = NB_STATE_CLOSED,
     Open = NB_STATE_OPEN,
@@ -136,6 +154,16 @@ class Config {
 
    private:
     nb_config raw_;
+};
+
+/// How Breaker::open_shared opens a shared breaker's file.
+struct SharedOptions {
+    /// The file's mode if this call creates it (0: 0600, the owning
+    /// user's processes only); not subject to the umask.
+    uint32_t mode = 0;
+    /// Take the region's config when it differs from the one given,
+    /// instead of throwing Error(NB_CONFIG_MISMATCH).
+    bool adopt = false;
 };
 
 class Breaker;
@@ -244,6 +272,47 @@ class Breaker {
         : Breaker(Make{}, name.c_str(), config, mode) {}
     Breaker(Breaker&&) noexcept = default;
     Breaker& operator=(Breaker&&) noexcept = default;
+
+    /// Opens (or creates) the breaker every process of the host shares
+    /// under `name_or_path` (nb_shared_open): a bare name (1..=200 of
+    /// [A-Za-z0-9._-]) is the file /dev/shm/nanobreaker-<name>, anything
+    /// with a '/' is a path. The result is an ordinary Breaker whose state
+    /// and counters every process sees; its listeners hear every process's
+    /// transitions (within 10 ms, or at sync()). The first opener's config
+    /// is the region's. Throws ConfigError (an invalid config),
+    /// Error(NB_CONFIG_MISMATCH) (the region has another config and
+    /// `options.adopt` is not set), Error(NB_SHARED_CORRUPT) (the file is
+    /// not a usable region), Error(NB_INVALID_ARGUMENT) (a bad name or
+    /// mode), IoError (a system call failed). After a fork(), open it
+    /// again in the child rather than use a handle from before the fork.
+    static Breaker open_shared(const std::string& name_or_path, const Config& config = Config(),
+                               const SharedOptions& options = SharedOptions(), FailMode mode = FailMode::Open) {
+        std::string what = "nb_shared_open(\"" + name_or_path + "\")";
+        if (name_or_path.find('\0') != std::string::npos) throw Error(NB_INVALID_ARGUMENT, what);
+        auto stats = std::make_shared<detail::Stats>(mode);
+        nb_breaker* b = nullptr;
+        errno = 0;
+        nb_result r = nb_shared_open(name_or_path.c_str(), &config.raw(), options.mode,
+                                     options.adopt ? NB_SHARED_ADOPT : 0, &b);
+        int err = errno;  // before anything else can change it
+        switch (r) {
+            case NB_OK:
+                return Breaker(b, std::move(stats));
+            case NB_INVALID_CONFIG:
+                throw ConfigError(nb_config_invalid_field(&config.raw()));
+            case NB_SHARED_IO:
+                throw IoError(err != 0 ? err : EIO, what);
+            default:
+                throw Error(r, what);
+        }
+    }
+
+    /// Does now what this process's watcher thread does every 10 ms for a
+    /// shared breaker (nb_shared_sync): takes the config another process
+    /// set, and delivers to this process's listeners, on this thread, every
+    /// transition they have not heard. For another breaker, delivers
+    /// waiting events.
+    void sync() const { check(nb_shared_sync(raw_.get()), "nb_shared_sync"); }
 
     /// A second handle to this breaker.
     Breaker clone() const {

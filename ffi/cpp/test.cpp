@@ -1,5 +1,5 @@
 // Tests of the C++ wrapper: RAII, exceptions, call(), listeners, threads,
-// fail open.
+// fail open, shared breakers (across a fork).
 #include <cstdint>
 
 #include "nanobreaker.h"
@@ -13,8 +13,17 @@ static nb_result acquire_with_faults(const nb_breaker* b, nb_permit* p, uint64_t
 #define NANOBREAKER_ACQUIRE_EX acquire_with_faults
 #include "nanobreaker.hpp"
 
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -52,6 +61,163 @@ static_assert(can_acquire<nb::Breaker&>::value, "acquire() on a kept handle comp
 
 static nb::Config small() {
     return nb::Config().minimum_calls(4).count_window(10).open_wait(20ms).jitter(0).half_open_permits(2);
+}
+
+// The nb_result of the nb::Error f throws (NB_OK if none).
+template <typename F>
+static nb_result error_code(F f) {
+    try {
+        f();
+    } catch (const nb::Error& e) {
+        return e.code();
+    }
+    return NB_OK;
+}
+
+// Collects the transitions a listener hears, on whichever thread.
+struct Heard {
+    std::mutex mu;
+    std::vector<nb_transition> seen;
+    void operator()(const nb_transition& t) {
+        std::lock_guard<std::mutex> g(mu);
+        seen.push_back(t);
+    }
+    bool has(uint32_t from, uint32_t to) {
+        std::lock_guard<std::mutex> g(mu);
+        for (auto& t : seen)
+            if (t.from == from && t.to == to) return true;
+        return false;
+    }
+    size_t size() {
+        std::lock_guard<std::mutex> g(mu);
+        return seen.size();
+    }
+};
+
+static void trip(const nb::Breaker& b) {
+    for (int i = 0; i < 4; i++) {
+        try {
+            b.call([]() -> int { throw 1; });
+        } catch (...) {
+        }
+    }
+}
+
+static void shared_breakers() {
+    char tmpl[] = "/tmp/nanobreaker-cpp-XXXXXX";
+    const char* made = mkdtemp(tmpl);
+    CHECK(made != nullptr);
+    if (!made) return;
+    const std::string dir = made;
+    std::vector<std::string> files;
+    auto path = [&](const char* name) {
+        files.push_back(dir + "/" + name);
+        return files.back();
+    };
+
+    // Two handles on one path are one breaker; the listener of the one
+    // hears (after sync()) the trip made through the other.
+    {
+        const std::string p = path("two");
+        nb::Breaker a = nb::Breaker::open_shared(p, small());
+        nb::Breaker b = nb::Breaker::open_shared(p, small());
+        auto heard = std::make_shared<Heard>();
+        b.on_transition([heard](const nb_transition& t) { (*heard)(t); });
+        trip(a);
+        CHECK(a.state() == nb::State::Open && b.state() == nb::State::Open);
+        CHECK(!b.try_acquire());
+        auto m = b.metrics();
+        CHECK(m.failures == 4 && m.rejected == 1 && m.opens == 1);
+        b.sync();
+        CHECK(heard->size() == 1 && heard->has(NB_STATE_CLOSED, NB_STATE_OPEN));
+        b.reset();
+        CHECK(a.state() == nb::State::Closed);
+        struct stat st;
+        CHECK(stat(p.c_str(), &st) == 0 && (st.st_mode & 07777) == 0600);
+    }
+    // The mode, for a file this call creates.
+    {
+        const std::string p = path("mode");
+        nb::Breaker m = nb::Breaker::open_shared(p, small(), nb::SharedOptions{0640, false});
+        struct stat st;
+        CHECK(stat(p.c_str(), &st) == 0 && (st.st_mode & 07777) == 0640);
+    }
+    // A bare name is a file in /dev/shm, and the breaker's name.
+    if (access("/dev/shm", W_OK) == 0) {
+        const std::string name = "cpp-test-" + std::to_string(getpid());
+        {
+            nb::Breaker n = nb::Breaker::open_shared(name, small());
+            CHECK(n.name() == name && access(("/dev/shm/nanobreaker-" + name).c_str(), F_OK) == 0);
+        }
+        unlink(("/dev/shm/nanobreaker-" + name).c_str());
+        CHECK(error_code([] { nb::Breaker::open_shared("has space", small()); }) == NB_INVALID_ARGUMENT);
+        CHECK(error_code([] { nb::Breaker::open_shared(std::string("nul\0", 4), small()); }) == NB_INVALID_ARGUMENT);
+    }
+    // Another config: NB_CONFIG_MISMATCH, unless adopted; the adopted
+    // breaker runs on the region's config.
+    {
+        const std::string p = path("config");
+        nb::Breaker first = nb::Breaker::open_shared(p, small());
+        CHECK(error_code([&] { nb::Breaker::open_shared(p, small().minimum_calls(50)); }) == NB_CONFIG_MISMATCH);
+        CHECK(throws<nb::ConfigError>([&] { nb::Breaker::open_shared(p, small().half_open_permits(0)); }));
+        nb::Breaker adopted = nb::Breaker::open_shared(p, small().minimum_calls(50), nb::SharedOptions{0, true});
+        trip(adopted);  // 4 calls: the region's minimum, not 50
+        CHECK(adopted.state() == nb::State::Open && first.state() == nb::State::Open);
+    }
+    // A failed system call: IoError, with errno.
+    {
+        int err = 0;
+        try {
+            nb::Breaker::open_shared(dir + "/no-such-dir/region", small());
+        } catch (const nb::IoError& e) {
+            err = e.code() == NB_SHARED_IO ? e.sys_errno() : -1;
+            CHECK(e.error_code() == std::errc::no_such_file_or_directory);
+        }
+        CHECK(err == ENOENT);
+    }
+    // A file of random bytes: NB_SHARED_CORRUPT.
+    {
+        const std::string p = path("garbage");
+        {
+            std::mt19937_64 rng(7);
+            std::ofstream f(p, std::ios::binary);
+            for (int i = 0; i < 8192; i++) {
+                uint64_t w = rng();
+                f.write(reinterpret_cast<const char*>(&w), sizeof w);
+            }
+        }
+        CHECK(error_code([&] { nb::Breaker::open_shared(p, small()); }) == NB_SHARED_CORRUPT);
+    }
+    // A fork()ed child opens the path after the fork and trips the
+    // breaker; the parent sees it open, and its listener hears it.
+    {
+        const std::string p = path("fork");
+        nb::Breaker parent = nb::Breaker::open_shared(p, small());
+        auto heard = std::make_shared<Heard>();
+        parent.on_transition([heard](const nb_transition& t) { (*heard)(t); });
+        std::fflush(nullptr);
+        pid_t child = fork();
+        if (child == 0) {
+            int code = 1;
+            try {
+                nb::Breaker mine = nb::Breaker::open_shared(p, small());
+                trip(mine);
+                code = mine.state() == nb::State::Open && mine.metrics().failures == 4 ? 0 : 2;
+            } catch (...) {
+                code = 3;
+            }
+            _exit(code);  // no destructors, atexit handlers or leak check of the parent's copy
+        }
+        CHECK(child > 0);
+        int status = 0;
+        CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        CHECK(parent.state() == nb::State::Open && parent.metrics().failures == 4);
+        parent.sync();
+        CHECK(heard->has(NB_STATE_CLOSED, NB_STATE_OPEN));
+    }
+
+    for (auto& f : files) unlink(f.c_str());
+    CHECK(rmdir(dir.c_str()) == 0);
 }
 
 int main() {
@@ -264,6 +430,8 @@ int main() {
     for (auto& t : ts) t.join();
     auto m = shared.metrics();
     CHECK(made == 200000 && m.calls == 200000 && m.rejected == 0);
+
+    shared_breakers();
 
     std::printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

@@ -10,7 +10,7 @@ import "time"
 // Config is a breaker's configuration; start from DefaultConfig.
 type Config struct {
 	// Name names the breaker (New only; a registry names its breakers by
-	// key). At most 256 bytes of UTF-8.
+	// key, OpenShared by the bare name). At most 256 bytes of UTF-8.
 	Name                  string
 	FailureRateThreshold  float64
 	MinimumCalls          uint32

@@ -17,6 +17,11 @@
 // counts it; set Config.FailClosed to get an error instead. A listener that
 // panics is recovered (a panic must not unwind through the library's
 // frames) and counted in Metrics().ListenerPanics.
+//
+// OpenShared opens a breaker that every process of the host shares (a
+// file in /dev/shm, or any path): an ordinary *Breaker whose state and
+// counters all the processes see, and whose listeners hear every
+// process's transitions.
 package nanobreaker
 
 /*
@@ -121,8 +126,15 @@ func (e *RejectedError) Error() string {
 // Is makes errors.Is(err, ErrRejected) true.
 func (e *RejectedError) Is(target error) bool { return target == ErrRejected }
 
-// resultError turns an unexpected nb_result into an error.
+// resultError turns an nb_result with no more specific error into one: a
+// sentinel where the package has one, else the result's name.
 func resultError(r C.nb_result) error {
+	switch r {
+	case C.NB_CONFIG_MISMATCH:
+		return ErrConfigMismatch
+	case C.NB_SHARED_CORRUPT:
+		return ErrSharedCorrupt
+	}
 	return fmt.Errorf("nanobreaker: %s", C.GoString(C.nb_result_str(C.uint32_t(r))))
 }
 

@@ -10,7 +10,7 @@
 //! while the watcher holds it would leave the child's copy locked for
 //! good, so `pthread_atfork` handlers take it around every fork; a child
 //! starts its own watcher when it opens a shared breaker (a thread is not
-//! inherited), whatever its parent had.
+//! inherited), and its copies of the parent's breakers are not watched.
 
 use crate::breaker::CircuitBreaker;
 use crate::sync::lock;
@@ -53,8 +53,14 @@ pub(crate) fn watch(cb: &Arc<CircuitBreaker>) {
         unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
     });
     let mut w = lock(&WATCHED);
-    w.breakers.push(Arc::downgrade(cb));
     let me = std::process::id();
+    if w.running_in != me {
+        // A child of a fork: the breakers its parent watched are copies
+        // here, whose listeners would hear, in this process too, what the
+        // parent's do. They are not watched in the child (it opens its own).
+        w.breakers.clear();
+    }
+    w.breakers.push(Arc::downgrade(cb));
     if w.running_in != me {
         let started = std::thread::Builder::new().name("nanobreaker-watch".into()).spawn(run);
         // Without a thread this process still hears its own transitions
