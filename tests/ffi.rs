@@ -125,6 +125,8 @@ fn c_tests_against_the_shared_library() {
     assert_all_passed(&run(&mut Command::new(cc("test_api.c", "api", &[]))));
     assert_all_passed(&run(&mut Command::new(cc("test_registry.c", "registry", &[]))));
     assert_all_passed(&run(&mut Command::new(cc("test_threads.c", "threads", &[]))));
+    // Shared breakers: the API, then 8 forked processes (about 3 s).
+    assert_all_passed(&run(&mut Command::new(cc("test_shared.c", "shared", &[]))));
     let out = run(&mut Command::new(cc("example.c", "example", &[])));
     assert!(out.contains("rejected"), "the example's breaker should open");
 }
@@ -257,9 +259,13 @@ fn c_tests_against_the_static_library() {
 #[test]
 fn c_tests_under_address_and_undefined_behaviour_sanitizers() {
     let flags = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"];
-    for (src, out) in
-        [("test_api.c", "api-asan"), ("test_registry.c", "registry-asan"), ("test_threads.c", "threads-asan")]
-    {
+    for (src, out) in [
+        ("test_api.c", "api-asan"),
+        ("test_registry.c", "registry-asan"),
+        ("test_threads.c", "threads-asan"),
+        ("test_shared.c", "shared-asan"),
+        ("fuzz_shared.c", "fuzz-shared-asan"),
+    ] {
         let exe = cc(src, out, &flags);
         let stdout = run(Command::new(exe)
             .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
@@ -288,6 +294,11 @@ fn c_tests_under_valgrind_with_no_errors_and_no_leaks() {
     assert_all_passed(&run(Command::new("valgrind").args(valgrind).arg(registry)));
     let threads = cc("test_threads.c", "threads-vg", &[]);
     assert_all_passed(&run(Command::new("valgrind").args(valgrind).arg(threads).arg("5000")));
+    // valgrind does not follow test_shared's forks: its API part only.
+    let shared = cc("test_shared.c", "shared-vg", &[]);
+    assert_all_passed(&run(Command::new("valgrind").args(valgrind).arg(shared).arg("api")));
+    let fuzz = cc("fuzz_shared.c", "fuzz-shared-vg", &[]);
+    assert_all_passed(&run(Command::new("valgrind").args(valgrind).arg(fuzz).arg("100")));
 }
 
 #[test]
