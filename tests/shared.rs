@@ -220,3 +220,30 @@ fn a_late_opener_hears_only_what_comes_after() {
     assert_eq!(*seen.lock().unwrap(), [(State::Closed, State::ForcedOpen, Reason::Manual, 11)]);
     assert_eq!(b.metrics().events_lost, 0);
 }
+
+/// `sync` returns only once this process's listeners heard every
+/// transition made before it, even while the watcher thread is in the
+/// middle of delivering (a slow listener).
+#[test]
+fn sync_waits_for_a_delivery_in_progress() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    let p = region("sync");
+    let a = open(&p, config()).unwrap();
+    let b = open(&p, config()).unwrap();
+    let (heard, inside) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+    let (h, i) = (heard.clone(), inside.clone());
+    b.on_transition(move |_| {
+        if h.load(SeqCst) == 0 {
+            i.store(true, SeqCst);
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        h.fetch_add(1, SeqCst);
+    });
+    a.transition_to(State::ForcedOpen); // b's watcher delivers it, slowly
+    while !inside.load(SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    a.transition_to(State::Closed);
+    b.sync();
+    assert_eq!(heard.load(SeqCst), 2, "sync returned before the listeners heard both");
+}

@@ -239,6 +239,7 @@ impl Queue {
                 continue;
             }
             let listeners = self.listeners.load();
+            let _delivering = Delivering::enter();
             while budget > 0 {
                 match ring.read(next) {
                     Slot::Waiting => break,
@@ -265,6 +266,39 @@ impl Queue {
             // Look again: an event written while the cursor was busy is
             // ours to deliver (its writer saw the cursor taken and left).
         }
+    }
+}
+
+/// Marks the calling thread as running listeners while it lives, so that
+/// a listener that asks for delivery (`Events::deliver_all`) does not wait
+/// for itself.
+struct Delivering;
+
+#[cfg(not(loom))]
+thread_local! {
+    static DELIVERING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl Delivering {
+    fn enter() -> Delivering {
+        #[cfg(not(loom))]
+        DELIVERING.with(|d| d.set(true));
+        Delivering
+    }
+
+    /// Whether this thread is running listeners.
+    fn here() -> bool {
+        #[cfg(not(loom))]
+        return DELIVERING.with(|d| d.get());
+        #[cfg(loom)]
+        false
+    }
+}
+
+impl Drop for Delivering {
+    fn drop(&mut self) {
+        #[cfg(not(loom))]
+        DELIVERING.with(|d| d.set(false));
     }
 }
 
@@ -339,6 +373,28 @@ impl Events {
     /// Delivers what this call may. Returns true if events still wait.
     pub(crate) fn deliver(&self) -> bool {
         self.queue.get().is_some_and(|q| q.deliver(self.ring(q)))
+    }
+
+    /// Delivers every event written so far before returning: if another
+    /// thread is delivering (it holds the cursor), waits for it to finish,
+    /// then delivers the rest. Off every call path (a shared breaker's
+    /// `sync`). From inside a listener, delivers what it may and returns.
+    pub(crate) fn deliver_all(&self) {
+        let Some(q) = self.queue.get() else { return };
+        let ring = self.ring(q);
+        loop {
+            while q.deliver(ring) {}
+            // SeqCst: as the cursor's other loads (see `Queue::deliver`).
+            let c = q.cursor.load(Ordering::SeqCst);
+            if c & 1 != 0 {
+                if Delivering::here() {
+                    return;
+                }
+                std::thread::yield_now(); // another thread delivers: let it finish
+            } else if matches!(ring.read(c >> 1), Slot::Waiting) {
+                return; // free, and nothing written waits
+            }
+        }
     }
 
     /// Events dropped: given up by a writer (a later lap held the slot),

@@ -100,5 +100,5 @@ pub(crate) fn sync(cb: &CircuitBreaker) {
             }
         }
     }
-    while cb.events.deliver() {}
+    cb.events.deliver_all();
 }
