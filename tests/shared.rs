@@ -247,3 +247,15 @@ fn sync_waits_for_a_delivery_in_progress() {
     b.sync();
     assert_eq!(heard.load(SeqCst), 2, "sync returned before the listeners heard both");
 }
+
+/// A bare name's file carries the layout version, so a library of another
+/// layout (a rolling upgrade) uses its own file instead of failing.
+#[test]
+fn a_bare_name_is_a_file_of_this_layout_version() {
+    let name = format!("nb-test-layout-{}", std::process::id());
+    let cb = SharedBreaker::open(&name, config()).unwrap();
+    let want = format!("/dev/shm/nanobreaker-v{}-{name}", nanobreaker::shared::LAYOUT_VERSION);
+    assert_eq!(cb.path(), std::path::Path::new(&want));
+    assert!(std::path::Path::new(&want).exists());
+    std::fs::remove_file(want).unwrap();
+}

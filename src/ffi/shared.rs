@@ -15,7 +15,9 @@ pub const NB_SHARED_ADOPT: u32 = 1;
 
 /// Opens (or creates) the breaker every process of the host shares under
 /// `name_or_path`: a bare name (1..=200 of `[A-Za-z0-9._-]`) is the file
-/// `/dev/shm/nanobreaker-<name>`, anything with a `/` is a path. The first
+/// `/dev/shm/nanobreaker-v1-<name>` (`v1`: the region's layout version, so
+/// libraries of another layout use another file), anything with a `/` is a
+/// path. The first
 /// opener's `cfg` is the region's (and its `stripes`); a later opener with
 /// another config gets `NB_CONFIG_MISMATCH` unless `flags` has
 /// `NB_SHARED_ADOPT`. `mode` is the file's mode if this process creates

@@ -73,9 +73,14 @@
 //!
 //! # Who can open it
 //!
-//! A bare name (`"orders-db"`) is the file `/dev/shm/nanobreaker-orders-db`
-//! (Linux's shared-memory tmpfs; elsewhere, give a path on a tmpfs);
-//! anything with a `/` is a path. It is created with mode 0600 (the owning
+//! A bare name (`"orders-db"`) is the file
+//! `/dev/shm/nanobreaker-v1-orders-db` (Linux's shared-memory tmpfs;
+//! elsewhere, give a path on a tmpfs); anything with a `/` is a path. The
+//! `v1` is the region's layout version: during a rolling upgrade to a
+//! library with another layout, old and new processes each share a region
+//! of their own under the same name, instead of the new ones failing to
+//! open the old region (a path names one file whatever the version: a
+//! process of another layout gets `SharedError::Version`). It is created with mode 0600 (the owning
 //! user's processes only) unless [`SharedOptions::mode`] says otherwise,
 //! and opened without following a symlink. Any process that can write the
 //! file can make the breaker say anything (and, by truncating the file,
@@ -243,7 +248,7 @@ impl fmt::Debug for SharedBreaker {
 }
 
 /// The file of `name_or_path`: a path if it has a `/`, else
-/// `/dev/shm/nanobreaker-<name>`.
+/// `/dev/shm/nanobreaker-v<layout version>-<name>`.
 pub(crate) fn path_of(name_or_path: &str) -> Result<PathBuf, SharedError> {
     if name_or_path.contains('/') {
         return Ok(PathBuf::from(name_or_path));
@@ -252,7 +257,7 @@ pub(crate) fn path_of(name_or_path: &str) -> Result<PathBuf, SharedError> {
     if name_or_path.is_empty() || name_or_path.len() > 200 || !name_or_path.chars().all(ok) {
         return Err(SharedError::BadName);
     }
-    Ok(PathBuf::from(format!("/dev/shm/nanobreaker-{name_or_path}")))
+    Ok(PathBuf::from(format!("/dev/shm/nanobreaker-v{LAYOUT_VERSION}-{name_or_path}")))
 }
 
 impl Builder {
