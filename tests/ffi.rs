@@ -6,57 +6,12 @@
 //! test skip with a message, unless `NANOBREAKER_REQUIRE_TOOLS` is set (CI
 //! sets it): then a missing tool fails the test.
 
+#[path = "support/clib.rs"]
+mod clib;
+
+use clib::{have, lib_dir, root};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The directory holding `libnanobreaker.{so,a}` for this test's profile,
-/// built (or brought up to date) once.
-fn lib_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        // target/<profile>/deps/ffi-<hash>
-        let exe = std::env::current_exe().expect("test binary path");
-        let dir = exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf();
-        // The C library is built on demand, with the `capi` feature (a
-        // plain build makes only the Rust rlib): ffi/c/build.sh.
-        let mut build = Command::new("sh");
-        build
-            .arg(root().join("ffi/c/build.sh"))
-            .arg("--quiet")
-            .current_dir(root())
-            .env("CARGO_TARGET_DIR", dir.parent().expect("target/"));
-        if dir.ends_with("release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("run ffi/c/build.sh");
-        assert!(status.success(), "ffi/c/build.sh failed");
-        for lib in ["libnanobreaker.so", "libnanobreaker.so.0", "libnanobreaker.a"] {
-            assert!(dir.join(lib).exists(), "{lib} missing from {}", dir.display());
-        }
-        dir
-    })
-}
-
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        if std::env::var_os("NANOBREAKER_REQUIRE_TOOLS").is_some() {
-            panic!("{tool} is required (NANOBREAKER_REQUIRE_TOOLS is set) but not installed");
-        }
-        eprintln!(
-            "SKIPPED: {tool} is not installed (apt-get install it, or set NANOBREAKER_REQUIRE_TOOLS to fail)"
-        );
-    }
-    found
-}
 
 /// A path for a build product, under cargo's scratch directory for
 /// integration tests (inside target/, reused by the next run).

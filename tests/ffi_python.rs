@@ -8,47 +8,15 @@
 //! setuptools, or no `bdist_wheel` (setuptools < 70.1 without the `wheel`
 //! package; CI installs python3-pip, python3-setuptools, python3-wheel).
 
-use std::path::{Path, PathBuf};
+#[path = "support/clib.rs"]
+mod clib;
+
+use clib::{have, lib_dir, root};
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `libnanobreaker.so` for this test's profile, built (or brought up to
-/// date) once by ffi/c/build.sh, as tests/ffi.rs does.
-fn library() -> &'static Path {
-    static LIB: OnceLock<PathBuf> = OnceLock::new();
-    LIB.get_or_init(|| {
-        // target/<profile>/deps/ffi_python-<hash>
-        let exe = std::env::current_exe().expect("test binary path");
-        let dir = exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf();
-        let mut build = Command::new("sh");
-        build
-            .arg(root().join("ffi/c/build.sh"))
-            .arg("--quiet")
-            .current_dir(root())
-            .env("CARGO_TARGET_DIR", dir.parent().expect("target/"));
-        if dir.ends_with("release") {
-            build.arg("--release");
-        }
-        assert!(build.status().expect("run ffi/c/build.sh").success(), "ffi/c/build.sh failed");
-        let lib = dir.join("libnanobreaker.so");
-        assert!(lib.exists(), "{} missing", lib.display());
-        lib
-    })
-}
 
 fn have_python() -> bool {
-    let found = Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !found {
-        if std::env::var_os("NANOBREAKER_REQUIRE_TOOLS").is_some() {
-            panic!("python3 is required (NANOBREAKER_REQUIRE_TOOLS is set) but not installed");
-        }
-        eprintln!("SKIPPED: python3 is not installed (install it, or set NANOBREAKER_REQUIRE_TOOLS to fail)");
-    }
-    found
+    have("python3")
 }
 
 /// python3 with the package's environment: the built library, no
@@ -59,7 +27,9 @@ fn python() -> Command {
 
 fn python_at(exe: &str) -> Command {
     let mut cmd = Command::new(exe);
-    cmd.env("NANOBREAKER_LIB", library()).env("PYTHONDONTWRITEBYTECODE", "1").current_dir(root());
+    cmd.env("NANOBREAKER_LIB", lib_dir().join("libnanobreaker.so"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .current_dir(root());
     cmd
 }
 

@@ -286,12 +286,14 @@ impl Builder {
         };
         let opened = region::open(
             &path,
-            options.mode,
-            &self.config,
-            shape,
-            options.adopt,
-            self.name.as_str(),
-            &clock,
+            &region::Request {
+                mode: options.mode,
+                config: &self.config,
+                shape,
+                adopt: options.adopt,
+                name: self.name.as_str(),
+                clock: &clock,
+            },
         )?;
         let header = opened.mapping.header();
         if !opened.created {

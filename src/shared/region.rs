@@ -297,6 +297,22 @@ impl Mapping {
     }
 }
 
+/// What an opener asks for.
+#[derive(Clone, Copy)]
+pub(crate) struct Request<'a> {
+    /// The file mode if this process creates the region.
+    pub(crate) mode: u32,
+    /// The config (the region's if this process creates it).
+    pub(crate) config: &'a Config,
+    /// The shape, if this process creates the region.
+    pub(crate) shape: Shape,
+    /// Take the region's config if it differs.
+    pub(crate) adopt: bool,
+    /// The name kept in the region, if this process creates it.
+    pub(crate) name: &'a str,
+    pub(crate) clock: &'a crate::clock::Clock,
+}
+
 /// What `open` found and made, with the file lock still held (released by
 /// `Mapping::unlock` once the words are placed).
 pub(crate) struct Opened {
@@ -326,20 +342,12 @@ fn os_error(what: &'static str) -> SharedError {
 /// does not exist (or its creator died, or it was made in another boot).
 /// The file lock is held for the whole open, so creation races settle on
 /// the kernel's lock, which a killed holder releases.
-pub(crate) fn open(
-    path: &Path,
-    mode: u32,
-    config: &Config,
-    shape: Shape,
-    adopt: bool,
-    name: &str,
-    clock: &crate::clock::Clock,
-) -> Result<Opened, SharedError> {
+pub(crate) fn open(path: &Path, want: &Request<'_>) -> Result<Opened, SharedError> {
     let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| SharedError::BadPath)?;
     // A file unlinked (and perhaps made again) between our open and our
     // lock is not the region at `path`: open again.
     for _ in 0..8 {
-        let (fd, st) = open_locked(&c_path, mode)?;
+        let (fd, st) = open_locked(&c_path, want.mode)?;
         if st.st_mode & libc::S_IFMT != libc::S_IFREG {
             return Err(SharedError::Corrupt("not a regular file"));
         }
@@ -355,7 +363,7 @@ pub(crate) fn open(
         {
             continue;
         }
-        return open_file(fd, st.st_size as u64, mode, config, shape, adopt, name, clock);
+        return open_file(fd, st.st_size as u64, want);
     }
     Err(SharedError::Io("open", std::io::Error::from(std::io::ErrorKind::Interrupted)))
 }
@@ -389,19 +397,10 @@ fn open_locked(path: &CString, mode: u32) -> Result<(Fd, libc::stat), SharedErro
 }
 
 /// `open` once the file is open and locked: `file_len` is its size.
-#[allow(clippy::too_many_arguments)]
-fn open_file(
-    fd: Fd,
-    file_len: u64,
-    mode: u32,
-    config: &Config,
-    shape: Shape,
-    adopt: bool,
-    name: &str,
-    clock: &crate::clock::Clock,
-) -> Result<Opened, SharedError> {
+fn open_file(fd: Fd, file_len: u64, want: &Request<'_>) -> Result<Opened, SharedError> {
+    let Request { config, adopt, clock, .. } = *want;
     let clock_kind = if clock.host_wide() { HOST_CLOCK } else { PRIVATE_CLOCK };
-    let create = |fd| create(fd, mode, config, shape, name, clock.raw(), clock_kind);
+    let create = |fd| create(fd, want, clock_kind);
     let header_len = std::mem::size_of::<Header>() as u64;
     if file_len == 0 {
         return create(fd);
@@ -480,15 +479,9 @@ fn map(fd: &Fd, len: usize) -> Result<Mapping, SharedError> {
 
 /// Makes the region: sized, marked `CREATING`, header written; the words
 /// are written by the caller's `place`, then `publish` sets `MAGIC`.
-fn create(
-    fd: Fd,
-    mode: u32,
-    config: &Config,
-    shape: Shape,
-    name: &str,
-    origin: u64,
-    clock: u64,
-) -> Result<Opened, SharedError> {
+fn create(fd: Fd, want: &Request<'_>, clock: u64) -> Result<Opened, SharedError> {
+    let Request { mode, config, shape, name, .. } = *want;
+    let origin = want.clock.raw();
     let size = size_of(shape);
     // The mode asked for, not what the umask left of it.
     // SAFETY: a valid fd.
