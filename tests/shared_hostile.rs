@@ -202,3 +202,57 @@ fn random_bytes_in_a_region_never_crash_an_opener() {
         }
     }
 }
+
+/// Where the ring of transition records starts: it is the last section,
+/// 2,568 bytes (64 heads, 64 times, 64 x 3 counts, a lost counter).
+fn ring_at(p: &std::path::Path) -> u64 {
+    let len = std::fs::metadata(p).unwrap().len();
+    (len - 2568) / 128 * 128
+}
+
+fn listen(cb: &SharedBreaker) -> std::sync::Arc<std::sync::Mutex<Vec<u64>>> {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    cb.on_transition(move |t| s.lock().unwrap().push(t.generation));
+    seen
+}
+
+/// A writer killed between its state CAS and its record (simulated: the
+/// record's slot is left claimed and never written) holds up every
+/// process's listeners only until the watcher gives that record up.
+#[test]
+fn a_record_whose_writer_died_is_given_up() {
+    let p = region("stalled");
+    let a = open(&p, config()).unwrap();
+    let b = open(&p, config()).unwrap();
+    let seen = listen(&b);
+    let ring = ring_at(&p);
+    poke(&p, ring + 8, &(1u64 << 10 | 0x3FF).to_le_bytes()); // generation 1's head: claimed, busy
+    a.transition_to(State::ForcedOpen); // generation 1: its record is never written
+    a.transition_to(State::Closed); // generation 2
+    let t = std::time::Instant::now();
+    while seen.lock().unwrap().is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(5), "listeners wait behind a dead writer's record");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(*seen.lock().unwrap(), [2]);
+    assert!(b.metrics().events_lost >= 1);
+}
+
+/// Ring heads from far in the future (garbage): delivery stops at the
+/// state word's generation instead of walking towards them for ever.
+#[test]
+fn hostile_ring_heads_do_not_hang_delivery() {
+    let p = region("ring-heads");
+    let a = open(&p, config()).unwrap();
+    let _seen = listen(&a);
+    let heads: Vec<u8> = (0..64u64).flat_map(|_| ((1u64 << 50) << 10 | 1).to_le_bytes()).collect();
+    poke(&p, ring_at(&p), &heads);
+    within_10s(move || {
+        a.transition_to(State::ForcedOpen);
+        a.sync();
+        a.reset();
+        a.sync();
+        assert!(a.metrics().events_lost >= 1);
+    });
+}

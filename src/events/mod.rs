@@ -189,8 +189,11 @@ struct Queue {
     own: Option<Box<Ring>>,
     /// `[next generation to deliver | busy]`.
     cursor: AtomicU64,
-    /// Events this queue found lapped before it read them.
+    /// Events this queue found lapped before it read them, or gave up
+    /// waiting for (see `Events::skip_stalled`).
     lapped: AtomicU64,
+    /// 1 + the generation `skip_stalled` last found unwritten (0: none).
+    stalled: AtomicU64,
 }
 
 /// Listeners and, once there are any, their queue.
@@ -211,12 +214,15 @@ impl Queue {
             own: own.then(|| Box::new(Ring::new())),
             cursor: AtomicU64::new(next.map_or(1, |n| n << 1)),
             lapped: AtomicU64::new(0),
+            stalled: AtomicU64::new(0),
         }
     }
 
-    /// Delivers up to `BUDGET` events of `ring` in order. Returns true if
-    /// events still wait after spending the budget.
-    fn deliver(&self, ring: &Ring) -> bool {
+    /// Delivers up to `BUDGET` events of `ring` in order, none past
+    /// generation `upto` (the state word's: no later record can be real,
+    /// so hostile heads in a shared ring cannot send the cursor on for
+    /// ever). Returns true if events still wait after spending the budget.
+    fn deliver(&self, ring: &Ring, upto: u64) -> bool {
         let mut budget = BUDGET;
         loop {
             // A SeqCst fence between a thread's last write (a head in
@@ -231,7 +237,7 @@ impl Queue {
                 return false; // another thread delivers, and looks again when done
             }
             let mut next = c >> 1;
-            if matches!(ring.read(next), Slot::Waiting) {
+            if next > upto || matches!(ring.read(next), Slot::Waiting) {
                 return false;
             }
             // SeqCst: as above.
@@ -240,7 +246,7 @@ impl Queue {
             }
             let listeners = self.listeners.load();
             let _delivering = Delivering::enter();
-            while budget > 0 {
+            while budget > 0 && next <= upto {
                 match ring.read(next) {
                     Slot::Waiting => break,
                     Slot::Lapped => {
@@ -261,7 +267,7 @@ impl Queue {
             // SeqCst: see the load above.
             self.cursor.store(next << 1, Ordering::SeqCst);
             if budget == 0 {
-                return !matches!(ring.read(next), Slot::Waiting);
+                return next <= upto && !matches!(ring.read(next), Slot::Waiting);
             }
             // Look again: an event written while the cursor was busy is
             // ours to deliver (its writer saw the cursor taken and left).
@@ -272,7 +278,7 @@ impl Queue {
 /// Marks the calling thread as running listeners while it lives, so that
 /// a listener that asks for delivery (`Events::deliver_all`) does not wait
 /// for itself.
-struct Delivering;
+struct Delivering(/** the thread's mark before */ bool);
 
 #[cfg(not(loom))]
 thread_local! {
@@ -282,8 +288,9 @@ thread_local! {
 impl Delivering {
     fn enter() -> Delivering {
         #[cfg(not(loom))]
-        DELIVERING.with(|d| d.set(true));
-        Delivering
+        return Delivering(DELIVERING.with(|d| d.replace(true)));
+        #[cfg(loom)]
+        Delivering(false)
     }
 
     /// Whether this thread is running listeners.
@@ -296,9 +303,11 @@ impl Delivering {
 }
 
 impl Drop for Delivering {
+    /// Restores the mark: a listener's own call that delivered another
+    /// breaker's events leaves this thread still delivering.
     fn drop(&mut self) {
         #[cfg(not(loom))]
-        DELIVERING.with(|d| d.set(false));
+        DELIVERING.with(|d| d.set(self.0));
     }
 }
 
@@ -347,13 +356,15 @@ impl Events {
         // thread sees its generation (and starts after it).
         fence(Ordering::SeqCst);
         // SeqCst: frees the cursor, delivering from the next generation.
-        q.cursor.store((current() + 1) << 1, Ordering::SeqCst);
-        q.deliver(self.ring(q))
+        let now = current();
+        q.cursor.store((now + 1) << 1, Ordering::SeqCst);
+        q.deliver(self.ring(q), now)
     }
 
-    /// Queues `event` and delivers what this call may. Returns true if
-    /// events still wait (the caller sets `EV`).
-    pub(crate) fn emit(&self, event: &Transition) -> bool {
+    /// Queues `event` and delivers what this call may, up to generation
+    /// `upto` (the state word's). Returns true if events still wait (the
+    /// caller sets `EV`).
+    pub(crate) fn emit(&self, event: &Transition, upto: u64) -> bool {
         if let Some(r) = &self.shared {
             r.write(event);
         }
@@ -364,26 +375,27 @@ impl Events {
                 if let Some(r) = &q.own {
                     r.write(event);
                 }
-                q.deliver(self.ring(q))
+                q.deliver(self.ring(q), upto.max(event.generation))
             }
             None => false,
         }
     }
 
-    /// Delivers what this call may. Returns true if events still wait.
-    pub(crate) fn deliver(&self) -> bool {
-        self.queue.get().is_some_and(|q| q.deliver(self.ring(q)))
+    /// Delivers what this call may, up to generation `upto` (the state
+    /// word's). Returns true if events still wait.
+    pub(crate) fn deliver(&self, upto: u64) -> bool {
+        self.queue.get().is_some_and(|q| q.deliver(self.ring(q), upto))
     }
 
     /// Delivers every event written so far before returning: if another
     /// thread is delivering (it holds the cursor), waits for it to finish,
     /// then delivers the rest. Off every call path (a shared breaker's
     /// `sync`). From inside a listener, delivers what it may and returns.
-    pub(crate) fn deliver_all(&self) {
+    pub(crate) fn deliver_all(&self, upto: u64) {
         let Some(q) = self.queue.get() else { return };
         let ring = self.ring(q);
         loop {
-            while q.deliver(ring) {}
+            while q.deliver(ring, upto) {}
             // SeqCst: as the cursor's other loads (see `Queue::deliver`).
             let c = q.cursor.load(Ordering::SeqCst);
             if c & 1 != 0 {
@@ -391,9 +403,34 @@ impl Events {
                     return;
                 }
                 std::thread::yield_now(); // another thread delivers: let it finish
-            } else if matches!(ring.read(c >> 1), Slot::Waiting) {
+            } else if c >> 1 > upto || matches!(ring.read(c >> 1), Slot::Waiting) {
                 return; // free, and nothing written waits
             }
+        }
+    }
+
+    /// Called by a shared breaker's watcher on each tick, with the state
+    /// word's generation `upto`: gives up the record this queue waits for
+    /// if its transition happened (`upto` is past it) but the record was
+    /// still unwritten at the previous tick too. Its writer was killed or
+    /// stopped between its state CAS and its ring write, and without this
+    /// every process's listeners would wait behind it until the ring laps
+    /// (64 transitions, which may take days). Counted in `lost`.
+    pub(crate) fn skip_stalled(&self, upto: u64) {
+        let Some(q) = self.queue.get() else { return };
+        // SeqCst: as the cursor's other loads (see `Queue::deliver`).
+        let c = q.cursor.load(Ordering::SeqCst);
+        let next = c >> 1;
+        let stalled = c & 1 == 0 && next <= upto && matches!(self.ring(q).read(next), Slot::Waiting);
+        // Relaxed: the watcher's own note from one tick to the next.
+        let before = q.stalled.swap(if stalled { next + 1 } else { 0 }, Ordering::Relaxed);
+        if stalled
+            && before == next + 1
+            // SeqCst: as above; fails if a delivery moved the cursor.
+            && q.cursor.compare_exchange(c, (next + 1) << 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        {
+            // Relaxed: a statistic.
+            q.lapped.fetch_add(1, Ordering::Relaxed);
         }
     }
 

@@ -84,6 +84,7 @@ fn run() {
             w.breakers.iter().filter_map(Weak::upgrade).collect()
         };
         for cb in live {
+            cb.events.skip_stalled(cb.load().generation());
             sync(&cb);
         }
     }
@@ -100,5 +101,6 @@ pub(crate) fn sync(cb: &CircuitBreaker) {
             }
         }
     }
-    cb.events.deliver_all();
+    let upto = cb.load().generation();
+    cb.events.deliver_all(upto);
 }
