@@ -432,6 +432,12 @@ typedef struct nb_transition {
  * they were added; a call delivers at most 8. The caller of that `nb_`
  * function may hold its own locks: the callback runs inside its call.
  *
+ * A shared breaker (`nb_shared_open`) also runs it on the process's
+ * watcher thread (`nanobreaker-watch`), which delivers other processes'
+ * transitions every 10 ms, and inside `nb_shared_sync`. The watcher may
+ * still be running a callback when `nb_breaker_free` returns, and may be
+ * the thread that releases `userdata` afterwards.
+ *
  * A callback must: return (not unwind a C++ exception or a Go panic, not
  * `longjmp` out, not exit the thread); not free the breaker; not block for
  * long (it delays a caller's call); not take a lock that a thread calling
@@ -444,8 +450,9 @@ typedef void (*nb_transition_callback)(const struct nb_transition *t, void *user
 /**
  * Releases a listener's `userdata` once its breaker (or registry) is gone:
  * on whichever thread drops the last reference (an `nb_breaker_free`, an
- * `nb_registry_free`, or a registry call that evicted or removed the
- * breaker), never while the registry's lock is held. Not called when the
+ * `nb_registry_free`, a registry call that evicted or removed the breaker,
+ * or a shared breaker's watcher thread), never while the registry's lock
+ * is held. Not called when the
  * registering function fails: then the caller still owns `userdata`.
  */
 typedef void (*nb_free_callback)(void *userdata);

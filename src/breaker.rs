@@ -316,12 +316,28 @@ impl CircuitBreaker {
         if config.window != self.config.load().window {
             return Err(ConfigError::new("window", "cannot change after the breaker is built"));
         }
-        let rules = Rules::of(&config);
-        let minimum = config.minimum_calls as u64;
         #[cfg(all(feature = "shared", unix, not(loom)))]
         if let Some(region) = &self.region {
-            region.store_config(&config);
+            // Under the file lock, so that the region's config and the rules
+            // every process records by change together. (A process killed
+            // between the two leaves a config whose rules every other
+            // process's watcher applies again: see `watch.rs`.)
+            region.locked(|| {
+                region.store_config(&config);
+                self.apply(config);
+            });
+            return Ok(());
         }
+        self.apply(config);
+        Ok(())
+    }
+
+    /// Makes `config` (validated, of this breaker's window) the one calls
+    /// follow: the rules and minimum words, the state word's rule flags,
+    /// and this process's copy. Under `reconfiguring`.
+    pub(crate) fn apply(&self, config: Config) {
+        let rules = Rules::of(&config);
+        let minimum = config.minimum_calls as u64;
         self.config.store(config);
         // Relaxed: each word is self-contained and read on its own; the
         // lock orders whole reconfigurations.
@@ -332,11 +348,11 @@ impl CircuitBreaker {
         loop {
             let want = rules.flags(w, self.windows.latency().is_some());
             if want == w {
-                return Ok(());
+                return;
             }
             // AcqRel: part of the state word's chain of CASes.
             match self.hot.word.compare_exchange_weak(w.0, want.0, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Ok(()),
+                Ok(_) => return,
                 Err(actual) => w = Word(actual),
             }
         }

@@ -58,17 +58,34 @@ fn hostile_files_are_refused_at_open() {
     let p = fresh();
     poke(&p, config_at + 3 * 8, &1_000_000u64.to_le_bytes());
     corrupt("size")(open(&p, config()));
-    // A creator that died mid-way (before or after it marked the region
-    // as being made): made again.
-    for magic in [*b"nanobrk0", [0; 8]] {
+    // A creator that died mid-way (before it wrote the header, which
+    // leaves the allocated zeros, or after it marked the region as being
+    // made): made again.
+    for (at, bytes) in [(0, b"nanobrk0".to_vec()), (0, vec![0; 600])] {
         let p = fresh();
-        poke(&p, 0, &magic);
+        poke(&p, at, &bytes);
         assert!(open(&p, config()).unwrap().created());
     }
+    // A zero magic over anything but an all-zero header is not a killed
+    // creator's: a file of someone else's is not wiped.
+    let p = region("not-ours");
+    let mut bytes = vec![0u8; 8192];
+    bytes[100] = 1;
+    std::fs::write(&p, &bytes).unwrap();
+    corrupt("bad magic")(open(&p, config()));
+    assert_eq!(std::fs::read(&p).unwrap(), bytes, "left as it was");
     // Made in another boot: its times mean nothing, made again.
     let p = fresh();
     poke(&p, 56, &0x1234u64.to_le_bytes());
     assert!(open(&p, config()).unwrap().created());
+    // A boot id its creator could not read (0) is no evidence of a reboot:
+    // a live region is not made again under the processes that map it.
+    let p = fresh();
+    let live = open(&p, config()).unwrap();
+    live.transition_to(State::ForcedOpen);
+    poke(&p, 56, &0u64.to_le_bytes());
+    let again = open(&p, config()).unwrap();
+    assert!(!again.created() && again.state() == State::ForcedOpen);
     // A clock origin in the future would stop time for this process.
     let p = fresh();
     poke(&p, 48, &(u64::MAX / 2).to_le_bytes());
@@ -255,4 +272,27 @@ fn hostile_ring_heads_do_not_hang_delivery() {
         a.sync();
         assert!(a.metrics().events_lost >= 1);
     });
+}
+
+/// A process killed in `reconfigure` after it wrote the region's config
+/// but before the rules every process records by (simulated: the rules and
+/// minimum words put back as they were): the other processes' watchers
+/// apply the config's rules again, so config and rules agree.
+#[test]
+fn rules_left_behind_by_a_killed_reconfigure_are_applied_again() {
+    let p = region("reconfigure-killed");
+    let a = open(&p, config()).unwrap();
+    let b = open(&p, config()).unwrap();
+    let words = |p: &std::path::Path| std::fs::read(p).unwrap()[HOT as usize + 8..HOT as usize + 24].to_vec();
+    let before = words(&p);
+    let mut newer = config();
+    newer.minimum_calls = 12;
+    newer.failure_rate_threshold = 0.25;
+    a.reconfigure(newer.clone()).unwrap();
+    let after = words(&p);
+    assert_ne!(before, after);
+    poke(&p, HOT + 8, &before); // the rules of the old config
+    b.sync();
+    assert_eq!(b.config(), newer);
+    assert_eq!(words(&p), after, "b applied the region's config's rules");
 }

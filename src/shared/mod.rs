@@ -227,8 +227,9 @@ impl SharedBreaker {
 
     /// Does now what this process's watcher thread does every 10 ms: takes
     /// the region's config if another process reconfigured the breaker,
-    /// and delivers to this process's listeners every transition they
-    /// have not heard (other processes' too).
+    /// and delivers to this handle's listeners every transition they have
+    /// not heard (other processes' too), waiting for a delivery another
+    /// thread has in progress.
     pub fn sync(&self) {
         watch::sync(&self.breaker);
     }

@@ -239,6 +239,14 @@ impl Drop for Mapping {
 }
 
 impl Mapping {
+    /// Whether every byte of the header is zero.
+    fn header_is_zero(&self) -> bool {
+        // SAFETY: the mapping is at least a header long (checked at open)
+        // and any bytes are valid `u8`s.
+        let bytes = unsafe { std::slice::from_raw_parts(self.base.as_ptr(), std::mem::size_of::<Header>()) };
+        bytes.iter().all(|&b| b == 0)
+    }
+
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: the region is at least a header long (checked at open),
         // page-aligned, and a header is `u64`s only (any bits are valid).
@@ -249,9 +257,9 @@ impl Mapping {
     /// and `reconfigure` only). Without the file, `f` runs anyway.
     pub(crate) fn locked<R>(&self, f: impl FnOnce() -> R) -> R {
         if let Some(fd) = &self.fd {
-            // SAFETY: an fd this mapping owns. (A failure to lock leaves `f`
-            // unserialised against other processes, no worse.)
-            unsafe { libc::flock(fd.0, libc::LOCK_EX) };
+            // A failure to lock leaves `f` unserialised against other
+            // processes, no worse.
+            let _ = flock(fd, libc::LOCK_EX);
         }
         let r = f();
         self.unlock();
@@ -262,24 +270,28 @@ impl Mapping {
     /// words are placed (and, if it created them, published).
     pub(crate) fn unlock(&self) {
         if let Some(fd) = &self.fd {
-            // SAFETY: an fd this mapping owns.
-            unsafe { libc::flock(fd.0, libc::LOCK_UN) };
+            let _ = flock(fd, libc::LOCK_UN);
         }
     }
 
-    /// Makes `config` the region's, under the file lock.
+    /// Makes `config` the region's. Under the file lock (`locked`).
     pub(crate) fn store_config(&self, config: &Config) {
-        self.locked(|| {
-            let h = self.header();
-            h.store_config(config);
-            // Relaxed: this process's own bookkeeping, under its
-            // `reconfiguring` lock.
-            self.seen_config.store(h.config_words().0, Ordering::Relaxed);
-        });
+        let h = self.header();
+        h.store_config(config);
+        // Relaxed: this process's own bookkeeping, under its
+        // `reconfiguring` lock.
+        self.seen_config.store(h.config_words().0, Ordering::Relaxed);
+    }
+
+    /// Whether another process wrote a config since this process last
+    /// took one (a look, no lock).
+    pub(crate) fn config_moved(&self) -> bool {
+        // Relaxed: as in `store_config`.
+        self.header().config_words().0 != self.seen_config.load(Ordering::Relaxed)
     }
 
     /// The region's config, if another process wrote one since this
-    /// process last looked (and it decodes).
+    /// process last looked (and it decodes). Under the file lock.
     pub(crate) fn changed_config(&self) -> Option<Config> {
         let (seq, words) = self.header().config_words();
         // Relaxed: as in `store_config`.
@@ -329,8 +341,25 @@ pub(crate) struct Fd(libc::c_int);
 
 impl Drop for Fd {
     fn drop(&mut self) {
+        // Unlocked first: a lock belongs to the open file description, which
+        // a child forked meanwhile shares, and would hold for its life.
+        let _ = flock(self, libc::LOCK_UN);
         // SAFETY: an fd this process opened and owns.
         unsafe { libc::close(self.0) };
+    }
+}
+
+/// `flock(fd, op)`, again when a signal interrupts the wait.
+fn flock(fd: &Fd, op: libc::c_int) -> std::io::Result<()> {
+    loop {
+        // SAFETY: a valid fd and a plain operation.
+        if unsafe { libc::flock(fd.0, op) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
 }
 
@@ -383,10 +412,7 @@ fn open_locked(path: &CString, mode: u32) -> Result<(Fd, libc::stat), SharedErro
         return Err(os_error("open"));
     }
     let fd = Fd(fd);
-    // SAFETY: a valid fd.
-    if unsafe { libc::flock(fd.0, libc::LOCK_EX) } != 0 {
-        return Err(os_error("flock"));
-    }
+    flock(&fd, libc::LOCK_EX).map_err(|e| SharedError::Io("flock", e))?;
     // SAFETY: a zeroed stat to fill.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: a valid fd and a stat to fill.
@@ -414,7 +440,13 @@ fn open_file(fd: Fd, file_len: u64, want: &Request<'_>) -> Result<Opened, Shared
     // as the creator left it.
     match h.magic.load(Ordering::Acquire) {
         MAGIC => {}
-        0 | CREATING => {
+        CREATING => {
+            drop(mapping);
+            return create(fd);
+        }
+        // A creator killed before it wrote the header leaves zeros (the
+        // space is allocated zeroed); any other file is not ours to wipe.
+        0 if mapping.header_is_zero() => {
             drop(mapping);
             return create(fd);
         }
@@ -426,7 +458,9 @@ fn open_file(fd: Fd, file_len: u64, want: &Request<'_>) -> Result<Opened, Shared
     if h.types != types_fingerprint() {
         return Err(SharedError::Corrupt("made by a build whose word types differ"));
     }
-    if h.boot != boot_id() {
+    // A boot id either side could not read (0) is no evidence of a reboot.
+    let boot = boot_id();
+    if h.boot != boot && h.boot != 0 && boot != 0 {
         drop(mapping);
         return create(fd);
     }

@@ -39,18 +39,33 @@ extern "C" fn before_fork() {
     HELD.with(|h| *h.borrow_mut() = Some(lock(&WATCHED)));
 }
 
-extern "C" fn after_fork() {
+extern "C" fn after_fork_in_parent() {
     HELD.with(|h| drop(h.borrow_mut().take()));
+}
+
+/// The child has no watcher thread (threads do not survive a fork) and
+/// watches none of its copies of the parent's breakers: their listeners
+/// would hear, in the child too, what the parent's hear.
+extern "C" fn after_fork_in_child() {
+    HELD.with(|h| {
+        if let Some(mut w) = h.borrow_mut().take() {
+            w.breakers.clear();
+            w.running_in = 0;
+        }
+    });
 }
 
 /// Keeps `cb` up to date with the other processes, from now on.
 pub(crate) fn watch(cb: &Arc<CircuitBreaker>) {
     static HANDLERS: Once = Once::new();
     HANDLERS.call_once(|| {
-        // SAFETY: three `extern "C"` functions that only take and release
-        // a lock; registering cannot fail but for lack of memory, and then
-        // forks are merely unprotected.
-        unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
+        // SAFETY: `extern "C"` functions that take no arguments and only
+        // take and release the list's lock. Registering fails only for lack
+        // of memory; then a fork while the watcher holds the lock would
+        // leave the child's first open waiting for good.
+        unsafe {
+            libc::pthread_atfork(Some(before_fork), Some(after_fork_in_parent), Some(after_fork_in_child))
+        };
     });
     let mut w = lock(&WATCHED);
     let me = std::process::id();
@@ -94,11 +109,18 @@ fn run() {
 /// it, and every transition record its listeners have not heard.
 pub(crate) fn sync(cb: &CircuitBreaker) {
     if let Some(region) = &cb.region {
-        let _one_at_a_time = lock(&cb.reconfiguring);
-        if let Some(config) = region.changed_config() {
-            if config.window == cb.config.load().window {
-                cb.config.store(config);
-            }
+        if region.config_moved() {
+            let _one_at_a_time = lock(&cb.reconfiguring);
+            // Under the file lock, as `reconfigure`: the config and the
+            // rules go together. Applying the rules again here also repairs
+            // a region whose reconfiguring process died between the two.
+            region.locked(|| {
+                if let Some(config) = region.changed_config() {
+                    if config.window == cb.config.load().window {
+                        cb.apply(config);
+                    }
+                }
+            });
         }
     }
     let upto = cb.load().generation();

@@ -261,6 +261,7 @@ class SharedTest(unittest.TestCase):
             "heard = []\n"
             "cb.on_transition(heard.append)\n"
             "time.sleep(float(sys.argv[2]))\n"
+            "cb.sync()\n"
             "assert heard, 'heard no transition'\n"
         ) % (churn,)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
