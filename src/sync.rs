@@ -41,9 +41,16 @@ pub(crate) fn next_thread_ticket() -> usize {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     // Salted per process: the processes sharing a breaker (see `shared/`)
     // would otherwise all put their first thread on stripe 0.
-    static SALT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let salt = *SALT
-        .get_or_init(|| (u64::from(std::process::id()).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize);
+    // Computed by whichever thread comes first (racing threads compute
+    // the same value): no lock on a thread's first call.
+    static SALT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    // Relaxed: a self-contained value.
+    let mut salt = SALT.load(std::sync::atomic::Ordering::Relaxed);
+    if salt == 0 {
+        salt = (u64::from(std::process::id()).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize | 1;
+        // Relaxed: as above.
+        SALT.store(salt, std::sync::atomic::Ordering::Relaxed);
+    }
     // Relaxed: only uniqueness matters; nothing is published through it.
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed).wrapping_add(salt)
 }

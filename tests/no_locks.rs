@@ -22,7 +22,7 @@ const ALLOWED: [(&str, &str); 16] = [
     ("breaker.rs", "use crate::sync::{lock, ArcCell, AtomicU64, Mutex, Ordering};"),
     ("breaker.rs", "pub(crate) reconfiguring: Mutex<()>,"),
     ("breaker.rs", "let _one_at_a_time = lock(&self.reconfiguring);"),
-    ("builder.rs", "use crate::sync::{ArcCell, AtomicU64, Mutex};"),
+    ("builder.rs", "use crate::sync::{ArcCell, AtomicU64, Mutex, Ordering};"),
     ("builder.rs", "reconfiguring: Mutex::new(()),"),
     // The coarse clock's refresher thread, started by `Clock::coarse()`.
     ("clock.rs", "use std::sync::OnceLock;"),

@@ -193,6 +193,7 @@ struct Queue {
     /// waiting for (see `Events::skip_stalled`).
     lapped: AtomicU64,
     /// 1 + the generation `skip_stalled` last found unwritten (0: none).
+    #[cfg_attr(not(all(feature = "shared", unix)), allow(dead_code))] // shared breakers only
     stalled: AtomicU64,
 }
 
@@ -278,7 +279,11 @@ impl Queue {
 /// Marks the calling thread as running listeners while it lives, so that
 /// a listener that asks for delivery (`Events::deliver_all`) does not wait
 /// for itself.
-struct Delivering(/** the thread's mark before */ bool);
+struct Delivering {
+    /// The thread's mark before (unused under loom, which has no marks).
+    #[cfg_attr(loom, allow(dead_code))]
+    before: bool,
+}
 
 #[cfg(not(loom))]
 thread_local! {
@@ -288,12 +293,13 @@ thread_local! {
 impl Delivering {
     fn enter() -> Delivering {
         #[cfg(not(loom))]
-        return Delivering(DELIVERING.with(|d| d.replace(true)));
+        return Delivering { before: DELIVERING.with(|d| d.replace(true)) };
         #[cfg(loom)]
-        Delivering(false)
+        Delivering { before: false }
     }
 
     /// Whether this thread is running listeners.
+    #[cfg_attr(not(all(feature = "shared", unix)), allow(dead_code))] // shared breakers only
     fn here() -> bool {
         #[cfg(not(loom))]
         return DELIVERING.with(|d| d.get());
@@ -307,7 +313,7 @@ impl Drop for Delivering {
     /// breaker's events leaves this thread still delivering.
     fn drop(&mut self) {
         #[cfg(not(loom))]
-        DELIVERING.with(|d| d.set(self.0));
+        DELIVERING.with(|d| d.set(self.before));
     }
 }
 
@@ -391,6 +397,7 @@ impl Events {
     /// thread is delivering (it holds the cursor), waits for it to finish,
     /// then delivers the rest. Off every call path (a shared breaker's
     /// `sync`). From inside a listener, delivers what it may and returns.
+    #[cfg_attr(not(all(feature = "shared", unix)), allow(dead_code))] // shared breakers only
     pub(crate) fn deliver_all(&self, upto: u64) {
         let Some(q) = self.queue.get() else { return };
         let ring = self.ring(q);
@@ -416,6 +423,7 @@ impl Events {
     /// stopped between its state CAS and its ring write, and without this
     /// every process's listeners would wait behind it until the ring laps
     /// (64 transitions, which may take days). Counted in `lost`.
+    #[cfg_attr(not(all(feature = "shared", unix)), allow(dead_code))] // shared breakers only
     pub(crate) fn skip_stalled(&self, upto: u64) {
         let Some(q) = self.queue.get() else { return };
         // SeqCst: as the cursor's other loads (see `Queue::deliver`).
