@@ -259,3 +259,33 @@ fn a_bare_name_is_a_file_of_this_layout_version() {
     assert!(std::path::Path::new(&want).exists());
     std::fs::remove_file(want).unwrap();
 }
+
+/// A listener that makes another breaker deliver its own events and then
+/// calls `sync` on the breaker it listens to does not wait for itself.
+#[test]
+fn sync_from_a_listener_after_a_nested_delivery_returns() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::{OnceLock, Weak};
+    let p = region("nested");
+    let a = open(&p, config()).unwrap();
+    let x = Arc::new(open(&p, config()).unwrap());
+    let y = CircuitBreaker::builder().on_transition(|_| {}).build().unwrap();
+    let me: Arc<OnceLock<Weak<SharedBreaker>>> = Arc::default();
+    let done = Arc::new(AtomicBool::new(false));
+    let (m, d) = (me.clone(), done.clone());
+    x.on_transition(move |_| {
+        y.transition_to(State::ForcedOpen); // y delivers to its listener here
+        y.reset();
+        if let Some(x) = m.get().and_then(Weak::upgrade) {
+            x.sync();
+        }
+        d.store(true, SeqCst);
+    });
+    me.set(Arc::downgrade(&x)).unwrap();
+    a.transition_to(State::ForcedOpen); // x's watcher runs the listener
+    let t = Instant::now();
+    while !done.load(SeqCst) {
+        assert!(t.elapsed() < Duration::from_secs(5), "sync inside a listener waited for itself");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
