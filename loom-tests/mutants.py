@@ -87,6 +87,15 @@ MUTANTS = [
             // SeqCst: see the fence.""",
      """            // SeqCst: see the fence.""",
      [("trips", "a_trip_never_overwrites_a_manual_transition")]),
+    ("no second look after freeing the delivery cursor (an event written meanwhile waits)", "src/events/mod.rs",
+     """            self.cursor.store(next << 1, Ordering::SeqCst);
+            if budget == 0 {""",
+     """            self.cursor.store(next << 1, Ordering::SeqCst);
+            if budget != 0 {
+                return false;
+            }
+            if budget == 0 {""",
+     [("trips", "a_trip_never_overwrites_a_manual_transition")]),
 ]
 
 def run(test_file, name):

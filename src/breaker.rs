@@ -379,7 +379,7 @@ impl CircuitBreaker {
     /// that may see no more calls for a while.
     pub fn deliver_events(&self) {
         events::flag(&self.hot.word, false);
-        if self.events.deliver(self.load().generation()) && !self.events.is_shared() {
+        if self.events.deliver(|| self.load().generation()) && !self.events.is_shared() {
             events::flag(&self.hot.word, true);
         }
     }

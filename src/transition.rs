@@ -67,7 +67,7 @@ impl CircuitBreaker {
         // A shared breaker's leftover events are delivered by each
         // process's watcher: `EV` is one flag for every process, and a call
         // in a process whose own queue is empty would clear it.
-        if self.events.emit(&event, self.load().generation()) && !self.events.is_shared() {
+        if self.events.emit(&event, || self.load().generation()) && !self.events.is_shared() {
             events::flag(word, true);
         }
         Ok(to)

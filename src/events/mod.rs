@@ -219,11 +219,14 @@ impl Queue {
         }
     }
 
-    /// Delivers up to `BUDGET` events of `ring` in order, none past
-    /// generation `upto` (the state word's: no later record can be real,
-    /// so hostile heads in a shared ring cannot send the cursor on for
-    /// ever). Returns true if events still wait after spending the budget.
-    fn deliver(&self, ring: &Ring, upto: u64) -> bool {
+    /// Delivers up to `BUDGET` events of `ring` in order. Returns true if
+    /// events still wait after spending the budget. `current` reads the
+    /// state word's generation: a slot lapped by a generation past it is
+    /// garbage (a hostile shared ring), not a lost event to step over, so
+    /// heads from the future cannot send the cursor on for ever. (It is
+    /// read afresh each time: a bound read once would go stale while this
+    /// thread delivers, and an event written meanwhile would wait for good.)
+    fn deliver(&self, ring: &Ring, current: &impl Fn() -> u64) -> bool {
         let mut budget = BUDGET;
         loop {
             // A SeqCst fence between a thread's last write (a head in
@@ -238,7 +241,7 @@ impl Queue {
                 return false; // another thread delivers, and looks again when done
             }
             let mut next = c >> 1;
-            if next > upto || matches!(ring.read(next), Slot::Waiting) {
+            if !pending(ring, next, current) {
                 return false;
             }
             // SeqCst: as above.
@@ -247,9 +250,10 @@ impl Queue {
             }
             let listeners = self.listeners.load();
             let _delivering = Delivering::enter();
-            while budget > 0 && next <= upto {
+            while budget > 0 {
                 match ring.read(next) {
                     Slot::Waiting => break,
+                    Slot::Lapped if next > current() => break,
                     Slot::Lapped => {
                         // Relaxed: a statistic.
                         self.lapped.fetch_add(1, Ordering::Relaxed);
@@ -268,11 +272,22 @@ impl Queue {
             // SeqCst: see the load above.
             self.cursor.store(next << 1, Ordering::SeqCst);
             if budget == 0 {
-                return next <= upto && !matches!(ring.read(next), Slot::Waiting);
+                return pending(ring, next, current);
             }
             // Look again: an event written while the cursor was busy is
             // ours to deliver (its writer saw the cursor taken and left).
         }
+    }
+}
+
+/// Whether generation `next`'s slot holds something to deliver or step
+/// over: a record, or a later lap's (an event lost) if the state word has
+/// reached `next` (else the lap is garbage from a hostile shared ring).
+fn pending(ring: &Ring, next: u64, current: &impl Fn() -> u64) -> bool {
+    match ring.read(next) {
+        Slot::Ready(_) => true,
+        Slot::Waiting => false,
+        Slot::Lapped => next <= current(),
     }
 }
 
@@ -362,15 +377,14 @@ impl Events {
         // thread sees its generation (and starts after it).
         fence(Ordering::SeqCst);
         // SeqCst: frees the cursor, delivering from the next generation.
-        let now = current();
-        q.cursor.store((now + 1) << 1, Ordering::SeqCst);
-        q.deliver(self.ring(q), now)
+        q.cursor.store((current() + 1) << 1, Ordering::SeqCst);
+        q.deliver(self.ring(q), &current)
     }
 
-    /// Queues `event` and delivers what this call may, up to generation
-    /// `upto` (the state word's). Returns true if events still wait (the
+    /// Queues `event` and delivers what this call may; `current` reads the
+    /// state word's generation. Returns true if events still wait (the
     /// caller sets `EV`).
-    pub(crate) fn emit(&self, event: &Transition, upto: u64) -> bool {
+    pub(crate) fn emit(&self, event: &Transition, current: impl Fn() -> u64) -> bool {
         if let Some(r) = &self.shared {
             r.write(event);
         }
@@ -381,16 +395,16 @@ impl Events {
                 if let Some(r) = &q.own {
                     r.write(event);
                 }
-                q.deliver(self.ring(q), upto.max(event.generation))
+                q.deliver(self.ring(q), &current)
             }
             None => false,
         }
     }
 
-    /// Delivers what this call may, up to generation `upto` (the state
-    /// word's). Returns true if events still wait.
-    pub(crate) fn deliver(&self, upto: u64) -> bool {
-        self.queue.get().is_some_and(|q| q.deliver(self.ring(q), upto))
+    /// Delivers what this call may; `current` reads the state word's
+    /// generation. Returns true if events still wait.
+    pub(crate) fn deliver(&self, current: impl Fn() -> u64) -> bool {
+        self.queue.get().is_some_and(|q| q.deliver(self.ring(q), &current))
     }
 
     /// Delivers every event written so far before returning: if another
@@ -398,11 +412,11 @@ impl Events {
     /// then delivers the rest. Off every call path (a shared breaker's
     /// `sync`). From inside a listener, delivers what it may and returns.
     #[cfg_attr(not(all(feature = "shared", unix)), allow(dead_code))] // shared breakers only
-    pub(crate) fn deliver_all(&self, upto: u64) {
+    pub(crate) fn deliver_all(&self, current: impl Fn() -> u64) {
         let Some(q) = self.queue.get() else { return };
         let ring = self.ring(q);
         loop {
-            while q.deliver(ring, upto) {}
+            while q.deliver(ring, &current) {}
             // SeqCst: as the cursor's other loads (see `Queue::deliver`).
             let c = q.cursor.load(Ordering::SeqCst);
             if c & 1 != 0 {
@@ -410,7 +424,7 @@ impl Events {
                     return;
                 }
                 std::thread::yield_now(); // another thread delivers: let it finish
-            } else if c >> 1 > upto || matches!(ring.read(c >> 1), Slot::Waiting) {
+            } else if !pending(ring, c >> 1, &current) {
                 return; // free, and nothing written waits
             }
         }

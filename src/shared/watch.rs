@@ -123,6 +123,5 @@ pub(crate) fn sync(cb: &CircuitBreaker) {
             });
         }
     }
-    let upto = cb.load().generation();
-    cb.events.deliver_all(upto);
+    cb.events.deliver_all(|| cb.load().generation());
 }
