@@ -87,6 +87,14 @@
 #define NB_SHARED_ADOPT 1
 
 /**
+ * `nb_shared_open` flag: make `cfg` the region's config when it differs
+ * (a deploy that changes thresholds), as a reconfigure that every other
+ * process takes within 10 ms. A region with another window still gives
+ * `NB_CONFIG_MISMATCH`. Wins over `NB_SHARED_ADOPT`.
+ */
+#define NB_SHARED_REPLACE 2
+
+/**
  * The outcome of a call, for `nb_record`.
  */
 enum nb_outcome
@@ -1056,7 +1064,8 @@ void nb_string_free(char *s);
  * path. The first
  * opener's `cfg` is the region's (and its `stripes`); a later opener with
  * another config gets `NB_CONFIG_MISMATCH` unless `flags` has
- * `NB_SHARED_ADOPT`. `mode` is the file's mode if this process creates
+ * `NB_SHARED_ADOPT` (take the region's) or `NB_SHARED_REPLACE` (make
+ * `cfg` the region's). `mode` is the file's mode if this process creates
  * it (0: 0600, the owning user's processes only). Open it in each process
  * after any fork: a mapping made before a fork is shared, but the
  * watcher thread that brings other processes' reconfigurations and

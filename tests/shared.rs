@@ -290,3 +290,34 @@ fn sync_from_a_listener_after_a_nested_delivery_returns() {
         std::thread::sleep(Duration::from_millis(2));
     }
 }
+
+/// A deploy that changes thresholds opens with `replace`: its config
+/// becomes the region's, and every other process takes it.
+#[test]
+fn replace_makes_the_config_given_the_regions() {
+    let p = region("replace");
+    let a = open(&p, config()).unwrap();
+    let mut newer = config();
+    newer.minimum_calls = 4;
+    newer.open_wait = Duration::from_secs(9);
+    newer.max_open_wait = Duration::from_secs(9);
+    let replace = |c: nanobreaker::Config| {
+        CircuitBreaker::builder()
+            .config(c)
+            .stripes(4)
+            .build_shared(p.to_str().unwrap(), SharedOptions::default().replace(true))
+    };
+    let b = replace(newer.clone()).unwrap();
+    assert!(!b.created());
+    assert_eq!(b.config(), newer);
+    a.sync();
+    assert_eq!(a.config(), newer, "the other process took it");
+    for _ in 0..4 {
+        a.try_acquire().unwrap().failure(); // the new minimum of 4 trips it
+    }
+    assert!(a.try_acquire().unwrap_err().retry_after() > Duration::from_secs(8));
+    // The window fixes the layout: it cannot be replaced.
+    let mut window = newer;
+    window.window = nanobreaker::Window::count(50);
+    assert!(matches!(replace(window), Err(SharedError::ConfigMismatch(_))));
+}

@@ -138,6 +138,11 @@ static void two_handles_are_one_breaker(void) {
     other.stripes = 16;
     CHECK(nb_shared_open(path, &other, 0, 0, &adopted) == NB_OK && nb_breaker_state(adopted) == NB_STATE_CLOSED);
     nb_breaker_free(adopted);
+    /* Or replaced: the config given becomes the region's, and reaches b. */
+    CHECK(nb_shared_open(path, &c, 0, NB_SHARED_REPLACE, &adopted) == NB_OK);
+    CHECK(nb_shared_sync(b) == NB_OK);
+    CHECK(nb_breaker_config(b, &read, sizeof read) == NB_OK && read.failure_rate_threshold == c.failure_rate_threshold);
+    nb_breaker_free(adopted);
     nb_breaker_free(a);
     nb_breaker_free(b);
     /* The watcher thread may hold the last reference a moment. */
@@ -171,7 +176,7 @@ static void names_flags_modes_and_files(void) {
     memset(long_name, 'x', 201); /* one byte too many */
     long_name[201] = '\0';
     for (i = 0; i < 5; i++) CHECK(refused(bad_names[i], &c, 0, 0, NB_INVALID_ARGUMENT, 0));
-    CHECK(refused(file(1, "flags"), &c, 0, 2, NB_INVALID_ARGUMENT, 0));
+    CHECK(refused(file(1, "flags"), &c, 0, 4, NB_INVALID_ARGUMENT, 0));
     CHECK(refused(paths[1], &c, 0, NB_SHARED_ADOPT | 0x80000000u, NB_INVALID_ARGUMENT, 0));
     CHECK(refused(paths[1], &c, 010000, 0, NB_INVALID_ARGUMENT, 0)); /* a mode over 07777 */
     bad.jitter = 1.0;

@@ -164,6 +164,10 @@ struct SharedOptions {
     /// Take the region's config when it differs from the one given,
     /// instead of throwing Error(NB_CONFIG_MISMATCH).
     bool adopt = false;
+    /// Make the config given the region's when it differs (a deploy that
+    /// changes thresholds; every other process takes it). The window
+    /// cannot change. Wins over adopt.
+    bool replace = false;
 };
 
 class Breaker;
@@ -293,7 +297,9 @@ class Breaker {
         nb_breaker* b = nullptr;
         errno = 0;
         nb_result r = nb_shared_open(name_or_path.c_str(), &config.raw(), options.mode,
-                                     options.adopt ? NB_SHARED_ADOPT : 0, &b);
+                                     (options.adopt ? NB_SHARED_ADOPT : 0u) |
+                                         (options.replace ? NB_SHARED_REPLACE : 0u),
+                                     &b);
         int err = errno;  // before anything else can change it
         switch (r) {
             case NB_OK:

@@ -163,6 +163,14 @@ static void shared_breakers() {
         nb::Breaker adopted = nb::Breaker::open_shared(p, small().minimum_calls(50), nb::SharedOptions{0, true});
         trip(adopted);  // 4 calls: the region's minimum, not 50
         CHECK(adopted.state() == nb::State::Open && first.state() == nb::State::Open);
+        // Or replaced: the config given becomes the region's, for every handle.
+        first.reset();
+        nb::SharedOptions replace;
+        replace.replace = true;
+        nb::Breaker replaced = nb::Breaker::open_shared(p, small().minimum_calls(50), replace);
+        first.sync();
+        trip(first);  // 4 failures: below the new minimum of 50
+        CHECK(first.state() == nb::State::Closed && replaced.state() == nb::State::Closed);
     }
     // A failed system call: IoError, with errno.
     {

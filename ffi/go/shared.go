@@ -36,6 +36,10 @@ type SharedOptions struct {
 	// Adopt takes the region's config when it differs from the one
 	// given, instead of failing with ErrConfigMismatch.
 	Adopt bool
+	// Replace makes cfg the region's config when it differs (a deploy
+	// that changes thresholds; every other process takes it within
+	// 10 ms). The window cannot change. Wins over Adopt.
+	Replace bool
 }
 
 // SharedPath is the file of a shared breaker: nameOrPath itself if it
@@ -83,6 +87,9 @@ func OpenShared(nameOrPath string, cfg Config, opts SharedOptions) (*Breaker, er
 	var flags C.uint32_t
 	if opts.Adopt {
 		flags |= C.NB_SHARED_ADOPT
+	}
+	if opts.Replace {
+		flags |= C.NB_SHARED_REPLACE
 	}
 	raw := cfg.raw()
 	name := C.CString(nameOrPath)

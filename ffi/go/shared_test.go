@@ -141,6 +141,23 @@ func TestSharedConfigMismatchAndAdopt(t *testing.T) {
 	if adopted.State() != Open || first.State() != Open {
 		t.Fatalf("adopted %v, first %v", adopted.State(), first.State())
 	}
+	// Or replaced: the config given (50 calls at least) becomes the
+	// region's, for every handle.
+	first.Reset()
+	replaced, err := OpenShared(p, other, SharedOptions{Replace: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replaced.Close()
+	if err := first.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		_ = first.Execute(func() error { return errors.New("down") })
+	}
+	if first.State() != Closed {
+		t.Fatalf("replaced config not in force: %v", first.State())
+	}
 }
 
 func TestSharedErrors(t *testing.T) {

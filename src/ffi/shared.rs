@@ -13,6 +13,12 @@ use std::ffi::c_char;
 /// `cfg`, instead of failing with `NB_CONFIG_MISMATCH`.
 pub const NB_SHARED_ADOPT: u32 = 1;
 
+/// `nb_shared_open` flag: make `cfg` the region's config when it differs
+/// (a deploy that changes thresholds), as a reconfigure that every other
+/// process takes within 10 ms. A region with another window still gives
+/// `NB_CONFIG_MISMATCH`. Wins over `NB_SHARED_ADOPT`.
+pub const NB_SHARED_REPLACE: u32 = 2;
+
 /// Opens (or creates) the breaker every process of the host shares under
 /// `name_or_path`: a bare name (1..=200 of `[A-Za-z0-9._-]`) is the file
 /// `/dev/shm/nanobreaker-v1-<name>` (`v1`: the region's layout version, so
@@ -20,7 +26,8 @@ pub const NB_SHARED_ADOPT: u32 = 1;
 /// path. The first
 /// opener's `cfg` is the region's (and its `stripes`); a later opener with
 /// another config gets `NB_CONFIG_MISMATCH` unless `flags` has
-/// `NB_SHARED_ADOPT`. `mode` is the file's mode if this process creates
+/// `NB_SHARED_ADOPT` (take the region's) or `NB_SHARED_REPLACE` (make
+/// `cfg` the region's). `mode` is the file's mode if this process creates
 /// it (0: 0600, the owning user's processes only). Open it in each process
 /// after any fork: a mapping made before a fork is shared, but the
 /// watcher thread that brings other processes' reconfigurations and
@@ -50,7 +57,7 @@ pub unsafe extern "C" fn nb_shared_open(
         if name_or_path.is_null() {
             return nb_result::NB_NULL_ARGUMENT;
         }
-        if flags & !NB_SHARED_ADOPT != 0 || mode > 0o7777 {
+        if flags & !(NB_SHARED_ADOPT | NB_SHARED_REPLACE) != 0 || mode > 0o7777 {
             return nb_result::NB_INVALID_ARGUMENT;
         }
         // SAFETY: NUL-terminated (caller's contract).
@@ -87,7 +94,8 @@ unsafe fn open(
     }
     let options = SharedOptions::default()
         .mode(if mode == 0 { 0o600 } else { mode })
-        .adopt(flags & NB_SHARED_ADOPT != 0);
+        .adopt(flags & NB_SHARED_ADOPT != 0)
+        .replace(flags & NB_SHARED_REPLACE != 0);
     match b.build_shared(name, options) {
         Ok(shared) => {
             // SAFETY: non-NULL and writable (caller's contract).

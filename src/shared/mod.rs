@@ -172,11 +172,18 @@ pub struct SharedOptions {
     /// Take the region's config if it differs from the one given, instead
     /// of failing with [`SharedError::ConfigMismatch`]. Default false.
     pub adopt: bool,
+    /// Make the config given the region's if it differs (a deploy that
+    /// changes thresholds): as a `reconfigure` by this process, which
+    /// every other process takes within 10 ms. The window cannot change
+    /// (it fixes the region's layout): a region with another window still
+    /// gives [`SharedError::ConfigMismatch`]. Default false; wins over
+    /// `adopt`.
+    pub replace: bool,
 }
 
 impl Default for SharedOptions {
     fn default() -> Self {
-        SharedOptions { mode: 0o600, adopt: false }
+        SharedOptions { mode: 0o600, adopt: false, replace: false }
     }
 }
 
@@ -189,6 +196,11 @@ impl SharedOptions {
     /// Whether to take the region's config when it differs.
     pub fn adopt(mut self, adopt: bool) -> Self {
         self.adopt = adopt;
+        self
+    }
+    /// Whether to make the config given the region's when it differs.
+    pub fn replace(mut self, replace: bool) -> Self {
+        self.replace = replace;
         self
     }
 }
@@ -292,6 +304,7 @@ impl Builder {
                 config: &self.config,
                 shape,
                 adopt: options.adopt,
+                replace: options.replace,
                 name: self.name.as_str(),
                 clock: &clock,
             },
@@ -312,9 +325,15 @@ impl Builder {
         if opened.created {
             header.publish();
         }
-        opened.mapping.unlock();
+        let mapping = Arc::new(opened.mapping);
         let mut breaker = self.assemble(words, clock, origin);
-        breaker.region = Some(Arc::new(opened.mapping));
+        breaker.region = Some(mapping.clone());
+        if let Some(config) = opened.replace {
+            // Still under the file lock, as `reconfigure`.
+            mapping.store_config(&config);
+            breaker.apply(config);
+        }
+        mapping.unlock();
         let breaker = Arc::new(breaker);
         watch::watch(&breaker);
         Ok(SharedBreaker { breaker, path, created: opened.created })

@@ -320,6 +320,8 @@ pub(crate) struct Request<'a> {
     pub(crate) shape: Shape,
     /// Take the region's config if it differs.
     pub(crate) adopt: bool,
+    /// Make `config` the region's if it differs (and the window is the same).
+    pub(crate) replace: bool,
     /// The name kept in the region, if this process creates it.
     pub(crate) name: &'a str,
     pub(crate) clock: &'a crate::clock::Clock,
@@ -333,7 +335,11 @@ pub(crate) struct Opened {
     /// their initial values, written by `place`.
     pub(crate) created: bool,
     pub(crate) shape: Shape,
+    /// The region's config.
     pub(crate) config: Config,
+    /// The config to make the region's (`Request::replace`), once this
+    /// process's breaker is built, before the file lock is released.
+    pub(crate) replace: Option<Config>,
 }
 
 /// A file descriptor, closed on drop (which also drops its `flock`).
@@ -424,7 +430,7 @@ fn open_locked(path: &CString, mode: u32) -> Result<(Fd, libc::stat), SharedErro
 
 /// `open` once the file is open and locked: `file_len` is its size.
 fn open_file(fd: Fd, file_len: u64, want: &Request<'_>) -> Result<Opened, SharedError> {
-    let Request { config, adopt, clock, .. } = *want;
+    let Request { config, adopt, replace, clock, .. } = *want;
     let clock_kind = if clock.host_wide() { HOST_CLOCK } else { PRIVATE_CLOCK };
     let create = |fd| create(fd, want, clock_kind);
     let header_len = std::mem::size_of::<Header>() as u64;
@@ -491,12 +497,14 @@ fn open_file(fd: Fd, file_len: u64, want: &Request<'_>) -> Result<Opened, Shared
     if name_len > MAX_NAME {
         return Err(SharedError::Corrupt("bad name length"));
     }
-    if theirs != *config && !adopt {
+    let replace = theirs != *config && replace && theirs.window == config.window;
+    if theirs != *config && !adopt && !replace {
         return Err(SharedError::ConfigMismatch(Box::new(theirs)));
     }
     mapping.fd = Some(fd);
     mapping.seen_config = AtomicU64::new(seq);
-    Ok(Opened { mapping, created: false, shape: found, config: theirs })
+    let replace = replace.then(|| config.clone());
+    Ok(Opened { mapping, created: false, shape: found, config: theirs, replace })
 }
 
 fn map(fd: &Fd, len: usize) -> Result<Mapping, SharedError> {
@@ -561,7 +569,7 @@ fn create(fd: Fd, want: &Request<'_>, clock: u64) -> Result<Opened, SharedError>
     // least a header long, page-aligned.
     unsafe { mapping.base.as_ptr().cast::<Header>().write(header) };
     mapping.fd = Some(fd);
-    Ok(Opened { mapping, created: true, shape, config: config.clone() })
+    Ok(Opened { mapping, created: true, shape, config: config.clone(), replace: None })
 }
 
 impl Header {

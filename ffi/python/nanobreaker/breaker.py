@@ -218,7 +218,7 @@ class Breaker:
         self._tokens = []  # of this handle's listeners
 
     @classmethod
-    def open_shared(cls, name_or_path, config=None, mode=0o600, adopt=False, *, fail_closed=False):
+    def open_shared(cls, name_or_path, config=None, mode=0o600, adopt=False, *, replace=False, fail_closed=False):
         """Opens (or creates) the breaker every process of the host shares
         under `name_or_path`: a bare name (1..200 of ``[A-Za-z0-9._-]``)
         is a file in ``/dev/shm`` (``nanobreaker-v1-<name>``: ``v1`` is the
@@ -229,7 +229,9 @@ class Breaker:
 
         The first opener's config is the region's; opening with another
         raises `ConfigMismatch`, unless ``adopt=True`` (then the region's
-        config is taken). `mode` is the file's mode if this call creates
+        config is taken) or ``replace=True`` (then `config` becomes the
+        region's, and every other process takes it; the window cannot
+        change). `mode` is the file's mode if this call creates
         it. Raises `SharedCorrupt` for a file that is not a usable region,
         `OSError` (with ``errno``) when a system call fails, `ValueError`
         for a bad name, `ConfigError` for a bad config.
@@ -240,7 +242,7 @@ class Breaker:
         if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o7777:
             raise ValueError("mode must be file permission bits, 0..0o7777, not %r" % (mode,))
         raw = (config if config is not None else Config()).to_c()
-        flags = _lib.NB_SHARED_ADOPT if adopt else 0
+        flags = (_lib.NB_SHARED_ADOPT if adopt else 0) | (_lib.NB_SHARED_REPLACE if replace else 0)
         h = ctypes.c_void_p()
         r = _c.nb_shared_open(path, byref(raw), mode, flags, byref(h))
         where = os.fsdecode(path)

@@ -202,6 +202,11 @@ class SharedTest(unittest.TestCase):
                 self.assertEqual(b.config.open_wait, 0.35)
             with nb.Breaker.open_shared(path, CONFIG, adopt=True) as c:
                 self.assertEqual(c.config.open_wait, 0.35)
+                # Or replaced: the config given becomes the region's, for
+                # every handle.
+                with nb.Breaker.open_shared(path, dataclasses.replace(CONFIG, open_wait=0.3), replace=True):
+                    c.sync()
+                    self.assertEqual(c.config.open_wait, 0.3)
 
     def test_random_bytes_raise_shared_corrupt(self):
         for size in (1, 8, 100, 4096, 65536):
