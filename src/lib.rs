@@ -58,6 +58,8 @@ mod export;
 #[cfg(all(feature = "capi", not(loom)))]
 #[doc(hidden)]
 pub mod ffi;
+#[cfg(all(feature = "redis", not(loom)))]
+pub mod fleet;
 #[cfg(feature = "tower")]
 pub mod layer;
 mod metrics;
@@ -90,6 +92,8 @@ pub use events::{Reason, Transition, WindowCounts};
 pub use export::trace::trace_transitions;
 #[cfg(feature = "prometheus")]
 pub use export::RegistryCollector;
+#[cfg(all(feature = "redis", not(loom)))]
+pub use fleet::{Fleet, FleetBuilder, FleetError, FleetStatus};
 pub use metrics::Metrics;
 pub use name::Name;
 pub use permit::{Error, Outcome, OwnedPermit, Permit, RawPermit, Rejected};

@@ -24,12 +24,28 @@ impl CircuitBreaker {
     /// `to` needs, swaps the word, tells the listeners. Returns the word now
     /// in place: `Ok(to)`, or `Err(actual)` if the word was not `from`.
     pub(crate) fn transition(&self, from: Word, to: Word, why: impl Into<Why>) -> Result<Word, Word> {
+        self.transition_until(from, to, why, None)
+    }
+
+    /// `transition`, with `until` (ns on the breaker's clock) as the new
+    /// generation's deadline instead of the one its config gives (the
+    /// fleet's hold: see `fleet/`).
+    pub(crate) fn transition_until(
+        &self,
+        from: Word,
+        to: Word,
+        why: impl Into<Why>,
+        until: Option<u64>,
+    ) -> Result<Word, Word> {
         let Why { reason, window } = why.into();
         let now = self.now();
         let g = to.generation();
         let p = parity(g);
         let word = &self.hot.word;
-        let ext = self.ext_at(to, now);
+        let ext = match until {
+            Some(at) => Ext::new(g, to.state(), micros_ceil(at)),
+            None => self.ext_at(to, now),
+        };
         era::publish(&self.hot.ext[p], word, from, ext.0, |cur| Ext(cur).is_for(g, to.state()))?;
         match to.state() {
             State::HalfOpen => {

@@ -66,11 +66,14 @@ pub enum Reason {
     HalfOpenTimeout = 7,
     /// `reset()` or `transition_to()`.
     Manual = 8,
+    /// The fleet's breaker (see `Fleet`, feature `redis`) opened, started
+    /// its trial here, or closed.
+    Fleet = 9,
 }
 
 impl Reason {
     /// Every reason, in the order of their values.
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 10] = [
         Reason::FailureRate,
         Reason::SlowCallRate,
         Reason::ConsecutiveFailures,
@@ -80,6 +83,7 @@ impl Reason {
         Reason::ProbesSlow,
         Reason::HalfOpenTimeout,
         Reason::Manual,
+        Reason::Fleet,
     ];
 
     /// A short lowercase name.
@@ -94,6 +98,7 @@ impl Reason {
             Reason::ProbesSlow => "probes_slow",
             Reason::HalfOpenTimeout => "half_open_timeout",
             Reason::Manual => "manual",
+            Reason::Fleet => "fleet",
         }
     }
 }

@@ -133,6 +133,9 @@ pub enum nb_reason {
     NB_REASON_HALF_OPEN_TIMEOUT = 7,
     /// `nb_breaker_reset` or `nb_breaker_transition_to`.
     NB_REASON_MANUAL = 8,
+    /// The fleet's breaker (Redis, Rust API) opened, started its trial
+    /// here, or closed.
+    NB_REASON_FLEET = 9,
 }
 
 impl From<State> for nb_state {
@@ -235,7 +238,7 @@ pub extern "C" fn nb_state_str(s: u32) -> *const c_char {
 /// A static name for an `nb_reason` ("failure_rate", ...), or "unknown".
 #[no_mangle]
 pub extern "C" fn nb_reason_str(r: u32) -> *const c_char {
-    static NAMES: [&str; 9] = [
+    static NAMES: [&str; 10] = [
         "failure_rate\0",
         "slow_call_rate\0",
         "consecutive_failures\0",
@@ -245,6 +248,7 @@ pub extern "C" fn nb_reason_str(r: u32) -> *const c_char {
         "probes_slow\0",
         "half_open_timeout\0",
         "manual\0",
+        "fleet\0",
     ];
     NAMES.get(r as usize).copied().unwrap_or("unknown\0").as_ptr().cast()
 }

@@ -1,0 +1,611 @@
+//! Breakers that agree across a fleet of hosts through Redis (feature
+//! `redis`). This is the design note; the code follows it.
+//!
+//! ```no_run
+//! use nanobreaker::{CircuitBreaker, Fleet};
+//! use std::sync::Arc;
+//! // In every instance of the service:
+//! let fleet = Fleet::builder("redis://10.0.0.5:6379/").build()?;
+//! let orders = Arc::new(CircuitBreaker::builder().name("orders-db").build()?);
+//! fleet.join(&orders)?;
+//! // Calls stay local: no network on this path.
+//! if let Ok(permit) = orders.try_acquire() {
+//!     permit.success();
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The model
+//!
+//! Every instance keeps its own breaker, with its own rules, and every call
+//! stays on it: `try_acquire` and the outcomes are the engine's local
+//! atomics, the same instructions with the feature on or off. One thread
+//! per [`Fleet`] (`nanobreaker-fleet`) talks to Redis, once per `interval`
+//! (default 100 ms), with one round trip for all of its breakers: for each,
+//! one call of one Lua script (`tick.lua`), atomic in Redis. The script
+//!
+//! 1. adds what this instance recorded since its last tick (calls,
+//!    failures, slow calls: differences of the breaker's running totals)
+//!    to the fleet's window, a time window of 10 buckets kept in Redis;
+//! 2. judges the fleet's window by the breaker's own rules
+//!    (`minimum_calls`, `failure_rate_threshold`,
+//!    `slow_call_rate_threshold`) and trips the fleet's breaker;
+//! 3. runs the fleet's half-open trial (below);
+//! 4. answers the fleet's state: generation, state, time left, whether
+//!    this instance holds the trial.
+//!
+//! The instance then makes its breaker agree (see `member.rs`):
+//!
+//! - fleet `Open`, or `HalfOpen` held by another instance: the local
+//!   breaker is *held* open: it enters `Open` (reason [`Reason::Fleet`])
+//!   with a deadline of the fleet's time left plus a margin of three
+//!   intervals and the Redis timeout, renewed at each tick. A hold is a
+//!   lease: if the fleet thread stops renewing it (Redis is unreachable,
+//!   the thread is starved) the deadline passes and the breaker goes back
+//!   to deciding alone.
+//! - fleet `HalfOpen` held by this instance: the local breaker starts its
+//!   trial (`HalfOpen`, reason `Fleet`) and runs it by its own rules, with
+//!   its own `half_open_permits`; when the local trial ends (closed or
+//!   reopened) the next tick reports it and the fleet follows.
+//! - fleet `Closed`: a breaker the fleet held is closed (reason `Fleet`).
+//!   A breaker that tripped on its own numbers is left alone: each
+//!   instance keeps its local protection.
+//!
+//! Operator states (`Disabled`, `MetricsOnly`, `ForcedOpen`) are never
+//! touched, and a breaker that something else moved (a `reset`, a local
+//! trip) is no longer the fleet's hold: the fleet changes only the
+//! generation it set itself, so it never undoes a decision it did not make.
+//!
+//! # Half-open across the fleet
+//!
+//! When the fleet's open wait has passed, the first instance that has
+//! demand (it rejected calls since its last tick) claims the trial: the
+//! script makes it the owner, with a lease of `half_open_max_wait` plus a
+//! margin. Every other instance stays held. So a trial sends at most
+//! `half_open_permits` probes fleet-wide, from one instance, whatever the
+//! fleet's size. The owner's verdict closes or reopens the fleet (a
+//! reopening raises the backoff level, as one breaker does). If the owner
+//! dies or is cut off, its lease expires and the next instance with demand
+//! starts a new trial: a lost owner delays recovery by one lease, never
+//! wedges it.
+//!
+//! # Time
+//!
+//! Every fleet time (open until, lease until, the window's buckets) is
+//! Redis's clock (`TIME`), read inside the script: hosts' clocks never
+//! meet. The instance turns "time left" into its own clock's deadline.
+//!
+//! # Redis down, slow or partitioned
+//!
+//! Calls never wait for Redis. A tick that fails (connection refused, a
+//! reply later than `timeout`, a reply that does not validate) counts a
+//! degradation, logs it (with the `tracing` feature) and releases every
+//! hold at once: a held breaker keeps the fleet's last known deadline and
+//! then decides alone, as a breaker without a fleet. Outcomes recorded
+//! meanwhile are not sent later (they would land in a later bucket and
+//! trip the fleet on old news). The thread reconnects at the next tick;
+//! the first tick that succeeds rejoins.
+//!
+//! # Nothing in Redis is trusted
+//!
+//! The script and the instance both check what they read: a state that is
+//! not 0, 1 or 2, a generation that is not an integer below 2^53, a level
+//! above 15, a deadline further than `max_open_wait` (open) or the lease
+//! (half-open) ahead: the script starts the fleet's breaker afresh
+//! (closed, next generation); a reply out of range is a failed tick.
+//! Every key expires (`PEXPIRE`, refreshed by each tick): a fleet that
+//! goes away leaves nothing behind. Generations are compared for equality
+//! only, never ordered, so a fleet state that expired and started again
+//! at 0 is one more change, not a horizon.
+//!
+//! # Keys
+//!
+//! With namespace `ns` (default `nanobreaker`) and breaker name `name`:
+//!
+//! | key                    | type | holds                                          |
+//! |------------------------|------|------------------------------------------------|
+//! | `ns:{name}:state`      | hash | `gen`, `state`, `until` (ms), `level`, `owner` |
+//! | `ns:{name}:window`     | hash | `<bucket>:c`, `:f`, `:s` for the current `gen` |
+//!
+//! The braces are a Redis Cluster hash tag: one breaker's keys live on one
+//! node. The window is deleted at every fleet transition.
+//!
+//! # What the fleet does not share
+//!
+//! `consecutive_failures` stays local (a run of failures is one
+//! connection's story). A count window's breaker is judged in the fleet
+//! by a time window of [`FleetBuilder::window`] (default 10 s). Jitter is
+//! not applied to the fleet's open wait. Every instance should run the
+//! same config for a breaker: each tick judges by the config of the
+//! instance that sends it.
+
+mod hold;
+mod member;
+mod wire;
+
+use crate::breaker::CircuitBreaker;
+use crate::registry::Registry;
+use member::Member;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Settings of a [`Fleet`]; [`Fleet::builder`] makes one.
+///
+/// ```
+/// use nanobreaker::Fleet;
+/// use std::time::Duration;
+/// let fleet = Fleet::builder("redis://127.0.0.1:6379/")
+///     .namespace("checkout")
+///     .interval(Duration::from_millis(250))
+///     .build()
+///     .unwrap(); // Redis need not be up: the fleet joins when it is.
+/// assert!(!fleet.status().connected || fleet.status().ticks > 0);
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct FleetBuilder {
+    url: String,
+    namespace: String,
+    interval: Duration,
+    timeout: Duration,
+    window: Duration,
+    instance: Option<String>,
+}
+
+impl FleetBuilder {
+    /// The prefix of every key (default `nanobreaker`).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// How often the fleet thread talks to Redis (default 100 ms, from
+    /// 1 ms to 1 hour): a fleet trip reaches every instance within about
+    /// one interval; each instance sends one command per breaker per
+    /// interval, in one round trip.
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// How long to wait for Redis to connect or answer before the tick
+    /// fails and the breakers decide alone (default 100 ms, from 1 ms to
+    /// 1 minute).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The fleet's window for a breaker with a count window (default 10 s,
+    /// from 10 ms to 1 day). A time window's breaker uses its own length.
+    pub fn window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// This instance's name in Redis (a trial's owner). Default: the
+    /// process id and a random number. Two instances must not share one.
+    pub fn instance(mut self, id: impl Into<String>) -> Self {
+        self.instance = Some(id.into());
+        self
+    }
+
+    /// Checks the settings and starts the fleet thread. Redis is not
+    /// contacted here: the first tick connects.
+    pub fn build(self) -> Result<Fleet, FleetError> {
+        let within = |d: Duration, lo: Duration, hi: Duration| lo <= d && d <= hi;
+        let ms = Duration::from_millis;
+        if !within(self.interval, ms(1), ms(3_600_000)) {
+            return Err(FleetError::Setting("interval"));
+        }
+        if !within(self.timeout, ms(1), ms(60_000)) {
+            return Err(FleetError::Setting("timeout"));
+        }
+        if !within(self.window, ms(10), ms(86_400_000)) {
+            return Err(FleetError::Setting("window"));
+        }
+        if self.namespace.is_empty() {
+            return Err(FleetError::Setting("namespace"));
+        }
+        let client = redis::Client::open(self.url.as_str()).map_err(|e| FleetError::Url(e.to_string()))?;
+        let id = self.instance.clone().unwrap_or_else(random_id);
+        if id.is_empty() {
+            return Err(FleetError::Setting("instance"));
+        }
+        let shared = Arc::new(Shared {
+            control: Mutex::new(Control::default()),
+            wake: Condvar::new(),
+            status: Mutex::new(FleetStatus::default()),
+        });
+        let worker = Worker {
+            shared: Arc::clone(&shared),
+            client,
+            id,
+            settings: self,
+            con: None,
+            members: Vec::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("nanobreaker-fleet".into())
+            .spawn(move || worker.run())
+            .map_err(|e| FleetError::Redis(format!("cannot start the fleet thread: {e}")))?;
+        Ok(Fleet { shared, thread: Some(thread) })
+    }
+}
+
+fn random_id() -> String {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    Instant::now().hash(&mut h);
+    format!("{}-{:016x}", std::process::id(), h.finish())
+}
+
+/// Breakers of this instance that agree with the same breakers of every
+/// other instance through Redis. See the [module docs](self) for the model.
+///
+/// Dropping the fleet stops its thread and hands every breaker it held
+/// back to its own rules.
+pub struct Fleet {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// What a [`Fleet`] has done, for metrics and health checks.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct FleetStatus {
+    /// The last tick reached Redis.
+    pub connected: bool,
+    /// Ticks that reached Redis.
+    pub ticks: u64,
+    /// Ticks that did not (each released the breakers to their own rules).
+    pub failed_ticks: u64,
+    /// Times the fleet went from connected to not.
+    pub degradations: u64,
+    /// Commands sent (one per breaker per tick, in one round trip).
+    pub commands: u64,
+    /// Fleet trips decided by this instance's ticks.
+    pub trips: u64,
+    /// Fleet trials this instance claimed (each ran here, alone).
+    pub trials: u64,
+    /// The breakers taking part at the last tick.
+    pub breakers: usize,
+    /// Why the last failed tick failed.
+    pub last_error: Option<String>,
+}
+
+/// Why a [`Fleet`] could not be built, joined or synced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FleetError {
+    /// The Redis URL does not parse.
+    Url(String),
+    /// A setting out of range (its name).
+    Setting(&'static str),
+    /// A breaker without a name cannot be matched across instances.
+    Unnamed,
+    /// A breaker of this name already takes part.
+    Duplicate(String),
+    /// A tick did not reach Redis, or its reply did not check out.
+    Redis(String),
+}
+
+impl fmt::Display for FleetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FleetError::Url(e) => write!(f, "invalid Redis URL: {e}"),
+            FleetError::Setting(s) => write!(f, "fleet setting `{s}` is out of range"),
+            FleetError::Unnamed => f.write_str("a breaker needs a name to join a fleet"),
+            FleetError::Duplicate(n) => write!(f, "a breaker named {n:?} already takes part"),
+            FleetError::Redis(e) => write!(f, "fleet tick failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for FleetError {}
+
+impl Fleet {
+    /// Settings for a fleet whose Redis is at `url` (`redis://host:port/db`,
+    /// `redis://:password@host/`, `redis+unix:///path`).
+    pub fn builder(url: impl Into<String>) -> FleetBuilder {
+        FleetBuilder {
+            url: url.into(),
+            namespace: "nanobreaker".into(),
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_millis(100),
+            window: Duration::from_secs(10),
+            instance: None,
+        }
+    }
+
+    /// `breaker` takes part from the next tick, under its name. The fleet
+    /// holds it weakly: dropping the breaker ends its part.
+    pub fn join(&self, breaker: &Arc<CircuitBreaker>) -> Result<(), FleetError> {
+        if breaker.name().is_empty() {
+            return Err(FleetError::Unnamed);
+        }
+        let mut c = self.shared.control();
+        c.sources.retain(|s| s.alive());
+        let taken = c.sources.iter().any(|s| match s {
+            Source::Breaker(w) => w.upgrade().is_some_and(|b| b.name() == breaker.name()),
+            Source::Registry(_) => false,
+        });
+        if taken {
+            return Err(FleetError::Duplicate(breaker.name().to_string()));
+        }
+        c.sources.push(Source::Breaker(Arc::downgrade(breaker)));
+        Ok(())
+    }
+
+    /// Every breaker of `registry`, now and later, takes part (a breaker
+    /// joined by name first keeps its place).
+    pub fn join_registry(&self, registry: &Arc<Registry>) {
+        self.shared.control().sources.push(Source::Registry(Arc::downgrade(registry)));
+    }
+
+    /// Ends the part of the breaker named `name` (joined with
+    /// [`join`](Self::join)) at the next tick, handing it back to its own
+    /// rules.
+    pub fn leave(&self, name: &str) {
+        self.shared.control().sources.retain(|s| match s {
+            Source::Breaker(w) => w.upgrade().is_some_and(|b| b.name() != name),
+            Source::Registry(_) => true,
+        });
+    }
+
+    /// Runs a tick now and waits for it: what the thread does every
+    /// interval. For tests and for a prompt start.
+    pub fn sync(&self) -> Result<(), FleetError> {
+        let mut c = self.shared.control();
+        c.requested += 1;
+        let want = c.requested;
+        self.shared.wake.notify_all();
+        while c.done < want {
+            c = self.shared.wake.wait(c).unwrap_or_else(|e| e.into_inner());
+        }
+        c.last.clone()
+    }
+
+    /// What the fleet has done so far.
+    pub fn status(&self) -> FleetStatus {
+        lock(&self.shared.status).clone()
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.shared.control().stop = true;
+        self.shared.wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fleet").field("status", &self.status()).finish_non_exhaustive()
+    }
+}
+
+enum Source {
+    Breaker(Weak<CircuitBreaker>),
+    Registry(Weak<Registry>),
+}
+
+impl Source {
+    fn alive(&self) -> bool {
+        match self {
+            Source::Breaker(w) => w.strong_count() > 0,
+            Source::Registry(w) => w.strong_count() > 0,
+        }
+    }
+}
+
+struct Control {
+    sources: Vec<Source>,
+    stop: bool,
+    requested: u64,
+    done: u64,
+    last: Result<(), FleetError>,
+}
+
+impl Default for Control {
+    fn default() -> Control {
+        Control { sources: Vec::new(), stop: false, requested: 0, done: 0, last: Ok(()) }
+    }
+}
+
+struct Shared {
+    control: Mutex<Control>,
+    wake: Condvar,
+    status: Mutex<FleetStatus>,
+}
+
+impl Shared {
+    fn control(&self) -> MutexGuard<'_, Control> {
+        lock(&self.control)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing under these locks can panic half-way through a change.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The fleet thread's own state.
+struct Worker {
+    shared: Arc<Shared>,
+    client: redis::Client,
+    id: String,
+    settings: FleetBuilder,
+    con: Option<(redis::Connection, String)>,
+    members: Vec<(Member, [String; 2])>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut next = Instant::now();
+        loop {
+            let mut c = self.shared.control();
+            loop {
+                if c.stop {
+                    drop(c);
+                    self.members.iter_mut().for_each(|(m, _)| m.release());
+                    return;
+                }
+                let now = Instant::now();
+                if c.requested > c.done || now >= next {
+                    break;
+                }
+                c = self.shared.wake.wait_timeout(c, next - now).unwrap_or_else(|e| e.into_inner()).0;
+            }
+            let (requested, breakers) = (c.requested, self.breakers(&mut c));
+            drop(c);
+            next = Instant::now() + self.settings.interval;
+            self.update_members(breakers);
+            let result = self.tick();
+            self.record(&result);
+            let mut c = self.shared.control();
+            c.done = requested;
+            c.last = result;
+            self.shared.wake.notify_all();
+        }
+    }
+
+    /// The breakers taking part now, by name, first source first.
+    fn breakers(&self, c: &mut Control) -> Vec<Arc<CircuitBreaker>> {
+        c.sources.retain(Source::alive);
+        let mut out: Vec<Arc<CircuitBreaker>> = Vec::new();
+        let mut add = |b: Arc<CircuitBreaker>| {
+            if !b.name().is_empty() && !out.iter().any(|o| o.name() == b.name()) {
+                out.push(b);
+            }
+        };
+        for s in &c.sources {
+            match s {
+                Source::Breaker(w) => w.upgrade().into_iter().for_each(&mut add),
+                Source::Registry(w) => {
+                    if let Some(r) = w.upgrade() {
+                        r.for_each_claimed(&mut add);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Keeps a member per breaker: a breaker gone (or replaced under its
+    /// name) is handed back to its own rules first.
+    fn update_members(&mut self, breakers: Vec<Arc<CircuitBreaker>>) {
+        let mut old: HashMap<String, (Member, [String; 2])> =
+            self.members.drain(..).map(|m| (m.0.breaker.name().to_string(), m)).collect();
+        for b in breakers {
+            let member = match old.remove(b.name()) {
+                Some(m) if Arc::ptr_eq(&m.0.breaker, &b) => m,
+                other => {
+                    if let Some((mut m, _)) = other {
+                        m.release();
+                    }
+                    let keys = wire::keys(&self.settings.namespace, b.name());
+                    (Member::new(b), keys)
+                }
+            };
+            self.members.push(member);
+        }
+        old.into_values().for_each(|(mut m, _)| m.release());
+    }
+
+    fn margin(&self) -> Duration {
+        self.settings.interval * 3 + self.settings.timeout
+    }
+
+    fn tick(&mut self) -> Result<(), FleetError> {
+        if self.members.is_empty() {
+            return Ok(());
+        }
+        let result = self.round_trip();
+        if result.is_err() {
+            self.con = None;
+            self.members.iter_mut().for_each(|(m, _)| m.release());
+        }
+        result
+    }
+
+    fn round_trip(&mut self) -> Result<(), FleetError> {
+        let err = |e: redis::RedisError| FleetError::Redis(e.to_string());
+        if self.con.is_none() {
+            self.con = Some(wire::connect(&self.client, self.settings.timeout).map_err(err)?);
+        }
+        let margin = self.margin();
+        let Some((con, sha)) = self.con.as_mut() else { unreachable!("connected above") };
+        let mut pipe = redis::pipe();
+        for (m, keys) in &mut self.members {
+            let send = m.send();
+            let config = m.breaker.config();
+            wire::tick(&mut pipe, sha, keys, &self.id, &config, self.settings.window, margin, &send);
+        }
+        lock(&self.shared.status).commands += self.members.len() as u64;
+        let replies: Vec<Vec<i64>> = pipe.query(con).map_err(err)?;
+        if replies.len() != self.members.len() {
+            return Err(FleetError::Redis(format!(
+                "{} replies to {} ticks",
+                replies.len(),
+                self.members.len()
+            )));
+        }
+        let (mut trips, mut trials) = (0, 0);
+        let mut bad = None;
+        for ((m, _), r) in self.members.iter_mut().zip(replies) {
+            match wire::Reply::parse(r) {
+                Ok(reply) => {
+                    trips += u64::from(matches!(
+                        reply.happened,
+                        wire::Happened::TrippedOnFailures | wire::Happened::TrippedOnSlowCalls
+                    ));
+                    trials += u64::from(reply.happened == wire::Happened::TrialClaimed);
+                    m.follow(&reply, margin);
+                }
+                Err(e) => {
+                    m.release();
+                    bad = Some(FleetError::Redis(format!(
+                        "reply out of range for {}: {:?}",
+                        m.breaker.name(),
+                        e.0
+                    )));
+                }
+            }
+        }
+        let mut status = lock(&self.shared.status);
+        status.trips += trips;
+        status.trials += trials;
+        drop(status);
+        bad.map_or(Ok(()), Err)
+    }
+
+    fn record(&self, result: &Result<(), FleetError>) {
+        let mut s = lock(&self.shared.status);
+        s.breakers = self.members.len();
+        match result {
+            Ok(()) => {
+                if !s.connected && s.ticks + s.failed_ticks > 0 {
+                    tracing::info!(target: "nanobreaker::fleet", "Redis reachable again: the fleet's breakers agree again");
+                }
+                s.connected = true;
+                s.ticks += 1;
+            }
+            Err(e) => {
+                if s.connected || s.ticks + s.failed_ticks == 0 {
+                    s.degradations += 1;
+                    tracing::warn!(target: "nanobreaker::fleet", error = %e, "Redis unreachable: each breaker decides alone");
+                }
+                s.connected = false;
+                s.failed_ticks += 1;
+                s.last_error = Some(e.to_string());
+            }
+        }
+    }
+}
