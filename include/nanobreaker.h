@@ -163,6 +163,11 @@ enum nb_reason
    * `nb_breaker_reset` or `nb_breaker_transition_to`.
    */
   NB_REASON_MANUAL = 8,
+  /**
+   * The fleet's breaker (Redis, Rust API) opened, started its trial
+   * here, or closed.
+   */
+  NB_REASON_FLEET = 9,
 };
 #ifndef __cplusplus
 typedef uint32_t nb_reason;
@@ -1059,7 +1064,7 @@ void nb_string_free(char *s);
 /**
  * Opens (or creates) the breaker every process of the host shares under
  * `name_or_path`: a bare name (1..=200 of `[A-Za-z0-9._-]`) is the file
- * `/dev/shm/nanobreaker-v1-<name>` (`v1`: the region's layout version, so
+ * `/dev/shm/nanobreaker-v2-<name>` (`v2`: the region's layout version, so
  * libraries of another layout use another file), anything with a `/` is a
  * path. The first
  * opener's `cfg` is the region's (and its `stripes`); a later opener with

@@ -66,6 +66,7 @@ static void strings(void) {
     CHECK_EQ_STR(nb_state_str(NB_STATE_UNKNOWN), "unknown");
     CHECK_EQ_STR(nb_reason_str(NB_REASON_FAILURE_RATE), "failure_rate");
     CHECK_EQ_STR(nb_reason_str(NB_REASON_MANUAL), "manual");
+    CHECK_EQ_STR(nb_reason_str(NB_REASON_FLEET), "fleet");
     CHECK_EQ_STR(nb_reason_str(99), "unknown");
 }
 

@@ -108,6 +108,7 @@ const (
 	ReasonProbesSlow      Reason = C.NB_REASON_PROBES_SLOW
 	ReasonHalfOpenTimeout Reason = C.NB_REASON_HALF_OPEN_TIMEOUT
 	ReasonManual          Reason = C.NB_REASON_MANUAL
+	ReasonFleet           Reason = C.NB_REASON_FLEET
 )
 
 // ErrRejected is matched (errors.Is) by every *RejectedError.

@@ -37,7 +37,7 @@
 //! The instance then makes its breaker agree (see `member.rs`):
 //!
 //! - fleet `Open`, or `HalfOpen` held by another instance: the local
-//!   breaker is *held* open: it enters `Open` (reason [`Reason::Fleet`])
+//!   breaker is *held* open: it enters `Open` (reason [`Reason::Fleet`](crate::Reason::Fleet))
 //!   with a deadline of the fleet's time left plus a margin of three
 //!   intervals and the Redis timeout, renewed at each tick. A hold is a
 //!   lease: if the fleet thread stops renewing it (Redis is unreachable,
@@ -135,14 +135,16 @@ use std::time::{Duration, Instant};
 /// Settings of a [`Fleet`]; [`Fleet::builder`] makes one.
 ///
 /// ```
-/// use nanobreaker::Fleet;
+/// use nanobreaker::{Fleet, FleetError};
 /// use std::time::Duration;
+/// // Redis need not be up: until it answers, every breaker decides alone.
 /// let fleet = Fleet::builder("redis://127.0.0.1:6379/")
 ///     .namespace("checkout")
 ///     .interval(Duration::from_millis(250))
-///     .build()
-///     .unwrap(); // Redis need not be up: the fleet joins when it is.
-/// assert!(!fleet.status().connected || fleet.status().ticks > 0);
+///     .build()?;
+/// let too_fast = Fleet::builder("redis://127.0.0.1:6379/").interval(Duration::ZERO).build();
+/// assert_eq!(too_fast.unwrap_err(), FleetError::Setting("interval"));
+/// # Ok::<(), FleetError>(())
 /// ```
 #[derive(Clone, Debug)]
 #[must_use]
@@ -237,10 +239,9 @@ impl FleetBuilder {
 }
 
 fn random_id() -> String {
-    use std::hash::{BuildHasher, Hash, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    Instant::now().hash(&mut h);
-    format!("{}-{:016x}", std::process::id(), h.finish())
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
+    format!("{}-{random:016x}", std::process::id())
 }
 
 /// Breakers of this instance that agree with the same breakers of every
@@ -543,10 +544,10 @@ impl Worker {
         let margin = self.margin();
         let Some((con, sha)) = self.con.as_mut() else { unreachable!("connected above") };
         let mut pipe = redis::pipe();
+        let t = wire::Tick { sha, id: &self.id, window: self.settings.window, margin };
         for (m, keys) in &mut self.members {
             let send = m.send();
-            let config = m.breaker.config();
-            wire::tick(&mut pipe, sha, keys, &self.id, &config, self.settings.window, margin, &send);
+            wire::tick(&mut pipe, &t, keys, &m.breaker.config(), &send);
         }
         lock(&self.shared.status).commands += self.members.len() as u64;
         let replies: Vec<Vec<i64>> = pipe.query(con).map_err(err)?;

@@ -106,37 +106,41 @@ fn millis(d: Duration) -> u64 {
     d.as_millis().min(u128::from(GENS)) as u64
 }
 
-/// Appends breaker `name`'s tick to the pipeline.
-pub(crate) fn tick(
-    pipe: &mut redis::Pipeline,
-    sha: &str,
-    keys: &[String; 2],
-    id: &str,
-    config: &Config,
-    fleet_window: Duration,
-    margin: Duration,
-    s: &Send,
-) {
+/// What every breaker's tick of one round trip shares.
+pub(crate) struct Tick<'a> {
+    /// The loaded script's SHA1.
+    pub(crate) sha: &'a str,
+    /// This instance's id.
+    pub(crate) id: &'a str,
+    /// The fleet's window for count windows.
+    pub(crate) window: Duration,
+    /// How long a hold outlasts the fleet's deadline (see `Worker::margin`).
+    pub(crate) margin: Duration,
+}
+
+/// Appends one breaker's tick (`keys`, by `config`, sending `s`) to the
+/// pipeline.
+pub(crate) fn tick(pipe: &mut redis::Pipeline, t: &Tick<'_>, keys: &[String; 2], config: &Config, s: &Send) {
     let window = match config.window {
         Window::Time { length, .. } => length,
-        Window::Count(_) => fleet_window,
+        Window::Count(_) => t.window,
     };
     let ppm = |rate: f64| (rate * 1e6).round() as u64;
     let slow = if config.slow_call_duration.is_some() { ppm(config.slow_call_rate_threshold) } else { 0 };
     // The trial's lease: its max wait, and the margin for the verdict to
     // reach Redis (the next tick).
-    let lease = millis(config.half_open_max_wait).saturating_add(millis(margin));
+    let lease = millis(config.half_open_max_wait).saturating_add(millis(t.margin));
     let longest = millis(config.max_open_wait).max(lease).max(millis(window));
     let (verdict, verdict_gen) = match s.verdict {
         None => (0, 0),
         Some((g, closed)) => (if closed { 1 } else { 2 }, g),
     };
     pipe.cmd("EVALSHA")
-        .arg(sha)
+        .arg(t.sha)
         .arg(2)
         .arg(&keys[0])
         .arg(&keys[1])
-        .arg(id)
+        .arg(t.id)
         .arg(s.seen.map_or(-1, |g| g as i64))
         .arg(s.calls)
         .arg(s.failures)

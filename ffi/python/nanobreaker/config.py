@@ -58,6 +58,7 @@ class Reason(str, enum.Enum):
     PROBES_SLOW = "probes_slow"
     HALF_OPEN_TIMEOUT = "half_open_timeout"
     MANUAL = "manual"
+    FLEET = "fleet"
     UNKNOWN = "unknown"  #: a reason newer than this package
 
     def __str__(self):
