@@ -292,3 +292,46 @@ fn bad_settings_and_unnamed_breakers_are_refused() {
     let s = fleet.status();
     assert!(!s.connected && s.degradations == 1 && s.failed_ticks >= 1, "{s:?}");
 }
+
+#[test]
+fn a_registrys_breakers_take_part_and_one_that_leaves_decides_alone_again() {
+    let Some(redis) = Redis::start() else { return };
+    let url = redis.url();
+    let registries: Vec<_> = (0..2)
+        .map(|_| {
+            let r = Arc::new(nanobreaker::Registry::builder().default_config(config()).build().unwrap());
+            let f = Fleet::builder(url.as_str()).interval(INTERVAL).build().unwrap();
+            f.join_registry(&r);
+            (r, f)
+        })
+        .collect();
+    // Breakers made on demand, after joining, take part by name.
+    let a = registries[0].0.get("users").unwrap();
+    let b = registries[1].0.get("users").unwrap();
+    registries.iter().for_each(|(_, f)| f.sync().unwrap());
+    fail(&a, 10);
+    within(Duration::from_secs(5), || b.state() == State::Open)
+        .expect("the registry's breaker follows the fleet");
+    assert_eq!(b.metrics().transitions(Reason::Fleet), 1);
+
+    // A breaker joined by name leaves: its hold ends at the fleet's
+    // deadline and it runs its own trial (held, it would wait for the
+    // fleet's, which its demand would claim: reason `fleet`).
+    let one = instance(&url, "sessions", config());
+    let two = instance(&url, "sessions", config());
+    fail(&one.cb, 10);
+    within(Duration::from_secs(5), || two.cb.state() == State::Open).expect("fleet trip");
+    two.fleet.leave("sessions");
+    two.fleet.sync().unwrap();
+    assert_eq!(two.fleet.status().breakers, 0);
+    // Released to the fleet's deadline (at most the 300 ms open wait from
+    // now), not the hold's three intervals and a timeout past it.
+    let wait = two.cb.try_acquire().map(drop).unwrap_err().retry_after();
+    assert!(wait <= Duration::from_millis(300), "still held: {wait:?}");
+    let alone = within(Duration::from_secs(5), || {
+        let _ = two.cb.try_acquire().map(|p| p.success());
+        two.cb.metrics().transitions(Reason::OpenWaitElapsed) == 1
+    });
+    assert!(alone.is_some(), "decides alone after leaving");
+    assert_eq!(two.cb.metrics().transitions(Reason::Fleet), 1, "only the hold");
+}
