@@ -222,7 +222,7 @@ impl CircuitBreaker {
         self.visible(self.load())
     }
 
-    fn visible(&self, w: Word) -> State {
+    pub(crate) fn visible(&self, w: Word) -> State {
         match w.state() {
             State::Open if self.now() >= self.ext(w).nanos() => State::HalfOpen,
             State::HalfOpen if self.now() >= self.ext(w).nanos() => State::Open,

@@ -23,7 +23,14 @@ impl CircuitBreaker {
                     if self.set_deadline(w.generation(), until) {
                         return Some(w.generation());
                     }
-                    w = self.load();
+                    let now = self.load();
+                    if now == w {
+                        // The word did not move, yet its deadline copy is
+                        // not its generation's (a hostile shared region):
+                        // nothing to hold by.
+                        return None;
+                    }
+                    w = now;
                 }
                 State::Closed | State::HalfOpen => {
                     match self.transition_until(
@@ -96,8 +103,9 @@ impl CircuitBreaker {
     pub(crate) fn trial_verdict(&self, t: u64) -> Option<bool> {
         let w = self.load();
         if w.generation() == t {
-            // `state()` reads Open once the trial's max wait has passed.
-            return (self.state() != State::HalfOpen).then_some(false);
+            // One word, judged as a call would see it: Open once the
+            // trial's max wait has passed.
+            return (self.visible(w) != State::HalfOpen).then_some(false);
         }
         Some(w.state() == State::Closed && w.generation() == t.wrapping_add(1))
     }

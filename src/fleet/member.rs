@@ -3,12 +3,16 @@
 
 use super::wire::{Reply, Send};
 use crate::breaker::CircuitBreaker;
-use std::sync::Arc;
+use crate::state::State;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// A breaker of this instance and what its fleet thread remembers of it.
+/// The breaker is held weakly: the fleet never keeps one alive (a dropped
+/// or evicted breaker stops taking part; the worker holds each strongly
+/// only for the length of a tick).
 pub(crate) struct Member {
-    pub(crate) breaker: Arc<CircuitBreaker>,
+    pub(crate) breaker: Weak<CircuitBreaker>,
     /// The fleet generation last answered (`None` before the first answer
     /// and after a failed tick: outcomes are added only to a generation
     /// this instance has seen).
@@ -17,8 +21,11 @@ pub(crate) struct Member {
     totals: Totals,
     /// The local generation the fleet holds open.
     held: Option<u64>,
-    /// The fleet's trial run here: (fleet generation, local generation).
-    trial: Option<(u64, u64)>,
+    /// The fleet's trial claimed here: (fleet generation, the local
+    /// generation running it, or `None` if it could not start, which
+    /// reports as reopened at once rather than leaving the fleet to wait
+    /// out the lease).
+    trial: Option<(u64, Option<u64>)>,
     /// The fleet's last known deadline on the breaker's clock: where a
     /// released hold ends.
     until: u64,
@@ -40,23 +47,34 @@ impl Totals {
 }
 
 impl Member {
-    pub(crate) fn new(breaker: Arc<CircuitBreaker>) -> Member {
-        let totals = Totals::of(&breaker);
-        Member { breaker, seen: None, totals, held: None, trial: None, until: 0 }
+    pub(crate) fn new(breaker: &Arc<CircuitBreaker>) -> Member {
+        let totals = Totals::of(breaker);
+        Member { breaker: Arc::downgrade(breaker), seen: None, totals, held: None, trial: None, until: 0 }
     }
 
-    /// What this tick sends: the outcomes since the last one, whether calls
-    /// were turned away (demand for a trial), and the trial's verdict.
-    pub(crate) fn send(&mut self) -> Send {
-        let now = Totals::of(&self.breaker);
+    /// Whether this member is `b`'s.
+    pub(crate) fn is(&self, b: &Arc<CircuitBreaker>) -> bool {
+        std::ptr::eq(self.breaker.as_ptr(), Arc::as_ptr(b))
+    }
+
+    /// What this tick sends for `cb` (this member's breaker): the outcomes
+    /// since the last one, whether calls were turned away in a state the
+    /// fleet drives (demand for a trial: an operator's `ForcedOpen` is
+    /// not), and the trial's verdict.
+    pub(crate) fn send(&mut self, cb: &CircuitBreaker) -> Send {
+        let now = Totals::of(cb);
         let d = |a: u64, b: u64| a.saturating_sub(b);
+        let drivable = matches!(cb.load().state(), State::Closed | State::Open | State::HalfOpen);
         let send = Send {
             seen: self.seen,
             calls: d(now.calls, self.totals.calls),
             failures: d(now.failures, self.totals.failures),
             slow: d(now.slow, self.totals.slow),
-            demand: now.rejected != self.totals.rejected,
-            verdict: self.trial.and_then(|(fleet, local)| Some((fleet, self.breaker.trial_verdict(local)?))),
+            demand: drivable && now.rejected != self.totals.rejected,
+            verdict: self.trial.and_then(|(fleet, local)| match local {
+                Some(t) => Some((fleet, cb.trial_verdict(t)?)),
+                None => Some((fleet, false)),
+            }),
         };
         // Sent or lost with the tick: never sent twice, never late.
         self.totals = now;
@@ -65,8 +83,7 @@ impl Member {
 
     /// Makes the breaker agree with the fleet's answer. `margin` is how
     /// long past the fleet's deadline a hold lasts if it is not renewed.
-    pub(crate) fn follow(&mut self, r: &Reply, margin: Duration) {
-        let cb = &self.breaker;
+    pub(crate) fn follow(&mut self, cb: &CircuitBreaker, r: &Reply, margin: Duration) {
         let now = cb.now();
         self.until = now.saturating_add(r.left.as_nanos() as u64);
         if self.trial.is_some_and(|(fleet, _)| fleet != r.generation) {
@@ -76,11 +93,12 @@ impl Member {
             FleetState::HalfOpen if r.mine => {
                 if self.trial.is_none() {
                     let hold = self.until.saturating_add(margin.as_nanos() as u64);
-                    self.trial = cb
-                        .hold_open(hold)
-                        .and_then(|g| cb.begin_fleet_trial(g))
-                        .map(|local| (r.generation, local));
-                    self.held = None;
+                    self.held = cb.hold_open(hold);
+                    let local = self.held.and_then(|g| cb.begin_fleet_trial(g));
+                    if local.is_some() {
+                        self.held = None;
+                    }
+                    self.trial = Some((r.generation, local));
                 }
             }
             FleetState::Open | FleetState::HalfOpen => {
@@ -103,8 +121,8 @@ impl Member {
     /// at the fleet's last known deadline (not the margin past it); a trial
     /// running here goes on as the breaker's own.
     pub(crate) fn release(&mut self) {
-        if let Some(g) = self.held.take() {
-            self.breaker.set_deadline(g, self.until);
+        if let (Some(g), Some(cb)) = (self.held.take(), self.breaker.upgrade()) {
+            cb.set_deadline(g, self.until);
         }
         self.trial = None;
         self.seen = None;

@@ -52,9 +52,11 @@
 //!   instance keeps its local protection.
 //!
 //! Operator states (`Disabled`, `MetricsOnly`, `ForcedOpen`) are never
-//! touched, and a breaker that something else moved (a `reset`, a local
-//! trip) is no longer the fleet's hold: the fleet changes only the
-//! generation it set itself, so it never undoes a decision it did not make.
+//! touched, and a breaker in one does not claim trials. While the fleet is
+//! open its decision wins: a breaker that tripped alone takes the fleet's
+//! deadline, a `reset` is held again at the next tick. When the fleet
+//! closes, it closes only a breaker still in the generation it held: one
+//! that something else moved since is left to its own rules.
 //!
 //! # Half-open across the fleet
 //!
@@ -63,7 +65,9 @@
 //! script makes it the owner, with a lease of `half_open_max_wait` plus a
 //! margin. Every other instance stays held. So a trial sends at most
 //! `half_open_permits` probes fleet-wide, from one instance, whatever the
-//! fleet's size. The owner's verdict closes or reopens the fleet (a
+//! fleet's size. (An owner cut off from Redis goes on with its trial as its
+//! own while the next owner runs the next: that trial may see twice the
+//! permits.) The owner's verdict closes or reopens the fleet (a
 //! reopening raises the backoff level, as one breaker does). If the owner
 //! dies or is cut off, its lease expires and the next instance with demand
 //! starts a new trial: a lost owner delays recovery by one lease, never
@@ -88,11 +92,14 @@
 //!
 //! # Nothing in Redis is trusted
 //!
-//! The script and the instance both check what they read: a state that is
-//! not 0, 1 or 2, a generation that is not an integer below 2^53, a level
-//! above 15, a deadline further than `max_open_wait` (open) or the lease
-//! (half-open) ahead: the script starts the fleet's breaker afresh
-//! (closed, next generation); a reply out of range is a failed tick.
+//! The script and the instance both check what they read: a key of
+//! another type, a state that is not 0, 1 or 2, a generation that is not
+//! an integer below 2^53, a level above 15, a deadline further ahead than
+//! four times the longest wait (`max_open_wait` open, the lease half-open)
+//! and a minute (loose, so that instances whose configs differ during a
+//! rolling deploy agree): the script starts the fleet's breaker afresh
+//! (closed, next generation); counts that are not counts empty the window.
+//! A reply out of range makes that breaker decide alone for the tick.
 //! Every key expires (`PEXPIRE`, refreshed by each tick): a fleet that
 //! goes away leaves nothing behind. Generations are compared for equality
 //! only, never ordered, so a fleet state that expired and started again
@@ -126,7 +133,6 @@ mod wire;
 use crate::breaker::CircuitBreaker;
 use crate::registry::Registry;
 use member::Member;
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
@@ -146,7 +152,7 @@ use std::time::{Duration, Instant};
 /// assert_eq!(too_fast.unwrap_err(), FleetError::Setting("interval"));
 /// # Ok::<(), FleetError>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[must_use]
 pub struct FleetBuilder {
     url: String,
@@ -238,6 +244,19 @@ impl FleetBuilder {
     }
 }
 
+impl fmt::Debug for FleetBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the URL: it may hold a password.
+        f.debug_struct("FleetBuilder")
+            .field("namespace", &self.namespace)
+            .field("interval", &self.interval)
+            .field("timeout", &self.timeout)
+            .field("window", &self.window)
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
+}
+
 fn random_id() -> String {
     use std::hash::BuildHasher;
     let random = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
@@ -258,9 +277,10 @@ pub struct Fleet {
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct FleetStatus {
-    /// The last tick reached Redis.
+    /// The last tick with breakers to send reached Redis.
     pub connected: bool,
-    /// Ticks that reached Redis.
+    /// Ticks that reached Redis (a tick with no breaker to send is not
+    /// counted, nor does it contact Redis).
     pub ticks: u64,
     /// Ticks that did not (each released the breakers to their own rules).
     pub failed_ticks: u64,
@@ -270,8 +290,12 @@ pub struct FleetStatus {
     pub commands: u64,
     /// Fleet trips decided by this instance's ticks.
     pub trips: u64,
-    /// Fleet trials this instance claimed (each ran here, alone).
+    /// Fleet trials this instance claimed (each ran here, alone, or was
+    /// reported failed at once if the breaker could not start it).
     pub trials: u64,
+    /// Replies for one breaker that did not check out: that breaker
+    /// decided alone for the tick.
+    pub bad_replies: u64,
     /// The breakers taking part at the last tick.
     pub breakers: usize,
     /// Why the last failed tick failed.
@@ -292,6 +316,12 @@ pub enum FleetError {
     Duplicate(String),
     /// A tick did not reach Redis, or its reply did not check out.
     Redis(String),
+    /// A breaker in shared memory: each process of its host would send the
+    /// same totals and drive the same words. Join it from a registry of
+    /// in-process breakers instead.
+    Shared,
+    /// The fleet thread has stopped (it panicked).
+    Stopped,
 }
 
 impl fmt::Display for FleetError {
@@ -302,6 +332,8 @@ impl fmt::Display for FleetError {
             FleetError::Unnamed => f.write_str("a breaker needs a name to join a fleet"),
             FleetError::Duplicate(n) => write!(f, "a breaker named {n:?} already takes part"),
             FleetError::Redis(e) => write!(f, "fleet tick failed: {e}"),
+            FleetError::Shared => f.write_str("a shared-memory breaker cannot join a fleet"),
+            FleetError::Stopped => f.write_str("the fleet thread has stopped"),
         }
     }
 }
@@ -325,6 +357,10 @@ impl Fleet {
     /// `breaker` takes part from the next tick, under its name. The fleet
     /// holds it weakly: dropping the breaker ends its part.
     pub fn join(&self, breaker: &Arc<CircuitBreaker>) -> Result<(), FleetError> {
+        #[cfg(all(feature = "shared", unix))]
+        if breaker.region.is_some() {
+            return Err(FleetError::Shared);
+        }
         if breaker.name().is_empty() {
             return Err(FleetError::Unnamed);
         }
@@ -358,16 +394,20 @@ impl Fleet {
     }
 
     /// Runs a tick now and waits for it: what the thread does every
-    /// interval. For tests and for a prompt start.
+    /// interval. For tests and for a prompt start. Not from a transition
+    /// listener: the fleet thread itself may be the one delivering.
     pub fn sync(&self) -> Result<(), FleetError> {
         let mut c = self.shared.control();
         c.requested += 1;
         let want = c.requested;
         self.shared.wake.notify_all();
-        while c.done < want {
+        while c.done < want && !c.dead {
             c = self.shared.wake.wait(c).unwrap_or_else(|e| e.into_inner());
         }
-        c.last.clone()
+        if c.done < want {
+            return Err(FleetError::Stopped);
+        }
+        c.last.clone().unwrap_or(Ok(()))
     }
 
     /// What the fleet has done so far.
@@ -406,18 +446,16 @@ impl Source {
     }
 }
 
+#[derive(Default)]
 struct Control {
     sources: Vec<Source>,
     stop: bool,
+    /// The fleet thread has ended.
+    dead: bool,
     requested: u64,
     done: u64,
-    last: Result<(), FleetError>,
-}
-
-impl Default for Control {
-    fn default() -> Control {
-        Control { sources: Vec::new(), stop: false, requested: 0, done: 0, last: Ok(()) }
-    }
+    /// The last tick's result (`None`: no breaker took part).
+    last: Option<Result<(), FleetError>>,
 }
 
 struct Shared {
@@ -444,11 +482,24 @@ struct Worker {
     id: String,
     settings: FleetBuilder,
     con: Option<(redis::Connection, String)>,
+    /// One per breaker taking part: its member and its keys.
     members: Vec<(Member, [String; 2])>,
+}
+
+/// Marks the fleet thread gone however it ends (a panic included), so
+/// that `sync` never waits for it.
+struct Finished(Arc<Shared>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.control().dead = true;
+        self.0.wake.notify_all();
+    }
 }
 
 impl Worker {
     fn run(mut self) {
+        let _finished = Finished(Arc::clone(&self.shared));
         let mut next = Instant::now();
         loop {
             let mut c = self.shared.control();
@@ -467,8 +518,10 @@ impl Worker {
             let (requested, breakers) = (c.requested, self.breakers(&mut c));
             drop(c);
             next = Instant::now() + self.settings.interval;
-            self.update_members(breakers);
-            let result = self.tick();
+            // Strong for this tick only.
+            let live = self.update_members(breakers);
+            let result = self.tick(&live);
+            drop(live);
             self.record(&result);
             let mut c = self.shared.control();
             c.done = requested;
@@ -499,44 +552,41 @@ impl Worker {
         out
     }
 
-    /// Keeps a member per breaker: a breaker gone (or replaced under its
-    /// name) is handed back to its own rules first.
-    fn update_members(&mut self, breakers: Vec<Arc<CircuitBreaker>>) {
-        let mut old: HashMap<String, (Member, [String; 2])> =
-            self.members.drain(..).map(|m| (m.0.breaker.name().to_string(), m)).collect();
-        for b in breakers {
-            let member = match old.remove(b.name()) {
-                Some(m) if Arc::ptr_eq(&m.0.breaker, &b) => m,
-                other => {
-                    if let Some((mut m, _)) = other {
-                        m.release();
-                    }
-                    let keys = wire::keys(&self.settings.namespace, b.name());
-                    (Member::new(b), keys)
-                }
+    /// Keeps a member per breaker, in the order of `breakers` (returned):
+    /// a breaker gone (or replaced under its name) is handed back to its
+    /// own rules first.
+    fn update_members(&mut self, breakers: Vec<Arc<CircuitBreaker>>) -> Vec<Arc<CircuitBreaker>> {
+        let mut old: Vec<(Member, [String; 2])> = std::mem::take(&mut self.members);
+        for b in &breakers {
+            let member = match old.iter().position(|(m, _)| m.is(b)) {
+                Some(i) => old.swap_remove(i),
+                None => (Member::new(b), wire::keys(&self.settings.namespace, b.name())),
             };
             self.members.push(member);
         }
-        old.into_values().for_each(|(mut m, _)| m.release());
+        old.iter_mut().for_each(|(m, _)| m.release());
+        breakers
     }
 
     fn margin(&self) -> Duration {
         self.settings.interval * 3 + self.settings.timeout
     }
 
-    fn tick(&mut self) -> Result<(), FleetError> {
+    /// One round trip for every member; on a failure every breaker is
+    /// handed back to its own rules and the connection dropped.
+    fn tick(&mut self, live: &[Arc<CircuitBreaker>]) -> Option<Result<(), FleetError>> {
         if self.members.is_empty() {
-            return Ok(());
+            return None;
         }
-        let result = self.round_trip();
+        let result = self.round_trip(live);
         if result.is_err() {
             self.con = None;
             self.members.iter_mut().for_each(|(m, _)| m.release());
         }
-        result
+        Some(result)
     }
 
-    fn round_trip(&mut self) -> Result<(), FleetError> {
+    fn round_trip(&mut self, live: &[Arc<CircuitBreaker>]) -> Result<(), FleetError> {
         let err = |e: redis::RedisError| FleetError::Redis(e.to_string());
         if self.con.is_none() {
             self.con = Some(wire::connect(&self.client, self.settings.timeout).map_err(err)?);
@@ -545,60 +595,51 @@ impl Worker {
         let Some((con, sha)) = self.con.as_mut() else { unreachable!("connected above") };
         let mut pipe = redis::pipe();
         let t = wire::Tick { sha, id: &self.id, window: self.settings.window, margin };
-        for (m, keys) in &mut self.members {
-            let send = m.send();
-            wire::tick(&mut pipe, &t, keys, &m.breaker.config(), &send);
+        for ((m, keys), cb) in self.members.iter_mut().zip(live) {
+            let send = m.send(cb);
+            wire::tick(&mut pipe, &t, keys, &cb.config(), &send);
         }
         lock(&self.shared.status).commands += self.members.len() as u64;
         let replies: Vec<Vec<i64>> = pipe.query(con).map_err(err)?;
         if replies.len() != self.members.len() {
-            return Err(FleetError::Redis(format!(
-                "{} replies to {} ticks",
-                replies.len(),
-                self.members.len()
-            )));
+            let n = (replies.len(), self.members.len());
+            return Err(FleetError::Redis(format!("{} replies to {} ticks", n.0, n.1)));
         }
-        let (mut trips, mut trials) = (0, 0);
-        let mut bad = None;
-        for ((m, _), r) in self.members.iter_mut().zip(replies) {
+        let mut status = lock(&self.shared.status);
+        for (((m, _), cb), r) in self.members.iter_mut().zip(live).zip(replies) {
             match wire::Reply::parse(r) {
                 Ok(reply) => {
-                    trips += u64::from(matches!(
+                    status.trips += u64::from(matches!(
                         reply.happened,
                         wire::Happened::TrippedOnFailures | wire::Happened::TrippedOnSlowCalls
                     ));
-                    trials += u64::from(reply.happened == wire::Happened::TrialClaimed);
-                    m.follow(&reply, margin);
+                    status.trials += u64::from(reply.happened == wire::Happened::TrialClaimed);
+                    m.follow(cb, &reply, margin);
                 }
                 Err(e) => {
+                    // This breaker alone decides alone; the others agree.
                     m.release();
-                    bad = Some(FleetError::Redis(format!(
-                        "reply out of range for {}: {:?}",
-                        m.breaker.name(),
-                        e.0
-                    )));
+                    status.bad_replies += 1;
+                    status.last_error = Some(format!("reply out of range for {}: {:?}", cb.name(), e.0));
                 }
             }
         }
-        let mut status = lock(&self.shared.status);
-        status.trips += trips;
-        status.trials += trials;
-        drop(status);
-        bad.map_or(Ok(()), Err)
+        Ok(())
     }
 
-    fn record(&self, result: &Result<(), FleetError>) {
+    fn record(&self, result: &Option<Result<(), FleetError>>) {
         let mut s = lock(&self.shared.status);
         s.breakers = self.members.len();
         match result {
-            Ok(()) => {
+            None => {}
+            Some(Ok(())) => {
                 if !s.connected && s.ticks + s.failed_ticks > 0 {
                     tracing::info!(target: "nanobreaker::fleet", "Redis reachable again: the fleet's breakers agree again");
                 }
                 s.connected = true;
                 s.ticks += 1;
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 if s.connected || s.ticks + s.failed_ticks == 0 {
                     s.degradations += 1;
                     tracing::warn!(target: "nanobreaker::fleet", error = %e, "Redis unreachable: each breaker decides alone");

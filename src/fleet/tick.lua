@@ -10,7 +10,7 @@
 --       trial lease (ms), window (ms), key ttl (ms)
 -- Returns: generation, state (0 closed, 1 open, 2 half-open), ms left,
 --          1 if this instance holds the trial, level, what happened
---          (see `Happened` in redis.rs)
+--          (see `Happened` in wire.rs)
 
 local state_key, window_key = KEYS[1], KEYS[2]
 local id = ARGV[1]
@@ -62,8 +62,12 @@ if s[1] == false and s[2] == false then
   -- No fleet state yet (or it expired): closed, generation 0.
   gen, st, untl, level, owner, dirty = 0, 0, 0, 0, '', true
 elseif gen == nil or st == nil or untl == nil or level == nil
-    or (st == 1 and untl - now > max_open_ms) or (st == 2 and untl - now > lease_ms) then
-  -- Not a state this script wrote: start afresh rather than obey it.
+    or (st == 1 and untl - now > 4 * max_open_ms + 60000)
+    or (st == 2 and untl - now > 4 * lease_ms + 60000) then
+  -- Not a state this script wrote: start afresh rather than obey it. The
+  -- bound is loose (4 times this instance's longest wait, and a minute) so
+  -- that instances whose configs or fleet settings differ (a rolling
+  -- deploy) do not take each other's deadlines for garbage.
   enter(0, 0, 0, '', 6)
 end
 

@@ -78,9 +78,8 @@ impl Reply {
             6 => Happened::Reset,
             _ => return Err(BadReply(v)),
         };
-        let max_left = crate::config::MAX_WAIT.as_millis() as i64;
         if !(0..GENS as i64).contains(&gen)
-            || !(0..=max_left).contains(&left)
+            || !(0..GENS as i64).contains(&left)
             || !(0..=1).contains(&mine)
             || !(0..=15).contains(&level)
         {
@@ -192,6 +191,7 @@ mod tests {
             vec![0, 3, 0, 0, 0, 0],
             vec![0, 1, -5, 0, 0, 0],
             vec![0, 1, i64::MAX, 0, 0, 0],
+            vec![0, 1, 1 << 53, 0, 0, 0],
             vec![0, 2, 0, 2, 0, 0],
             vec![0, 1, 0, 0, 16, 0],
             vec![0, 1, 0, 0, 0, 7],
