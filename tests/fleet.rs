@@ -396,3 +396,29 @@ fn a_shared_memory_breaker_cannot_join() {
     let _ = std::fs::remove_file(&path);
     assert_eq!(err.unwrap_err(), nanobreaker::FleetError::Shared);
 }
+
+#[test]
+fn a_hold_outlives_the_fleets_wait_and_a_failed_tick_gives_it_two_intervals_of_grace() {
+    let Some(mut redis) = Redis::start() else { return };
+    let mut c = config();
+    c.open_wait = Duration::from_millis(100);
+    c.max_open_wait = Duration::from_millis(100);
+    let a = instance(&redis.url(), "quotes", c.clone());
+    let b = instance(&redis.url(), "quotes", c);
+    fail(&a.cb, 10);
+    within(Duration::from_secs(5), || b.cb.state() == State::Open).expect("fleet trip");
+    // No instance has demand: nobody claims the trial, and the hold is
+    // renewed past the breaker's own 100 ms wait.
+    std::thread::sleep(Duration::from_millis(400));
+    b.fleet.sync().unwrap();
+    assert_eq!(b.cb.state(), State::Open, "held past its own wait");
+    redis.kill();
+    assert!(b.fleet.sync().is_err());
+    // The fleet's deadline is long past: without the grace, the next call
+    // would start a trial of its own at once.
+    let wait = b.cb.try_acquire().map(drop).unwrap_err().retry_after();
+    assert!(wait > Duration::ZERO && wait <= 2 * INTERVAL, "{wait:?}");
+    std::thread::sleep(wait + Duration::from_millis(5));
+    assert!(b.cb.try_acquire().is_ok(), "then it decides alone");
+    assert_eq!(b.cb.metrics().transitions(Reason::OpenWaitElapsed), 1);
+}

@@ -117,12 +117,16 @@ impl Member {
         self.seen = Some(r.generation);
     }
 
-    /// The tick failed: the breaker decides alone from now on. A hold ends
-    /// at the fleet's last known deadline (not the margin past it); a trial
-    /// running here goes on as the breaker's own.
-    pub(crate) fn release(&mut self) {
+    /// The breaker decides alone from now on (the tick failed, or it left
+    /// the fleet). A hold ends at the fleet's last known deadline, or
+    /// `grace` from now if that is later: after one failed tick the fleet
+    /// is given the next one to come back before every held instance,
+    /// whose fleet deadline may be long past, starts a trial of its own at
+    /// once. A trial running here goes on as the breaker's own.
+    pub(crate) fn release(&mut self, grace: Duration) {
         if let (Some(g), Some(cb)) = (self.held.take(), self.breaker.upgrade()) {
-            cb.set_deadline(g, self.until);
+            let at = self.until.max(cb.now().saturating_add(grace.as_nanos() as u64));
+            cb.set_deadline(g, at);
         }
         self.trial = None;
         self.seen = None;

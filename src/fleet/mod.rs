@@ -82,10 +82,12 @@
 //! # Redis down, slow or partitioned
 //!
 //! Calls never wait for Redis. A tick that fails (connection refused, a
-//! reply later than `timeout`, a reply that does not validate) counts a
-//! degradation, logs it (with the `tracing` feature) and releases every
-//! hold at once: a held breaker keeps the fleet's last known deadline and
-//! then decides alone, as a breaker without a fleet. Outcomes recorded
+//! reply later than `timeout`) counts a degradation, logs it (`tracing`,
+//! target `nanobreaker::fleet`) and releases every hold at once: a held
+//! breaker keeps the fleet's last known deadline, or two intervals from
+//! now if that is later (so that one slow reply does not send every
+//! instance into a trial of its own at once), and then decides alone, as a
+//! breaker without a fleet. Outcomes recorded
 //! meanwhile are not sent later (they would land in a later bucket and
 //! trip the fleet on old news). The thread reconnects at the next tick;
 //! the first tick that succeeds rejoins.
@@ -115,7 +117,21 @@
 //! | `ns:{name}:window`     | hash | `<bucket>:c`, `:f`, `:s` for the current `gen` |
 //!
 //! The braces are a Redis Cluster hash tag: one breaker's keys live on one
-//! node. The window is deleted at every fleet transition.
+//! node. (The client is redis-rs's plain connection: a standalone Redis or
+//! a primary; the keys are ready for a cluster client.) The window is
+//! deleted at every fleet transition. Under an `allkeys-*` eviction policy
+//! Redis may evict the state key of an open fleet: the fleet then starts
+//! closed, as after any expiry.
+//!
+//! # Limits
+//!
+//! - A fleet trial is claimed by an instance that turned calls away since
+//!   its last tick. Callers that read `state()` and never call
+//!   `try_acquire` while it is open create no demand: the fleet stays open
+//!   until one does.
+//! - [`Fleet::sync`] and dropping a [`Fleet`] wait for the thread's tick in
+//!   progress, which is bounded by `timeout` once connected; resolving the
+//!   host name of the URL is not (use an address, or a resolver you trust).
 //!
 //! # What the fleet does not share
 //!
@@ -506,7 +522,7 @@ impl Worker {
             loop {
                 if c.stop {
                     drop(c);
-                    self.members.iter_mut().for_each(|(m, _)| m.release());
+                    self.members.iter_mut().for_each(|(m, _)| m.release(Duration::ZERO));
                     return;
                 }
                 let now = Instant::now();
@@ -564,7 +580,7 @@ impl Worker {
             };
             self.members.push(member);
         }
-        old.iter_mut().for_each(|(m, _)| m.release());
+        old.iter_mut().for_each(|(m, _)| m.release(Duration::ZERO));
         breakers
     }
 
@@ -581,7 +597,8 @@ impl Worker {
         let result = self.round_trip(live);
         if result.is_err() {
             self.con = None;
-            self.members.iter_mut().for_each(|(m, _)| m.release());
+            let grace = self.settings.interval * 2;
+            self.members.iter_mut().for_each(|(m, _)| m.release(grace));
         }
         Some(result)
     }
@@ -618,7 +635,7 @@ impl Worker {
                 }
                 Err(e) => {
                     // This breaker alone decides alone; the others agree.
-                    m.release();
+                    m.release(self.settings.interval * 2);
                     status.bad_replies += 1;
                     status.last_error = Some(format!("reply out of range for {}: {:?}", cb.name(), e.0));
                 }

@@ -25,6 +25,9 @@ local lease_ms, window_ms, ttl_ms = tonumber(ARGV[15]), tonumber(ARGV[16]), tonu
 local GENS = 9007199254740992 -- 2^53: generations stay exact integers
 local BUCKETS = 10
 
+-- Redis 3.2 to 4 replicate a script that reads TIME only as its effects,
+-- once asked; from 5 on that is the default (and from 7 the call is a no-op).
+if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
