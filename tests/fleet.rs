@@ -422,3 +422,23 @@ fn a_hold_outlives_the_fleets_wait_and_a_failed_tick_gives_it_two_intervals_of_g
     assert!(b.cb.try_acquire().is_ok(), "then it decides alone");
     assert_eq!(b.cb.metrics().transitions(Reason::OpenWaitElapsed), 1);
 }
+
+#[test]
+fn a_fleet_trip_reaches_listening_instances_at_once_not_at_their_next_tick() {
+    let Some(redis) = Redis::start() else { return };
+    let slow = |_| {
+        let cb = Arc::new(CircuitBreaker::builder().name("prices").config(config()).build().unwrap());
+        let fleet = Fleet::builder(redis.url()).interval(Duration::from_secs(5)).build().unwrap();
+        fleet.join(&cb).unwrap();
+        fleet.sync().unwrap();
+        Instance { cb, fleet }
+    };
+    let fleet: Vec<_> = (0..4).map(slow).collect();
+    within(Duration::from_secs(5), || fleet.iter().all(|i| i.fleet.status().listening)).expect("subscribed");
+    fail(&fleet[0].cb, 10);
+    let start = Instant::now();
+    fleet[0].fleet.sync().unwrap(); // its tick trips the fleet and announces it
+    let took = within(Duration::from_secs(4), || all_open(&fleet)).expect("announced, not waited for");
+    eprintln!("fleet trip to open on all 4 (interval 5 s) through the events channel: {:?}", start.elapsed());
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}

@@ -32,7 +32,13 @@
 //!    `slow_call_rate_threshold`) and trips the fleet's breaker;
 //! 3. runs the fleet's half-open trial (below);
 //! 4. answers the fleet's state: generation, state, time left, whether
-//!    this instance holds the trial.
+//!    this instance holds the trial;
+//! 5. when it tripped, closed, reopened or reset the fleet's breaker,
+//!    publishes the breaker's name on `ns:events`. Each `Fleet` has a
+//!    second thread (`nanobreaker-fleet-events`) subscribed there, which
+//!    wakes the fleet thread for a tick at once: a trip reaches every
+//!    listening instance in a round trip or two, and the interval is only
+//!    the bound when a message is lost (pub/sub is best effort).
 //!
 //! The instance then makes its breaker agree (see `member.rs`):
 //!
@@ -115,6 +121,7 @@
 //! |------------------------|------|------------------------------------------------|
 //! | `ns:{name}:state`      | hash | `gen`, `state`, `until` (ms), `level`, `owner` |
 //! | `ns:{name}:window`     | hash | `<bucket>:c`, `:f`, `:s` for the current `gen` |
+//! | `ns:events`            | channel | the name of a breaker the fleet moved   |
 //!
 //! The braces are a Redis Cluster hash tag: one breaker's keys live on one
 //! node. (The client is redis-rs's plain connection: a standalone Redis or
@@ -252,11 +259,23 @@ impl FleetBuilder {
             con: None,
             members: Vec::new(),
         };
-        let thread = std::thread::Builder::new()
-            .name("nanobreaker-fleet".into())
-            .spawn(move || worker.run())
-            .map_err(|e| FleetError::Redis(format!("cannot start the fleet thread: {e}")))?;
-        Ok(Fleet { shared, thread: Some(thread) })
+        let listener = Listener {
+            shared: Arc::clone(&shared),
+            client: worker.client.clone(),
+            channel: wire::channel(&worker.settings.namespace),
+            timeout: worker.settings.timeout,
+            retry: worker.settings.interval,
+        };
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(f)
+                .map_err(|e| FleetError::Redis(format!("cannot start the {name} thread: {e}")))
+        };
+        let thread = spawn("nanobreaker-fleet", Box::new(move || worker.run()))?;
+        let fleet = Fleet { shared, thread: Some(thread) };
+        spawn("nanobreaker-fleet-events", Box::new(move || listener.run()))?;
+        Ok(fleet)
     }
 }
 
@@ -314,6 +333,9 @@ pub struct FleetStatus {
     pub bad_replies: u64,
     /// The breakers taking part at the last tick.
     pub breakers: usize,
+    /// The events thread is subscribed: fleet transitions wake this
+    /// instance at once instead of at its next tick.
+    pub listening: bool,
     /// Why the last failed tick failed.
     pub last_error: Option<String>,
 }
@@ -491,6 +513,58 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The events thread: listens on the namespace's channel and wakes the
+/// fleet thread for a tick at once when any instance's tick changed a
+/// fleet breaker (a trip reaches every instance in a round trip, not an
+/// interval). Best effort: without it, ticks still come every interval.
+struct Listener {
+    shared: Arc<Shared>,
+    client: redis::Client,
+    channel: String,
+    timeout: Duration,
+    retry: Duration,
+}
+
+impl Listener {
+    /// How often a blocked read looks at whether the fleet was dropped.
+    const POLL: Duration = Duration::from_millis(100);
+
+    fn run(self) {
+        while !self.shared.control().stop {
+            if self.listen().is_err() {
+                // Redis is away: the fleet thread reports it; try again.
+                let c = self.shared.control();
+                if !c.stop {
+                    drop(self.shared.wake.wait_timeout(c, self.retry));
+                }
+            }
+        }
+    }
+
+    fn listen(&self) -> redis::RedisResult<()> {
+        let mut con = self.client.get_connection_with_timeout(self.timeout)?;
+        con.set_read_timeout(Some(Self::POLL))?;
+        let mut events = con.as_pubsub();
+        events.subscribe(&self.channel)?;
+        lock(&self.shared.status).listening = true;
+        let result = loop {
+            if self.shared.control().stop {
+                break Ok(());
+            }
+            match events.get_message() {
+                Ok(_) => {
+                    self.shared.control().requested += 1;
+                    self.shared.wake.notify_all();
+                }
+                Err(e) if e.is_timeout() => {}
+                Err(e) => break Err(e),
+            }
+        };
+        lock(&self.shared.status).listening = false;
+        result
+    }
+}
+
 /// The fleet thread's own state.
 struct Worker {
     shared: Arc<Shared>,
@@ -611,10 +685,11 @@ impl Worker {
         let margin = self.margin();
         let Some((con, sha)) = self.con.as_mut() else { unreachable!("connected above") };
         let mut pipe = redis::pipe();
-        let t = wire::Tick { sha, id: &self.id, window: self.settings.window, margin };
+        let channel = wire::channel(&self.settings.namespace);
+        let t = wire::Tick { sha, id: &self.id, window: self.settings.window, margin, channel: &channel };
         for ((m, keys), cb) in self.members.iter_mut().zip(live) {
             let send = m.send(cb);
-            wire::tick(&mut pipe, &t, keys, &cb.config(), &send);
+            wire::tick(&mut pipe, &t, cb.name(), keys, &cb.config(), &send);
         }
         lock(&self.shared.status).commands += self.members.len() as u64;
         let replies: Vec<Vec<i64>> = pipe.query(con).map_err(err)?;

@@ -7,7 +7,8 @@
 --       verdict (0 none, 1 closed, 2 reopened), verdict's generation,
 --       minimum calls, failure threshold (ppm), slow threshold (ppm, 0 off),
 --       open wait (ms), backoff multiplier, max open wait (ms),
---       trial lease (ms), window (ms), key ttl (ms)
+--       trial lease (ms), window (ms), key ttl (ms), events channel,
+--       breaker name
 -- Returns: generation, state (0 closed, 1 open, 2 half-open), ms left,
 --          1 if this instance holds the trial, level, what happened
 --          (see `Happened` in wire.rs)
@@ -21,6 +22,7 @@ local verdict, verdict_gen = tonumber(ARGV[7]), tonumber(ARGV[8])
 local min_calls, fail_ppm, slow_ppm = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local open_ms, mult, max_open_ms = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
 local lease_ms, window_ms, ttl_ms = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17])
+local channel, name = ARGV[18], ARGV[19]
 
 local GENS = 9007199254740992 -- 2^53: generations stay exact integers
 local BUCKETS = 10
@@ -137,6 +139,13 @@ if dirty then
   redis.call('HSET', state_key, 'gen', gen, 'state', st, 'until', untl, 'level', level, 'owner', owner)
 end
 redis.call('PEXPIRE', state_key, ttl_ms)
+
+-- Every instance's fleet thread listens: a trip, a verdict or a reset
+-- reaches them now rather than at their next tick. (A claimed trial
+-- changes nothing for the others: they stay held.)
+if happened ~= 0 and happened ~= 3 then
+  redis.call('PUBLISH', channel, name)
+end
 
 local left = 0
 if st ~= 0 and untl > now then left = untl - now end

@@ -115,11 +115,26 @@ pub(crate) struct Tick<'a> {
     pub(crate) window: Duration,
     /// How long a hold outlasts the fleet's deadline (see `Worker::margin`).
     pub(crate) margin: Duration,
+    /// The namespace's events channel (see `channel`).
+    pub(crate) channel: &'a str,
+}
+
+/// The channel the script announces fleet transitions on (the message is
+/// the breaker's name).
+pub(crate) fn channel(namespace: &str) -> String {
+    format!("{namespace}:events")
 }
 
 /// Appends one breaker's tick (`keys`, by `config`, sending `s`) to the
 /// pipeline.
-pub(crate) fn tick(pipe: &mut redis::Pipeline, t: &Tick<'_>, keys: &[String; 2], config: &Config, s: &Send) {
+pub(crate) fn tick(
+    pipe: &mut redis::Pipeline,
+    t: &Tick<'_>,
+    name: &str,
+    keys: &[String; 2],
+    config: &Config,
+    s: &Send,
+) {
     let window = match config.window {
         Window::Time { length, .. } => length,
         Window::Count(_) => t.window,
@@ -156,7 +171,9 @@ pub(crate) fn tick(pipe: &mut redis::Pipeline, t: &Tick<'_>, keys: &[String; 2],
         .arg(lease)
         .arg(millis(window).max(1))
         // Keys outlive the longest wait twice over, then go.
-        .arg(longest.saturating_mul(2).saturating_add(60_000));
+        .arg(longest.saturating_mul(2).saturating_add(60_000))
+        .arg(t.channel)
+        .arg(name);
 }
 
 /// Connects with `timeout` for the connection and every reply, and loads
