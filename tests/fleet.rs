@@ -30,9 +30,17 @@ struct Instance {
     fleet: Fleet,
 }
 
+/// Redis on loopback answers in well under a millisecond; the timeout is
+/// long so that a stall of the loaded CI machine is not a failed tick.
+const TIMEOUT: Duration = Duration::from_secs(1);
+
 fn instance(url: &str, name: &str, config: Config) -> Instance {
+    instance_every(url, name, config, INTERVAL)
+}
+
+fn instance_every(url: &str, name: &str, config: Config, interval: Duration) -> Instance {
     let cb = Arc::new(CircuitBreaker::builder().name(name.to_string()).config(config).build().unwrap());
-    let fleet = Fleet::builder(url).interval(INTERVAL).timeout(Duration::from_millis(250)).build().unwrap();
+    let fleet = Fleet::builder(url).interval(interval).timeout(TIMEOUT).build().unwrap();
     fleet.join(&cb).unwrap();
     fleet.sync().unwrap();
     Instance { cb, fleet }
@@ -163,7 +171,7 @@ fn redis_killed_mid_run_leaves_every_instance_deciding_alone_and_it_rejoins() {
     for i in &fleet {
         assert!(i.fleet.sync().is_err());
         let s = i.fleet.status();
-        assert!(!s.connected && s.degradations == 1, "{s:?}");
+        assert!(!s.connected && s.degradations >= 1, "{s:?}");
     }
     // Released at the fleet's deadline: each breaker runs its own trial
     // and closes on its own (nothing waits for Redis).
@@ -216,7 +224,7 @@ fn a_partitioned_trial_owner_does_not_wedge_the_fleet() {
         }
     }
     assert_eq!(owner.cb.state(), State::Closed, "its good probes closed it locally");
-    // The owner's verdict never arrives: its lease (500 ms and a 400 ms
+    // The owner's verdict never arrives: its lease (500 ms and a 1.15 s
     // margin from the claim) runs out, and another instance with demand
     // takes the next trial.
     let took = within(Duration::from_secs(10), || {
@@ -320,7 +328,7 @@ fn a_registrys_breakers_take_part_and_one_that_leaves_decides_alone_again() {
     let registries: Vec<_> = (0..2)
         .map(|_| {
             let r = Arc::new(nanobreaker::Registry::builder().default_config(config()).build().unwrap());
-            let f = Fleet::builder(url.as_str()).interval(INTERVAL).build().unwrap();
+            let f = Fleet::builder(url.as_str()).interval(INTERVAL).timeout(TIMEOUT).build().unwrap();
             f.join_registry(&r);
             (r, f)
         })
@@ -337,17 +345,20 @@ fn a_registrys_breakers_take_part_and_one_that_leaves_decides_alone_again() {
     // A breaker joined by name leaves: its hold ends at the fleet's
     // deadline and it runs its own trial (held, it would wait for the
     // fleet's, which its demand would claim: reason `fleet`).
-    let one = instance(&url, "sessions", config());
-    let two = instance(&url, "sessions", config());
+    let mut c = config();
+    c.open_wait = Duration::from_secs(2); // room for a stall before the check
+    c.max_open_wait = c.open_wait;
+    let one = instance(&url, "sessions", c.clone());
+    let two = instance(&url, "sessions", c);
     fail(&one.cb, 10);
     within(Duration::from_secs(5), || two.cb.state() == State::Open).expect("fleet trip");
     two.fleet.leave("sessions");
     two.fleet.sync().unwrap();
     assert_eq!(two.fleet.status().breakers, 0);
-    // Released to the fleet's deadline (at most the 300 ms open wait from
+    // Released to the fleet's deadline (at most the 2 s open wait from
     // now), not the hold's three intervals and a timeout past it.
     let wait = two.cb.try_acquire().map(drop).unwrap_err().retry_after();
-    assert!(wait <= Duration::from_millis(300), "still held: {wait:?}");
+    assert!(wait <= Duration::from_secs(2), "still held: {wait:?}");
     let alone = within(Duration::from_secs(5), || {
         let _ = two.cb.try_acquire().map(|p| p.success());
         two.cb.metrics().transitions(Reason::OpenWaitElapsed) == 1
@@ -403,13 +414,15 @@ fn a_hold_outlives_the_fleets_wait_and_a_failed_tick_gives_it_two_intervals_of_g
     let mut c = config();
     c.open_wait = Duration::from_millis(100);
     c.max_open_wait = Duration::from_millis(100);
-    let a = instance(&redis.url(), "quotes", c.clone());
-    let b = instance(&redis.url(), "quotes", c);
+    // Grace is two intervals: 1 s, room for a stall before the check.
+    let every = Duration::from_millis(500);
+    let a = instance_every(&redis.url(), "quotes", c.clone(), every);
+    let b = instance_every(&redis.url(), "quotes", c, every);
     fail(&a.cb, 10);
     within(Duration::from_secs(5), || b.cb.state() == State::Open).expect("fleet trip");
     // No instance has demand: nobody claims the trial, and the hold is
     // renewed past the breaker's own 100 ms wait.
-    std::thread::sleep(Duration::from_millis(400));
+    std::thread::sleep(Duration::from_millis(1200));
     b.fleet.sync().unwrap();
     assert_eq!(b.cb.state(), State::Open, "held past its own wait");
     redis.kill();
@@ -417,7 +430,7 @@ fn a_hold_outlives_the_fleets_wait_and_a_failed_tick_gives_it_two_intervals_of_g
     // The fleet's deadline is long past: without the grace, the next call
     // would start a trial of its own at once.
     let wait = b.cb.try_acquire().map(drop).unwrap_err().retry_after();
-    assert!(wait > Duration::ZERO && wait <= 2 * INTERVAL, "{wait:?}");
+    assert!(wait > Duration::ZERO && wait <= 2 * every, "{wait:?}");
     std::thread::sleep(wait + Duration::from_millis(5));
     assert!(b.cb.try_acquire().is_ok(), "then it decides alone");
     assert_eq!(b.cb.metrics().transitions(Reason::OpenWaitElapsed), 1);
@@ -428,7 +441,8 @@ fn a_fleet_trip_reaches_listening_instances_at_once_not_at_their_next_tick() {
     let Some(redis) = Redis::start() else { return };
     let slow = |_| {
         let cb = Arc::new(CircuitBreaker::builder().name("prices").config(config()).build().unwrap());
-        let fleet = Fleet::builder(redis.url()).interval(Duration::from_secs(5)).build().unwrap();
+        let fleet =
+            Fleet::builder(redis.url()).interval(Duration::from_secs(60)).timeout(TIMEOUT).build().unwrap();
         fleet.join(&cb).unwrap();
         fleet.sync().unwrap();
         Instance { cb, fleet }
@@ -438,7 +452,37 @@ fn a_fleet_trip_reaches_listening_instances_at_once_not_at_their_next_tick() {
     fail(&fleet[0].cb, 10);
     let start = Instant::now();
     fleet[0].fleet.sync().unwrap(); // its tick trips the fleet and announces it
-    let took = within(Duration::from_secs(4), || all_open(&fleet)).expect("announced, not waited for");
-    eprintln!("fleet trip to open on all 4 (interval 5 s) through the events channel: {:?}", start.elapsed());
+    let took = within(Duration::from_secs(10), || all_open(&fleet)).expect("announced, not waited for");
+    eprintln!(
+        "fleet trip to open on all 4 (interval 60 s) through the events channel: {:?}",
+        start.elapsed()
+    );
     assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+#[test]
+fn a_trial_outlives_a_failed_tick_and_its_verdict_is_reported_once_redis_answers() {
+    let Some(redis) = Redis::start() else { return };
+    let proxy = Proxy::to(redis.port);
+    let owner = instance(&proxy.url(), "rates", config());
+    let other = instance(&redis.url(), "rates", config());
+    fail(&other.cb, 10);
+    within(Duration::from_secs(5), || owner.cb.state() == State::Open).expect("fleet trip");
+    let claimed = within(Duration::from_secs(5), || {
+        let _ = owner.cb.try_acquire().map(drop); // demand, no verdict yet
+        owner.cb.state() == State::HalfOpen
+    });
+    assert!(claimed.is_some(), "the owner started the fleet's trial");
+    proxy.cut();
+    assert!(owner.fleet.sync().is_err());
+    for _ in 0..3 {
+        owner.cb.try_acquire().unwrap().success();
+    }
+    assert_eq!(owner.cb.state(), State::Closed);
+    proxy.restore();
+    owner.fleet.sync().expect("answers again");
+    // The verdict closed the fleet: no second trial was started here.
+    within(Duration::from_secs(2), || other.cb.state() == State::Closed).expect("the fleet closed");
+    assert_eq!(owner.cb.state(), State::Closed);
+    assert_eq!(owner.cb.metrics().transitions(Reason::Fleet), 2, "the hold and the one trial");
 }

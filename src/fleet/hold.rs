@@ -97,9 +97,10 @@ impl CircuitBreaker {
     }
 
     /// How the fleet's trial that entered `HalfOpen` in generation `t`
-    /// went: `None` while it runs, `Some(true)` if it closed the breaker.
-    /// Anything else that happened since (the trial reopened, timed out,
-    /// or an operator moved the breaker) counts as reopened.
+    /// went: `None` while it runs, `Some(true)` if the breaker went from it
+    /// to `Closed` (its probes, or an operator's `reset`: the operator
+    /// vouched for the dependency). Anything else (the trial reopened,
+    /// timed out, an operator state) counts as reopened.
     pub(crate) fn trial_verdict(&self, t: u64) -> Option<bool> {
         let w = self.load();
         if w.generation() == t {

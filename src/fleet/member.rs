@@ -122,13 +122,14 @@ impl Member {
     /// `grace` from now if that is later: after one failed tick the fleet
     /// is given the next one to come back before every held instance,
     /// whose fleet deadline may be long past, starts a trial of its own at
-    /// once. A trial running here goes on as the breaker's own.
+    /// once. A trial running here goes on, and is remembered: if the fleet
+    /// still has it in force when Redis answers again, its verdict is
+    /// reported then rather than a second trial started.
     pub(crate) fn release(&mut self, grace: Duration) {
         if let (Some(g), Some(cb)) = (self.held.take(), self.breaker.upgrade()) {
             let at = self.until.max(cb.now().saturating_add(grace.as_nanos() as u64));
             cb.set_deadline(g, at);
         }
-        self.trial = None;
         self.seen = None;
     }
 }

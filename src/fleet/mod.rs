@@ -194,9 +194,11 @@ impl FleetBuilder {
     }
 
     /// How often the fleet thread talks to Redis (default 100 ms, from
-    /// 1 ms to 1 hour): a fleet trip reaches every instance within about
-    /// one interval; each instance sends one command per breaker per
-    /// interval, in one round trip.
+    /// 1 ms to 1 hour): each instance sends one command per breaker per
+    /// interval, in one round trip, and one more round trip when a fleet
+    /// transition is announced (at most one per tenth of an interval). A
+    /// trip reaches every listening instance at once, and every instance
+    /// within about one interval even if the announcement is lost.
     pub fn interval(mut self, interval: Duration) -> Self {
         self.interval = interval;
         self
@@ -416,7 +418,7 @@ impl Fleet {
     }
 
     /// Every breaker of `registry`, now and later, takes part (a breaker
-    /// joined by name first keeps its place).
+    /// of the same name joined with [`join`](Self::join) takes precedence).
     pub fn join_registry(&self, registry: &Arc<Registry>) {
         self.shared.control().sources.push(Source::Registry(Arc::downgrade(registry)));
     }
@@ -528,36 +530,59 @@ struct Listener {
 impl Listener {
     /// How often a blocked read looks at whether the fleet was dropped.
     const POLL: Duration = Duration::from_millis(100);
+    /// A subscription is renewed this often: one that a NAT or a proxy
+    /// dropped without a word would otherwise go deaf for good.
+    const RENEW: Duration = Duration::from_secs(30);
+    /// The longest wait between attempts to subscribe.
+    const MAX_RETRY: Duration = Duration::from_secs(10);
 
     fn run(self) {
+        let mut retry = self.retry;
         while !self.shared.control().stop {
-            if self.listen().is_err() {
-                // Redis is away: the fleet thread reports it; try again.
-                let c = self.shared.control();
-                if !c.stop {
-                    drop(self.shared.wake.wait_timeout(c, self.retry));
+            match self.listen() {
+                Ok(()) => retry = self.retry,
+                Err(e) => {
+                    tracing::debug!(target: "nanobreaker::fleet", error = %e, "events channel unavailable; ticks go on every interval");
+                    // Whole waits (the fleet thread's wake-ups are not
+                    // for us), doubling up to MAX_RETRY.
+                    let until = Instant::now() + retry;
+                    let mut c = self.shared.control();
+                    while !c.stop && Instant::now() < until {
+                        let left = until.saturating_duration_since(Instant::now());
+                        c = self.shared.wake.wait_timeout(c, left).unwrap_or_else(|e| e.into_inner()).0;
+                    }
+                    retry = (retry * 2).min(Self::MAX_RETRY.max(self.retry));
                 }
             }
         }
     }
 
+    /// Subscribes and wakes the fleet thread on each message, at most once
+    /// per tenth of an interval (at most 100 ms): a burst of transitions,
+    /// or of messages from anyone who may publish there, is one tick.
+    /// Returns to renew the subscription.
     fn listen(&self) -> redis::RedisResult<()> {
         let mut con = self.client.get_connection_with_timeout(self.timeout)?;
-        con.set_read_timeout(Some(Self::POLL))?;
+        con.set_read_timeout(Some(self.timeout))?;
         let mut events = con.as_pubsub();
         events.subscribe(&self.channel)?;
+        events.set_read_timeout(Some(Self::POLL))?;
         lock(&self.shared.status).listening = true;
+        let (start, gap) = (Instant::now(), (self.retry / 10).min(Self::POLL));
+        let (mut last, mut pending): (Option<Instant>, bool) = (None, false);
         let result = loop {
-            if self.shared.control().stop {
+            if self.shared.control().stop || start.elapsed() >= Self::RENEW {
                 break Ok(());
             }
             match events.get_message() {
-                Ok(_) => {
-                    self.shared.control().requested += 1;
-                    self.shared.wake.notify_all();
-                }
+                Ok(_) => pending = true,
                 Err(e) if e.is_timeout() => {}
                 Err(e) => break Err(e),
+            }
+            if pending && last.is_none_or(|t| t.elapsed() >= gap) {
+                (last, pending) = (Some(Instant::now()), false);
+                self.shared.control().requested += 1;
+                self.shared.wake.notify_all();
             }
         };
         lock(&self.shared.status).listening = false;
@@ -620,7 +645,7 @@ impl Worker {
         }
     }
 
-    /// The breakers taking part now, by name, first source first.
+    /// The breakers taking part now, one per name.
     fn breakers(&self, c: &mut Control) -> Vec<Arc<CircuitBreaker>> {
         c.sources.retain(Source::alive);
         let mut out: Vec<Arc<CircuitBreaker>> = Vec::new();
@@ -629,14 +654,19 @@ impl Worker {
                 out.push(b);
             }
         };
+        // Breakers joined by name first: they win over a registry's of the
+        // same name.
         for s in &c.sources {
-            match s {
-                Source::Breaker(w) => w.upgrade().into_iter().for_each(&mut add),
-                Source::Registry(w) => {
-                    if let Some(r) = w.upgrade() {
-                        r.for_each_claimed(&mut add);
-                    }
-                }
+            if let Source::Breaker(w) = s {
+                w.upgrade().into_iter().for_each(&mut add);
+            }
+        }
+        for s in &c.sources {
+            if let Some(r) = match s {
+                Source::Registry(w) => w.upgrade(),
+                Source::Breaker(_) => None,
+            } {
+                r.for_each_claimed(&mut add);
             }
         }
         out

@@ -144,7 +144,8 @@ redis.call('PEXPIRE', state_key, ttl_ms)
 -- reaches them now rather than at their next tick. (A claimed trial
 -- changes nothing for the others: they stay held.)
 if happened ~= 0 and happened ~= 3 then
-  redis.call('PUBLISH', channel, name)
+  -- pcall: a user whose ACL forbids the channel still gets its tick.
+  redis.pcall('PUBLISH', channel, name)
 end
 
 local left = 0
