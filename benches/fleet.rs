@@ -96,7 +96,9 @@ fn propagation(url: &str) {
             out.push(start.elapsed());
         }
     }
-    for (what, took) in [("first failure on one instance", &mut natural), ("the tripping tick", &mut announced)] {
+    for (what, took) in
+        [("first failure on one instance", &mut natural), ("the tripping tick", &mut announced)]
+    {
         took.sort();
         println!(
             "{what} to open on all 8 (interval {INTERVAL:?}, 10 trials): median {:?}, max {:?}",
