@@ -6,7 +6,7 @@
 use crate::breaker::CircuitBreaker;
 use crate::era::{micros_ceil, parity, Ext};
 use crate::events::Reason;
-use crate::state::State;
+use crate::state::{State, GEN_MASK};
 use crate::sync::Ordering;
 
 impl CircuitBreaker {
@@ -108,7 +108,8 @@ impl CircuitBreaker {
             // trial's max wait has passed.
             return (self.visible(w) != State::HalfOpen).then_some(false);
         }
-        Some(w.state() == State::Closed && w.generation() == t.wrapping_add(1))
+        // The next generation as the word counts (it wraps within its bits).
+        Some(w.state() == State::Closed && w.generation() == t.wrapping_add(1) & GEN_MASK)
     }
 }
 
@@ -158,6 +159,21 @@ mod tests {
         let t = cb.begin_fleet_trial(g).unwrap();
         cb.try_acquire().unwrap().failure();
         assert_eq!(cb.trial_verdict(t), Some(false));
+    }
+
+    #[test]
+    fn a_trial_that_closes_across_the_generation_wrap_reads_as_closed() {
+        let (cb, _mock) = breaker();
+        // The reset lands on 1 + skip, the hold on 2 + skip, and the trial
+        // on the last generation: closing it wraps the generation to 0.
+        cb.__reset_skipping(crate::state::GEN_MASK - 3);
+        let t = cb.begin_fleet_trial(cb.hold_open(cb.now() + SEC).unwrap()).unwrap();
+        assert_eq!(t, crate::state::GEN_MASK);
+        for _ in 0..5 {
+            cb.try_acquire().unwrap().success();
+        }
+        assert_eq!((cb.state(), cb.metrics().generation), (State::Closed, 0));
+        assert_eq!(cb.trial_verdict(t), Some(true));
     }
 
     #[test]
