@@ -486,3 +486,22 @@ fn a_trial_outlives_a_failed_tick_and_its_verdict_is_reported_once_redis_answers
     assert_eq!(owner.cb.state(), State::Closed);
     assert_eq!(owner.cb.metrics().transitions(Reason::Fleet), 2, "the hold and the one trial");
 }
+
+#[test]
+fn the_fleet_generation_wraps_at_2_pow_53_and_the_fleet_still_trips_and_follows() {
+    let Some(redis) = Redis::start() else { return };
+    let state = "nanobreaker:{wrap}:state";
+    let last = ((1u64 << 53) - 1).to_string();
+    redis
+        .query(&["HSET", state, "gen", &last, "state", "0", "until", "0", "level", "0", "owner", ""])
+        .unwrap();
+    let a = instance(&redis.url(), "wrap", config());
+    let b = instance(&redis.url(), "wrap", config());
+    // Both have seen the last generation: their outcomes count in it.
+    fail(&a.cb, 10);
+    a.fleet.sync().unwrap();
+    within(Duration::from_secs(5), || b.cb.state() == State::Open).expect("trips from the last generation");
+    let gen = redis.query(&["HGET", state, "gen"]).unwrap();
+    assert_eq!(gen, redis::Value::BulkString(b"0".to_vec()), "wrapped to 0");
+    assert_eq!(a.fleet.status().trips, 1);
+}
