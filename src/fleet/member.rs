@@ -84,15 +84,14 @@ impl Member {
     /// Makes the breaker agree with the fleet's answer. `margin` is how
     /// long past the fleet's deadline a hold lasts if it is not renewed.
     pub(crate) fn follow(&mut self, cb: &CircuitBreaker, r: &Reply, margin: Duration) {
-        let now = cb.now();
-        self.until = now.saturating_add(r.left.as_nanos() as u64);
+        self.until = cb.now().saturating_add(r.left.as_nanos() as u64);
+        let hold = self.until.saturating_add(margin.as_nanos() as u64);
         if self.trial.is_some_and(|(fleet, _)| fleet != r.generation) {
             self.trial = None; // the verdict was taken (or the trial lost)
         }
         match r.state {
             FleetState::HalfOpen if r.mine => {
                 if self.trial.is_none() {
-                    let hold = self.until.saturating_add(margin.as_nanos() as u64);
                     self.held = cb.hold_open(hold);
                     let local = self.held.and_then(|g| cb.begin_fleet_trial(g));
                     if local.is_some() {
@@ -102,7 +101,6 @@ impl Member {
                 }
             }
             FleetState::Open | FleetState::HalfOpen => {
-                let hold = self.until.saturating_add(margin.as_nanos() as u64);
                 self.held = match self.held {
                     Some(g) if cb.set_deadline(g, hold) => Some(g),
                     _ => cb.hold_open(hold),

@@ -257,6 +257,7 @@ impl FleetBuilder {
             shared: Arc::clone(&shared),
             client,
             id,
+            channel: wire::channel(&self.namespace),
             settings: self,
             con: None,
             members: Vec::new(),
@@ -264,7 +265,7 @@ impl FleetBuilder {
         let listener = Listener {
             shared: Arc::clone(&shared),
             client: worker.client.clone(),
-            channel: wire::channel(&worker.settings.namespace),
+            channel: worker.channel.clone(),
             timeout: worker.settings.timeout,
             retry: worker.settings.interval,
         };
@@ -597,6 +598,8 @@ struct Worker {
     id: String,
     settings: FleetBuilder,
     con: Option<(redis::Connection, String)>,
+    /// The namespace's events channel (`wire::channel`).
+    channel: String,
     /// One per breaker taking part: its member and its keys.
     members: Vec<(Member, [String; 2])>,
 }
@@ -715,8 +718,8 @@ impl Worker {
         let margin = self.margin();
         let Some((con, sha)) = self.con.as_mut() else { unreachable!("connected above") };
         let mut pipe = redis::pipe();
-        let channel = wire::channel(&self.settings.namespace);
-        let t = wire::Tick { sha, id: &self.id, window: self.settings.window, margin, channel: &channel };
+        let t =
+            wire::Tick { sha, id: &self.id, window: self.settings.window, margin, channel: &self.channel };
         for ((m, keys), cb) in self.members.iter_mut().zip(live) {
             let send = m.send(cb);
             wire::tick(&mut pipe, &t, cb.name(), keys, &cb.config(), &send);

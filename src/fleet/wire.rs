@@ -36,7 +36,6 @@ pub(crate) struct Reply {
     pub(crate) left: Duration,
     /// This instance holds the trial.
     pub(crate) mine: bool,
-    pub(crate) level: u32,
     pub(crate) happened: Happened,
 }
 
@@ -59,6 +58,8 @@ pub(crate) struct BadReply(pub(crate) Vec<i64>);
 
 impl Reply {
     pub(crate) fn parse(v: Vec<i64>) -> Result<Reply, BadReply> {
+        // The backoff level is checked, not kept: the fleet's open wait
+        // comes as time left.
         let &[gen, state, left, mine, level, happened] = v.as_slice() else {
             return Err(BadReply(v));
         };
@@ -90,7 +91,6 @@ impl Reply {
             state,
             left: Duration::from_millis(left as u64),
             mine: mine == 1,
-            level: level as u32,
             happened,
         })
     }
