@@ -39,18 +39,6 @@ pub fn lib_dir() -> &'static Path {
     })
 }
 
-pub fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        if std::env::var_os("NANOBREAKER_REQUIRE_TOOLS").is_some() {
-            panic!("{tool} is required (NANOBREAKER_REQUIRE_TOOLS is set) but not installed");
-        }
-        eprintln!(
-            "SKIPPED: {tool} is not installed (apt-get install it, or set NANOBREAKER_REQUIRE_TOOLS to fail)"
-        );
-    }
-    found
-}
+#[path = "tools.rs"]
+mod tools;
+pub use tools::have;

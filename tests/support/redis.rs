@@ -15,20 +15,8 @@ pub struct Redis {
     pub port: u16,
 }
 
-/// `redis-server` is on the PATH; if not, the test skips with a message,
-/// or fails under `NANOBREAKER_REQUIRE_TOOLS` (CI).
-pub fn have_redis() -> bool {
-    let found = Command::new("redis-server").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !found {
-        if std::env::var_os("NANOBREAKER_REQUIRE_TOOLS").is_some() {
-            panic!("redis-server is required (NANOBREAKER_REQUIRE_TOOLS is set) but not installed");
-        }
-        eprintln!(
-            "SKIPPED: redis-server is not installed (apt-get install redis-server, or set NANOBREAKER_REQUIRE_TOOLS to fail)"
-        );
-    }
-    found
-}
+#[path = "tools.rs"]
+mod tools;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -37,7 +25,7 @@ fn free_port() -> u16 {
 impl Redis {
     /// A server on a free port, or `None` (skipped) without redis-server.
     pub fn start() -> Option<Redis> {
-        have_redis().then(|| Redis::on(free_port()))
+        tools::have("redis-server").then(|| Redis::on(free_port()))
     }
 
     /// A server on `port` (again, after `kill`), answering before this returns.
