@@ -39,11 +39,17 @@ MUTANTS = [
      """            match { probes.store(next.0, Ordering::Release); Ok::<u64, u64>(cur.0) } {
                 Err(actual) => cur = Probes(actual),""",
      [("half_open", "concurrent_probe_reports_are_all_counted")]),
-    ("count-window cursor by load+store instead of CAS", "src/window/count.rs",
-     """        match stripe.calls.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {""",
-     """        stripe.calls.store(next, Ordering::Relaxed);
-        match Ok::<u64, u64>(cur) {""",
+    ("count-window cursor by load+store instead of fetch_add", "src/window/count.rs",
+     """    let pos = stripe.calls.fetch_add(1, Ordering::Relaxed) & POSITION_MASK;""",
+     """    let pos = stripe.calls.load(Ordering::Relaxed);
+    stripe.calls.store(pos + 1, Ordering::Relaxed);
+    let pos = pos & POSITION_MASK;""",
      [("windows", "one_cursor_two_threads")]),
+    ("a lap's fold by load+store instead of fetch_add", "src/window/count.rs",
+     """        let old = stripe.calls.fetch_add(fold, Ordering::Relaxed);""",
+     """        let old = stripe.calls.load(Ordering::Relaxed);
+        stripe.calls.store(old.wrapping_add(fold), Ordering::Relaxed);""",
+     [("windows", "a_lap_fold_races_records")]),
     ("time-window bucket turn by load+store instead of CAS", "src/window/time.rs",
      """        match word.compare_exchange_weak(cur, new, Ordering::Release, Ordering::Relaxed) {
             Ok(_) => return how,

@@ -40,10 +40,10 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) fn next_thread_ticket() -> usize {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     // Salted per process: the processes sharing a breaker (see `shared/`)
-    // would otherwise all put their first thread on stripe 0.
+    // would otherwise all put their first thread on stripe 0, with the
+    // same id (see `window/stripe.rs`).
     // Computed by whichever thread comes first (racing threads compute
     // the same value): no lock on a thread's first call.
-    static SALT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     // Relaxed: a self-contained value.
     let mut salt = SALT.load(std::sync::atomic::Ordering::Relaxed);
     if salt == 0 {
@@ -53,6 +53,32 @@ pub(crate) fn next_thread_ticket() -> usize {
     }
     // Relaxed: only uniqueness matters; nothing is published through it.
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed).wrapping_add(salt)
+}
+
+#[cfg(not(loom))]
+static SALT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Makes a forked child take new thread tickets, salted by its own pid:
+/// a fork copies the salt and the forking thread's home, and children
+/// sharing a breaker with their parent and each other (see `shared/`)
+/// would otherwise share stripes under the same ids, which hides the
+/// collision from `window/stripe.rs`. Registered once, when a shared
+/// breaker is first opened.
+#[cfg(all(feature = "shared", not(loom)))]
+pub(crate) fn reticket_forked_children() {
+    extern "C" fn child() {
+        // Relaxed: the child has one thread.
+        SALT.store(0, std::sync::atomic::Ordering::Relaxed);
+        crate::window::forget_home();
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `child` is a plain `extern "C"` function that cannot
+        // unwind; it runs in the child, which has one thread, and touches
+        // an atomic and a thread-local `Cell` (no lock, nothing another
+        // thread could have held across the fork).
+        unsafe { libc::pthread_atfork(None, None, Some(child)) };
+    });
 }
 
 /// Under loom the counter is a loom static, reset for every execution, so

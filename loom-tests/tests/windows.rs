@@ -96,3 +96,25 @@ fn one_cursor_two_threads() {
         assert_eq!((m.calls, m.window_calls, m.window_failures), (2, 2, 2), "a record was lost: {m:?}");
     });
 }
+
+/// Model 3c: One stripe, a ring of two: a thread folds a lap's end (see
+/// `advance` in `window/count.rs`) while the other records past it. Every
+/// record is counted once and the ring holds exactly its capacity.
+#[test]
+fn a_lap_fold_races_records() {
+    loom::model(|| {
+        let (cb, _, _) =
+            breaker(|b| b.window(Window::count(2)).stripes(1).failure_rate_threshold(1.0).minimum_calls(2));
+        cb.transition_to(State::MetricsOnly);
+        cb.try_acquire().unwrap().failure(); // position 0 -> 1
+        let t = {
+            let cb = cb.clone();
+            thread::spawn(move || cb.try_acquire().unwrap().failure())
+        };
+        cb.try_acquire().unwrap().success();
+        cb.try_acquire().unwrap().success();
+        t.join().unwrap();
+        let m = cb.metrics();
+        assert_eq!((m.calls, m.window_calls), (4, 2), "a record was lost or counted twice: {m:?}");
+    });
+}

@@ -74,9 +74,9 @@
 //! # Who can open it
 //!
 //! A bare name (`"orders-db"`) is the file
-//! `/dev/shm/nanobreaker-v2-orders-db` (Linux's shared-memory tmpfs;
+//! `/dev/shm/nanobreaker-v3-orders-db` (Linux's shared-memory tmpfs;
 //! elsewhere, give a path on a tmpfs); anything with a `/` is a path. The
-//! `v2` is the region's layout version: during a rolling upgrade to a
+//! `v3` is the region's layout version: during a rolling upgrade to a
 //! library with another layout, old and new processes each share a region
 //! of their own under the same name, instead of the new ones failing to
 //! open the old region (a path names one file whatever the version: a
@@ -288,6 +288,7 @@ impl Builder {
     ) -> Result<SharedBreaker, SharedError> {
         let stripes = self.checked().map_err(SharedError::Config)?;
         let path = path_of(name_or_path)?;
+        crate::sync::reticket_forked_children();
         if self.name.as_str().is_empty() && !name_or_path.contains('/') {
             self.name = crate::name::Name::from(name_or_path.to_owned());
         }

@@ -27,7 +27,7 @@ const HOST_CLOCK: u64 = 1;
 const PRIVATE_CLOCK: u64 = 2;
 /// Bumped whenever the layout below, or a type of the breaker's words
 /// (`Hot`, `Cold`, `Stripe`, the buckets), changes.
-pub const LAYOUT_VERSION: u64 = 2;
+pub const LAYOUT_VERSION: u64 = 3;
 /// Bytes of a name kept in the header.
 pub(crate) const MAX_NAME: usize = 256;
 const CONFIG_WORDS: usize = 16;

@@ -25,14 +25,14 @@
 //! A success writes its slot only if the slot holds something else, so in
 //! a healthy breaker the ring stays read-only and shared by every core.
 
-use super::stripe::{rehome, Stripe};
+use super::stripe::{check, Stripe};
 use super::Tally;
 use crate::era::{self, parity};
 use crate::state::GEN_MASK;
 use crate::sync::{AtomicU64, Ordering};
 
-/// A cursor: `[laps 40 | position 24]`.
-pub(super) const POSITION_BITS: u32 = 24;
+/// A cursor: `[laps 17 | position 47]` (see `advance`).
+pub(super) const POSITION_BITS: u32 = 47;
 pub(super) const POSITION_MASK: u64 = (1 << POSITION_BITS) - 1;
 
 /// A slot: `[generation 54 | present | slow | fail]`; 0 is empty.
@@ -47,46 +47,55 @@ pub(super) const fn slot_value(generation: u64, failed: bool, slow: bool) -> u64
 }
 
 /// Moves `stripe`'s cursor one slot round a ring of `n` and returns the
-/// slot it was on.
+/// slot it was on. `home` is the calling thread's (see `stripe.rs`).
 ///
-/// The cursor is `[laps 40 | position 24]` (a ring holds at most 2^24
-/// slots), moved by compare-and-swap, so the slot comes straight from the
-/// word, and the stripe's count of outcomes is `laps * n + position -
-/// start` (see `calls`). When `laps` wraps (after 2^40 laps), the winner
-/// adds the lost `2^40 * n` to `lapped`. A CAS that fails because another
-/// thread moved the cursor sends this thread to another stripe for its
-/// next call; a spurious failure (the value did not change) does not.
-#[inline]
-pub(super) fn advance(stripe: &Stripe, n: u64) -> u64 {
+/// One `fetch_add`, no loop: the cursor is `[laps 17 | position 47]`, and
+/// a position below `n` is the slot itself, so no division is on the hot
+/// path. The thread whose add lands on position `n` (or any multiple of
+/// it) owns that lap's end: it folds `n` positions into one lap with a
+/// second `fetch_add` of `2^47 - n`. Records that land meanwhile, past the
+/// end, take slot `position mod n` (`lap`), which is where they would have
+/// landed had the fold come first: every fold subtracts a multiple of `n`,
+/// so `position mod n` walks the ring one slot per record whatever the
+/// order, and `laps * n + position` counts every record exactly (see
+/// `calls`).
+///
+/// The position never overflows into `laps`: it exceeds `n` by at most `n`
+/// for each thread stopped between its two adds, so past `2^47` would take
+/// `2^23` such threads on one stripe with the largest ring (`n = 2^24`),
+/// more threads than Linux can have (`PID_MAX_LIMIT` is `2^22`). When
+/// `laps` wraps (after 2^17 laps) the folding thread adds the lost
+/// `2^17 * n` to `lapped`.
+#[inline(always)]
+pub(super) fn advance(stripe: &Stripe, n: u64, home: u64) -> usize {
     // Relaxed: the cursor only hands out positions and counts; the slots
     // carry their own data.
-    let mut cur = stripe.calls.load(Ordering::Relaxed);
-    loop {
-        let pos = cur & POSITION_MASK;
-        // `>=`: a position past the end (only a hostile shared region can
-        // hold one) starts the next lap instead of running on.
-        let next = if pos + 1 >= n {
-            (cur & !POSITION_MASK).wrapping_add(1 << POSITION_BITS)
-        } else {
-            cur.wrapping_add(1)
-        };
-        // Relaxed: as above.
-        match stripe.calls.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => {
-                if next < cur {
-                    // Relaxed: a statistic.
-                    stripe.lapped.fetch_add(n << (64 - POSITION_BITS), Ordering::Relaxed);
-                }
-                return pos;
-            }
-            Err(actual) => {
-                if actual != cur {
-                    rehome();
-                }
-                cur = actual;
-            }
+    let pos = stripe.calls.fetch_add(1, Ordering::Relaxed) & POSITION_MASK;
+    check(stripe, home);
+    if pos < n {
+        pos as usize
+    } else {
+        lap(stripe, pos, n)
+    }
+}
+
+/// A record that landed at or past the ring's end: its slot, and the fold
+/// if this record owns a lap's end (see `advance`). A position past every
+/// legitimate one (only a hostile shared region can hold one) keeps its
+/// records on this path, each in a slot of the ring.
+#[cold]
+fn lap(stripe: &Stripe, pos: u64, n: u64) -> usize {
+    let Some(slot) = pos.checked_rem(n) else { return 0 };
+    if slot == 0 {
+        let fold = (1 << POSITION_BITS) - n;
+        // Relaxed: as in `advance`.
+        let old = stripe.calls.fetch_add(fold, Ordering::Relaxed);
+        if old.wrapping_add(fold) < old {
+            // Relaxed: a statistic.
+            stripe.lapped.fetch_add(n << (64 - POSITION_BITS), Ordering::Relaxed);
         }
     }
+    slot as usize
 }
 
 /// Writes outcome `v` of `generation` into the next slot of `stripe`'s
@@ -94,10 +103,12 @@ pub(super) fn advance(stripe: &Stripe, n: u64) -> u64 {
 /// of `generation` grew (the slot held no outcome of it): a success that
 /// fills the window may bring it to `minimum_calls`, so it is judged.
 #[inline]
-pub(super) fn record(slots: &[AtomicU64], stripe: &Stripe, generation: u64, v: u64) -> bool {
-    let i = advance(stripe, slots.len() as u64) as usize;
-    // `i < slots.len()`; `get` keeps the bounds panic off the hot path.
-    let Some(slot) = slots.get(i) else { return false };
+pub(super) fn record(slots: &[AtomicU64], stripe: &Stripe, home: u64, generation: u64, v: u64) -> bool {
+    let i = advance(stripe, slots.len() as u64, home);
+    debug_assert!(i < slots.len());
+    // SAFETY: `advance` returns a slot of the ring: below `n`, the ring's
+    // length, which is never 0 (`Windows::new` makes at least one slot).
+    let slot = unsafe { slots.get_unchecked(i) };
     // Relaxed: a slot is one self-contained value; readers need no other
     // memory ordered with it. The load first keeps the line shared (no
     // write) when the slot already holds this outcome, as it does for

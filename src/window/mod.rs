@@ -6,6 +6,8 @@ mod count;
 mod stripe;
 mod time;
 
+#[cfg(all(feature = "shared", not(loom)))]
+pub(crate) use stripe::forget_home;
 pub(crate) use stripe::Stripe;
 
 use crate::config::Window;
@@ -79,7 +81,9 @@ impl Windows {
     pub(crate) fn new(window: Window, stripes: u32, record_latency: bool, placer: &mut Placer) -> Windows {
         let stripes = stripes.clamp(1, crate::config::MAX_STRIPES).next_power_of_two() as usize;
         let ring = match window {
-            Window::Count(n) => n as u64,
+            // At least one slot, whatever the (validated) config says: the
+            // ring is indexed unchecked (see `count::record`).
+            Window::Count(n) => n.max(1) as u64,
             Window::Time { .. } => 0,
         };
         // Stripe k's cursor starts k/stripes of the way round a count ring
@@ -89,7 +93,7 @@ impl Windows {
             CachePadded::new(Stripe { calls: AtomicU64::new(start), start, ..Stripe::default() })
         });
         let kind = match window {
-            Window::Count(n) => Kind::Count(placer.many(n as usize, |_| AtomicU64::new(0))),
+            Window::Count(_) => Kind::Count(placer.many(ring as usize, |_| AtomicU64::new(0))),
             Window::Time { length, buckets } => {
                 Kind::Time(time::Buckets::new(stripes, length, buckets, placer))
             }
@@ -108,10 +112,21 @@ impl Windows {
     }
 
     /// The stripe of the calling thread.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn stripe(&self) -> (usize, &Stripe) {
-        let k = stripe::home() & self.stripe_mask;
-        (k, &self.stripes[k])
+        let (k, stripe, _) = self.homed();
+        (k, stripe)
+    }
+
+    /// The stripe of the calling thread, its number and the thread's home
+    /// (see `stripe.rs`).
+    #[inline(always)]
+    fn homed(&self) -> (usize, &Stripe, u64) {
+        let home = stripe::home();
+        let k = home as usize & self.stripe_mask;
+        debug_assert!(k < self.stripes.len());
+        // SAFETY: `stripes` holds `stripe_mask + 1` stripes (see `new`).
+        (k, unsafe { self.stripes.get_unchecked(k) }, home)
     }
 
     /// Records a success of `generation` if this is a count window: the
@@ -120,12 +135,9 @@ impl Windows {
     pub(crate) fn record_success(&self, generation: u64) -> Fast {
         match &self.kind {
             Kind::Count(slots) => {
-                if count::record(
-                    slots,
-                    self.stripe().1,
-                    generation,
-                    count::slot_value(generation, false, false),
-                ) {
+                let (_, stripe, home) = self.homed();
+                if count::record(slots, stripe, home, generation, count::slot_value(generation, false, false))
+                {
                     Fast::Judge
                 } else {
                     Fast::Done
@@ -140,12 +152,17 @@ impl Windows {
     /// `time::Buckets::record`; failures and slow calls are always judged
     /// by the caller). `live()` says whether the era is still current.
     pub(crate) fn record(&self, e: Entry, live: impl Fn() -> bool) -> bool {
-        let (k, stripe) = self.stripe();
+        let (k, stripe, home) = self.homed();
         let judge = match &self.kind {
             Kind::Count(slots) => {
-                count::record(slots, stripe, e.generation, count::slot_value(e.generation, e.failed, e.slow))
+                let v = count::slot_value(e.generation, e.failed, e.slow);
+                count::record(slots, stripe, home, e.generation, v)
             }
-            Kind::Time(b) => b.record(k, stripe, e, live),
+            Kind::Time(b) => {
+                let judge = b.record(k, stripe, e, live);
+                stripe::check(stripe, home);
+                judge
+            }
         };
         Self::count_totals(stripe, e.failed, e.slow);
         self.note(k, stripe, e.failed, e.timing);
@@ -187,13 +204,13 @@ impl Windows {
 
     /// Counts a probe outcome (half-open), which goes in the totals only.
     pub(crate) fn record_total(&self, failed: bool, slow: bool, timing: Option<Timing>) {
-        let (k, stripe) = self.stripe();
+        let (k, stripe, home) = self.homed();
         self.note(k, stripe, failed, timing);
         match &self.kind {
             // Moving the cursor past a slot is harmless: it is written again
             // a lap later, and a new era starts with no slots anyway.
             Kind::Count(slots) => {
-                count::advance(stripe, slots.len() as u64);
+                count::advance(stripe, slots.len() as u64, home);
             }
             Kind::Time(_) => {
                 // Relaxed: a statistic.
@@ -204,6 +221,7 @@ impl Windows {
     }
 
     /// Adds one to the calling thread's stripe counter `field`.
+    #[inline(always)]
     pub(crate) fn count(&self, field: impl Fn(&Stripe) -> &AtomicU64) {
         // Relaxed: a statistic.
         field(self.stripe().1).fetch_add(1, Ordering::Relaxed);
@@ -375,11 +393,37 @@ mod tests {
         // Put this thread's cursor just before `laps` wraps: laps = 2^40 - 1,
         // position 2 (the last slot). Two more records must count two more.
         let (_, stripe) = w.stripe();
-        stripe.calls.store(count::POSITION_MASK << count::POSITION_BITS | 2, Ordering::Relaxed);
+        stripe.calls.store((u64::MAX >> count::POSITION_BITS) << count::POSITION_BITS | 2, Ordering::Relaxed);
         let jumped = w.calls();
         w.record(entry(1, false, false), || true); // wraps laps
         w.record(entry(1, false, false), || true);
         assert_eq!(w.calls(), jumped.wrapping_add(2));
+    }
+
+    #[test]
+    fn records_past_a_pending_fold_take_their_slots_and_count_once() {
+        let w = windows(Window::count(3), 1, &[1]);
+        let (_, stripe) = w.stripe();
+        // Another thread's add landed on position 3, the lap's end, and it
+        // stopped before folding the lap: the cursor reads 4.
+        stripe.calls.store(4, Ordering::Relaxed);
+        let mut mine = Vec::new();
+        for i in 0..20u64 {
+            if i == 9 {
+                // It wakes and folds (our own folds happened meanwhile).
+                stripe.calls.fetch_add((1 << count::POSITION_BITS) - 3, Ordering::Relaxed);
+            }
+            let failed = i % 4 == 1 || i % 7 == 0;
+            w.record(entry(1, failed, false), || true);
+            mine.push(failed);
+            assert_eq!(w.calls(), 4 + i + 1, "every record counted once (step {i})");
+            if mine.len() >= 3 {
+                let last3 = mine[mine.len() - 3..].iter().filter(|&&f| f).count() as u64;
+                assert_eq!(w.tally(1, 0, 0), Tally { calls: 3, failures: last3, slow: 0 }, "step {i}");
+            }
+        }
+        let pos = stripe.calls.load(Ordering::Relaxed) & count::POSITION_MASK;
+        assert!(pos <= 3, "every lap folded: position {pos}");
     }
 
     #[test]

@@ -3,25 +3,34 @@
 //!
 //! A counter that every thread writes is one cache line that every core
 //! fights over. So each thread is given a home stripe, picked once per
-//! thread, round robin, and moved on when its cursor CAS finds another
-//! thread there (`rehome`, as Java's LongAdder does); the hot path writes
-//! only there. Totals and rates are summed over the stripes only when
-//! someone asks (a failure that may trip, a metrics snapshot).
+//! thread, round robin, and the hot path writes only there. Totals and
+//! rates are summed over the stripes only when someone asks (a failure that
+//! may trip, a metrics snapshot).
+//!
+//! Threads that share a stripe move apart, as Java's LongAdder does, but
+//! without a failed compare-and-swap to tell them (the hot path is one
+//! `fetch_add`): each record leaves the thread's id in the stripe's
+//! `owner` word, and a thread that finds someone else's id there twice in
+//! a row moves to a stripe picked from its own id (`claim`), so two
+//! colliding threads part instead of moving in step. A thread alone on its
+//! stripe finds its own id: one load of a word in the line it just wrote.
 
-use crate::sync::{thread_local, AtomicU64};
+use crate::sync::{thread_local, AtomicU64, Ordering};
 use std::cell::Cell;
 
 /// One stripe of the hot counters, written by the threads homed on it.
 #[derive(Default)]
 #[repr(C)]
 pub(crate) struct Stripe {
-    /// Count window: the stripe's cursor `[laps 40 | position 24]` (see
+    /// Count window: the stripe's cursor `[laps 17 | position 47]` (see
     /// `count.rs`). Time window: outcomes recorded, all time.
     pub(crate) calls: AtomicU64,
-    /// Count window: `2^40 * n` for every time `laps` wrapped.
+    /// Count window: `2^17 * n` for every time `laps` wrapped.
     pub(crate) lapped: AtomicU64,
     /// Count window: where this stripe's cursor started.
     pub(crate) start: u64,
+    /// The id of the thread that recorded here last (see the module docs).
+    pub(crate) owner: AtomicU64,
     /// This stripe's share of each era's live counts, by parity (see
     /// `era.rs`): outcomes, failures, slow calls in the window (count
     /// window), or outcomes since the era began (time window).
@@ -40,35 +49,122 @@ pub(crate) struct Stripe {
 #[cfg(not(loom))]
 unsafe impl crate::words::Plain for Stripe {}
 
+/// A thread's home: `[strike 1 | id 63]`. The id is unique to the thread
+/// (a ticket, salted per process; never 0, which is a stripe no thread has
+/// claimed) and its low bits pick the stripe; the strike bit says the
+/// thread found another thread's id on its stripe at its last record. A
+/// thread alone never moves, so one thread sees an exact ring (see
+/// `count.rs`).
+const STRIKE: u64 = 1 << 63;
+/// No home yet.
+const UNSET: u64 = u64::MAX;
+
 #[cfg(not(loom))]
 thread_local! {
-    static HOME: Cell<usize> = const { Cell::new(usize::MAX) };
+    static HOME: Cell<u64> = const { Cell::new(UNSET) };
 }
 // (loom's macro predates `const` initialisers; same declaration otherwise.)
 #[cfg(loom)]
 thread_local! {
-    static HOME: Cell<usize> = Cell::new(usize::MAX);
+    static HOME: Cell<u64> = Cell::new(UNSET);
 }
 
-/// Moves the calling thread to the next stripe: called when its cursor CAS
-/// found another thread on the same stripe. Threads that collide spread
-/// out after a few calls and then stay apart.
-#[cold]
-pub(crate) fn rehome() {
-    HOME.with(|h| h.set(h.get().wrapping_add(1) & (usize::MAX >> 1)));
-}
-
-/// The calling thread's home: a number picked once per thread (round
-/// robin), the same for every breaker, moved on by `rehome`.
-#[inline]
-pub(crate) fn home() -> usize {
+/// The calling thread's home (see `STRIKE`): picked once per thread,
+/// round robin, the same for every breaker, moved on by `claim`.
+#[inline(always)]
+pub(crate) fn home() -> u64 {
     HOME.with(|h| {
         let v = h.get();
-        if v != usize::MAX {
+        if v != UNSET {
             return v;
         }
-        let v = crate::sync::next_thread_ticket() & (usize::MAX >> 1);
+        let v = (crate::sync::next_thread_ticket() as u64 & !STRIKE).max(1);
         h.set(v);
         v
     })
+}
+
+/// Notes that the calling thread, at `home`, recorded on `stripe`: the
+/// whole cost for a thread alone on its stripe is this load and compare.
+#[inline]
+pub(crate) fn check(stripe: &Stripe, home: u64) {
+    // Relaxed: a hint of who else records here; nothing is published.
+    if stripe.owner.load(Ordering::Relaxed) != home {
+        claim(stripe, home);
+    }
+}
+
+/// The stripe's owner is not the caller (or the caller carries a strike):
+/// take the stripe, and move on at the second strike in a row.
+#[cold]
+fn claim(stripe: &Stripe, home: u64) {
+    let id = home & !STRIKE;
+    // Relaxed: as in `check`.
+    let owner = stripe.owner.load(Ordering::Relaxed);
+    if owner == id {
+        return HOME.with(|h| h.set(id)); // alone again: the strike is cleared
+    }
+    // Relaxed: as in `check`.
+    stripe.owner.store(id, Ordering::Relaxed);
+    // A stripe no thread has claimed is not a collision.
+    let next = match (owner, home & STRIKE) {
+        (0, _) => home,
+        (_, 0) => home | STRIKE,
+        _ => moved(id),
+    };
+    HOME.with(|h| h.set(next));
+}
+
+/// The id a thread moves to: its own id, mixed (splitmix64's finalizer, a
+/// bijection in which every output bit depends on every input bit), so two
+/// threads that collide on one stripe (equal low bits, different ids)
+/// leave for unrelated stripes.
+fn moved(id: u64) -> u64 {
+    let mut z = id;
+    z = (z ^ z >> 30).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ z >> 27).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ z >> 31) & !STRIKE).max(1) // 0 is "no owner"
+}
+
+/// Forgets the calling thread's home: its next record takes a new ticket.
+/// For a forked child (see `sync::next_thread_ticket`).
+#[cfg(all(feature = "shared", not(loom)))]
+pub(crate) fn forget_home() {
+    HOME.with(|h| h.set(UNSET));
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colliding_threads_part_and_a_lone_thread_stays() {
+        let stripe = Stripe::default();
+        HOME.with(|h| h.set(8));
+        for _ in 0..3 {
+            check(&stripe, home());
+            assert_eq!(home(), 8, "a stripe no one claimed is taken without a strike");
+            assert_eq!(stripe.owner.load(Ordering::Relaxed), 8);
+        }
+        // A strike carried from another breaker's stripe is cleared by a
+        // record on a stripe the thread holds, and never moves it.
+        HOME.with(|h| h.set(8 | STRIKE));
+        check(&stripe, home());
+        assert_eq!(home(), 8, "alone: the strike is cleared");
+        let fresh = Stripe::default();
+        HOME.with(|h| h.set(8 | STRIKE));
+        check(&fresh, home());
+        assert_eq!(home(), 8 | STRIKE, "an unclaimed stripe is no second strike");
+        // Another thread (id 16: the same stripe for up to 8 stripes) records
+        // between each of ours.
+        HOME.with(|h| h.set(8));
+        for _ in 0..2 {
+            stripe.owner.store(16, Ordering::Relaxed);
+            check(&stripe, home());
+        }
+        let (a, b) = (home(), moved(16));
+        assert_ne!(a, 8, "two strikes in a row: moved");
+        assert_ne!(a & 7, b & 7, "the two colliding threads leave for different stripes of 8");
+        assert_eq!(a & STRIKE, 0);
+    }
 }
