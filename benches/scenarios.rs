@@ -15,6 +15,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("closed_success_time", "try_acquire + success, closed, time window"),
     ("closed_success_slow_rule", "try_acquire + success, closed, slow-call rule on (2 clock reads)"),
     ("open_rejected", "try_acquire rejected, open"),
+    ("open_rejected_coarse", "try_acquire rejected, open, Clock::coarse()"),
     ("half_open_probe", "try_acquire + ignore, half-open"),
 ];
 
@@ -76,6 +77,14 @@ pub fn run(name: &str, n: u64, clock: &Clock) -> bool {
         }
         "open_rejected" => {
             let cb = breaker(clock, |b| b);
+            cb.transition_to(State::Open);
+            for _ in 0..n {
+                assert!(black_box(&cb).try_acquire().is_err());
+            }
+        }
+        "open_rejected_coarse" => {
+            let coarse = Clock::coarse().expect("the coarse clock's thread starts");
+            let cb = breaker(&coarse, |b| b);
             cb.transition_to(State::Open);
             for _ in 0..n {
                 assert!(black_box(&cb).try_acquire().is_err());

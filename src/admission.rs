@@ -1,6 +1,6 @@
 //! Admission: whether a call may go ahead.
 
-use crate::breaker::CircuitBreaker;
+use crate::breaker::{CircuitBreaker, Limits};
 use crate::era::{parity, Probes};
 use crate::events::Reason;
 use crate::permit::{OwnedPermit, Permit, RawPermit, Rejected, NO_START};
@@ -8,7 +8,6 @@ use crate::state::{State, Word, ACQUIRE_FAST, EVENTS, SLOW_RULE};
 use crate::sync::Ordering;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
-use std::time::Duration;
 
 impl CircuitBreaker {
     /// Asks to make a call. `Ok` holds a [`Permit`] to report the outcome
@@ -42,6 +41,7 @@ impl CircuitBreaker {
         if w.0 & ACQUIRE_FAST == 0 {
             return Ok(RawPermit { generation: w.generation(), start: NO_START });
         }
+        unlikely();
         self.acquire_slow(w)
     }
 
@@ -50,8 +50,23 @@ impl CircuitBreaker {
         RawPermit { generation: w.generation(), start: if w.has(SLOW_RULE) { self.now() } else { NO_START } }
     }
 
-    #[cold]
-    fn acquire_slow(&self, mut w: Word) -> Result<RawPermit, Rejected> {
+    /// Everything but a plain permit in `Closed`. An `Open` breaker still
+    /// waiting rejects first, with the least work: the clock, the deadline
+    /// copy of its generation and the rejection counter. (Not `#[cold]`,
+    /// which would also compile it for size: the caller marks the branch.)
+    #[inline(never)]
+    fn acquire_slow(&self, w: Word) -> Result<RawPermit, Rejected> {
+        if w.state() == State::Open && !w.has(EVENTS) {
+            let (now, deadline) = (self.now(), self.ext(w).nanos());
+            if now < deadline {
+                return Err(self.reject(State::Open, deadline - now));
+            }
+        }
+        self.admit(w)
+    }
+
+    #[inline(never)]
+    fn admit(&self, mut w: Word) -> Result<RawPermit, Rejected> {
         if w.has(EVENTS) {
             self.deliver_events();
             w = self.load();
@@ -63,11 +78,11 @@ impl CircuitBreaker {
         loop {
             match w.state() {
                 State::Closed | State::MetricsOnly | State::Disabled => return Ok(self.permit(w)),
-                State::ForcedOpen => return Err(self.reject(State::ForcedOpen, Duration::MAX)),
+                State::ForcedOpen => return Err(self.reject(State::ForcedOpen, u64::MAX)),
                 State::Open => {
                     let (now, deadline) = (self.now(), self.ext(w).nanos());
                     if now < deadline {
-                        return Err(self.reject(State::Open, Duration::from_nanos(deadline - now)));
+                        return Err(self.reject(State::Open, deadline - now));
                     }
                     // The wait is over: start the trial (or find it started)
                     // and take a probe slot like any other caller.
@@ -91,8 +106,7 @@ impl CircuitBreaker {
                     match self.take_probe(w) {
                         Ok(()) => return Ok(self.permit(w)),
                         Err(None) => {
-                            let wait = Duration::from_nanos(deadline.saturating_sub(now));
-                            return Err(self.reject(State::HalfOpen, wait));
+                            return Err(self.reject(State::HalfOpen, deadline.saturating_sub(now)));
                         }
                         Err(Some(moved)) => w = moved,
                     }
@@ -105,7 +119,8 @@ impl CircuitBreaker {
     /// taken. `Err(Some(word))`: the trial is over; `word` is the state now.
     fn take_probe(&self, w: Word) -> Result<(), Option<Word>> {
         let g = w.generation();
-        let permits = self.config.load().half_open_permits;
+        // Relaxed: a self-contained word; see `reconfigure`.
+        let permits = Limits::unpack(self.hot.limits.load(Ordering::Relaxed)).permits;
         let probes = &self.hot.probes[parity(g)];
         // Acquire: the trial's probe word was published before its state.
         let mut cur = Probes(probes.load(Ordering::Acquire));
@@ -142,8 +157,16 @@ impl CircuitBreaker {
         }
     }
 
-    fn reject(&self, state: State, retry_after: Duration) -> Rejected {
+    /// A rejection, counted; `retry_nanos` as in `Rejected`.
+    #[inline]
+    fn reject(&self, state: State, retry_nanos: u64) -> Rejected {
         self.windows.count(|s| &s.rejected);
-        Rejected { state, retry_after }
+        Rejected { state, retry_nanos }
     }
 }
+
+/// Marks the branch that calls it as unlikely (`std::hint::cold_path` is
+/// newer than this crate's minimum Rust).
+#[cold]
+#[inline(always)]
+fn unlikely() {}

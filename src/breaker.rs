@@ -42,8 +42,10 @@ pub(crate) struct Hot {
     pub(crate) word: AtomicU64,
     /// The rules a record applies (see `Rules`).
     pub(crate) rules: AtomicU64,
-    /// `minimum_calls`, for judging successes in a time window.
-    pub(crate) minimum: AtomicU64,
+    /// `[half_open_permits 32 | minimum_calls 32]` (see `Limits`): what
+    /// admission to a trial and the judging of a success read without
+    /// loading the config.
+    pub(crate) limits: AtomicU64,
     /// Each generation's deadline or start time, by parity (see `era.rs`).
     pub(crate) ext: [AtomicU64; 2],
     /// Each half-open trial's probes, by parity (see `era.rs`).
@@ -71,6 +73,25 @@ pub(crate) struct Rules {
 }
 
 const SLOW_BITS: u32 = 48;
+
+/// `half_open_permits` and `minimum_calls`, packed in one word.
+#[derive(Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) permits: u32,
+    pub(crate) minimum: u32,
+}
+
+impl Limits {
+    pub(crate) fn of(c: &Config) -> Limits {
+        Limits { permits: c.half_open_permits, minimum: c.minimum_calls }
+    }
+    pub(crate) fn packed(self) -> u64 {
+        u64::from(self.permits) << 32 | u64::from(self.minimum)
+    }
+    pub(crate) fn unpack(v: u64) -> Limits {
+        Limits { permits: (v >> 32) as u32, minimum: v as u32 }
+    }
+}
 
 impl Rules {
     pub(crate) fn of(c: &Config) -> Rules {
@@ -337,13 +358,13 @@ impl CircuitBreaker {
     /// and this process's copy. Under `reconfiguring`.
     pub(crate) fn apply(&self, config: Config) {
         let rules = Rules::of(&config);
-        let minimum = config.minimum_calls as u64;
+        let limits = Limits::of(&config);
         self.config.store(config);
         // Relaxed: each word is self-contained and read on its own; the
         // lock orders whole reconfigurations.
         self.hot.rules.store(rules.packed(), Ordering::Relaxed);
         // Relaxed: as above.
-        self.hot.minimum.store(minimum, Ordering::Relaxed);
+        self.hot.limits.store(limits.packed(), Ordering::Relaxed);
         let mut w = self.load();
         loop {
             let want = rules.flags(w, self.windows.latency().is_some());

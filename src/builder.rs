@@ -1,6 +1,6 @@
 //! Building a breaker: the builder's setters and the initial words.
 
-use crate::breaker::{CircuitBreaker, Cold, Hot, Rules};
+use crate::breaker::{CircuitBreaker, Cold, Hot, Limits, Rules};
 use crate::clock::Clock;
 use crate::config::{default_stripes, Config, ConfigError, HalfOpenPolicy};
 use crate::era::Ext;
@@ -220,7 +220,7 @@ pub(crate) fn place(config: &Config, stripes: u32, record_latency: bool, placer:
     let hot = Hot {
         word: AtomicU64::new(word.0),
         rules: AtomicU64::new(rules.packed()),
-        minimum: AtomicU64::new(config.minimum_calls as u64),
+        limits: AtomicU64::new(Limits::of(&config).packed()),
         ext: [AtomicU64::new(Ext::new(0, State::Closed, 0).0), AtomicU64::new(u64::MAX)],
         probes: [AtomicU64::new(0), AtomicU64::new(0)],
     };

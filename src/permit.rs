@@ -66,10 +66,12 @@ impl RawPermit {
 /// assert_eq!(r.state(), State::Open);
 /// assert!(r.retry_after() > std::time::Duration::ZERO);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Rejected {
     pub(crate) state: State,
-    pub(crate) retry_after: Duration,
+    /// `retry_after` in ns, `u64::MAX` for `Duration::MAX`: a rejection
+    /// makes no `Duration` (a division) unless asked.
+    pub(crate) retry_nanos: u64,
 }
 
 impl Rejected {
@@ -77,7 +79,10 @@ impl Rejected {
     /// (`Duration::MAX` when forced open). In half-open with every permit
     /// taken, the time until the trial must end.
     pub fn retry_after(&self) -> Duration {
-        self.retry_after
+        match self.retry_nanos {
+            u64::MAX => Duration::MAX,
+            n => Duration::from_nanos(n),
+        }
     }
 
     /// The state that rejected the call.
@@ -88,7 +93,16 @@ impl Rejected {
 
 impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "circuit breaker is {}; retry after {:?}", self.state, self.retry_after)
+        write!(f, "circuit breaker is {}; retry after {:?}", self.state, self.retry_after())
+    }
+}
+
+impl fmt::Debug for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rejected")
+            .field("state", &self.state)
+            .field("retry_after", &self.retry_after())
+            .finish()
     }
 }
 

@@ -1,7 +1,7 @@
 //! Recording outcomes: the window in `Closed`, the probes in `HalfOpen`,
 //! and the decisions they trigger.
 
-use crate::breaker::{CircuitBreaker, Rules};
+use crate::breaker::{CircuitBreaker, Limits, Rules};
 use crate::config::{Config, HalfOpenPolicy};
 use crate::era::{self, parity, Probes};
 use crate::events::{Reason, Why, WindowCounts};
@@ -111,7 +111,7 @@ impl CircuitBreaker {
                     return self.count_ignored(); // a later era took this copy: stale
                 }
                 // Relaxed: a self-contained word; see `reconfigure`.
-                let minimum = self.hot.minimum.load(Ordering::Relaxed);
+                let minimum = Limits::unpack(self.hot.limits.load(Ordering::Relaxed)).minimum.into();
                 let live = || self.load().generation() == g;
                 let entry = Entry { generation: g, failed, slow, now, start: ext.nanos(), minimum, timing };
                 let judge = self.windows.record(entry, live);
