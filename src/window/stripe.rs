@@ -167,4 +167,47 @@ mod tests {
         assert_ne!(a & 7, b & 7, "the two colliding threads leave for different stripes of 8");
         assert_eq!(a & STRIKE, 0);
     }
+
+    #[test]
+    fn two_threads_on_one_stripe_move_apart() {
+        // Two threads start on stripe 0 of 8 (ids 8 and 16) and record on
+        // the same breaker's stripes until each is alone on its own.
+        let stripes: std::sync::Arc<Vec<Stripe>> =
+            std::sync::Arc::new((0..8).map(|_| Stripe::default()).collect());
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let threads: Vec<_> = [8u64, 16]
+            .into_iter()
+            .map(|id| {
+                let (stripes, barrier) = (stripes.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    HOME.with(|h| h.set(id));
+                    barrier.wait();
+                    // Both threads meet every 1024 records (the same count
+                    // for both, so neither waits alone) and stop once two
+                    // stripes are owned, or after 2^22 records.
+                    let mut calls = 0u64;
+                    loop {
+                        let h = home();
+                        let stripe = &stripes[(h & 7) as usize];
+                        // Relaxed: as in `advance`.
+                        stripe.calls.fetch_add(1, Ordering::Relaxed);
+                        check(stripe, h);
+                        calls += 1;
+                        if calls % 1024 == 0 {
+                            barrier.wait();
+                            let owned =
+                                stripes.iter().filter(|s| s.owner.load(Ordering::Relaxed) != 0).count();
+                            let mine = home() & 7;
+                            barrier.wait();
+                            if owned == 2 || calls == 1 << 22 {
+                                return mine;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        let homes: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_ne!(homes[0], homes[1], "the two threads still share stripe {}", homes[0]);
+    }
 }
