@@ -37,12 +37,26 @@ impl CircuitBreaker {
     /// is held until then, or until the trial ends).
     #[inline]
     pub fn acquire(&self) -> Result<RawPermit, Rejected> {
+        match self.acquire_fast() {
+            Ok(permit) => Ok(permit),
+            Err(w) => {
+                unlikely();
+                self.acquire_slow(w)
+            }
+        }
+    }
+
+    /// The hot path of `acquire`: a plain permit in `Closed`, or the state
+    /// word to take the long way with. One load and a test, which cannot
+    /// panic: the C ABI runs it outside its panic boundary (see
+    /// `record_fast`).
+    #[inline(always)]
+    pub(crate) fn acquire_fast(&self) -> Result<RawPermit, Word> {
         let w = self.load();
         if w.0 & ACQUIRE_FAST == 0 {
             return Ok(RawPermit { generation: w.generation(), start: NO_START });
         }
-        unlikely();
-        self.acquire_slow(w)
+        Err(w)
     }
 
     #[inline]
@@ -55,7 +69,7 @@ impl CircuitBreaker {
     /// copy of its generation and the rejection counter. (Not `#[cold]`,
     /// which would also compile it for size: the caller marks the branch.)
     #[inline(never)]
-    fn acquire_slow(&self, w: Word) -> Result<RawPermit, Rejected> {
+    pub(crate) fn acquire_slow(&self, w: Word) -> Result<RawPermit, Rejected> {
         if w.state() == State::Open && !w.has(EVENTS) {
             let (now, deadline) = (self.now(), self.ext(w).nanos());
             if now < deadline {

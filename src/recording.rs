@@ -10,6 +10,17 @@ use crate::state::{State, Word, CONSECUTIVE_RULE, RECORD_FAST};
 use crate::sync::Ordering;
 use crate::window::{Entry, Fast, Tally, Timing};
 
+/// What `CircuitBreaker::record_fast` did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recorded {
+    /// Recorded; nothing to decide.
+    Done,
+    /// Recorded in the era of this word; the window must be judged.
+    Judge(Word),
+    /// Not recorded: take the long way.
+    Not,
+}
+
 /// Whether the outcomes in `t` trip a breaker configured by `config`, and why.
 fn verdict(config: &Config, t: Tally) -> Option<Reason> {
     if t.calls == 0 || t.calls < config.effective_minimum() {
@@ -58,20 +69,42 @@ impl CircuitBreaker {
     /// (the breaker changed state since the permit was issued) is dropped.
     #[inline(always)]
     pub fn record(&self, permit: RawPermit, outcome: Outcome) {
-        // The hot path: an untimed success in `Closed` with a count window
-        // and no consecutive-failures rule is one generation check and one
-        // slot write. Everything else goes the long way.
+        let fast = self.record_fast(&permit, outcome);
+        if fast != Recorded::Done {
+            self.record_rest(permit, outcome, fast)
+        }
+    }
+
+    /// The hot path of `record`: an untimed success in `Closed` with a
+    /// count window and no consecutive-failures rule is one generation
+    /// check and one slot write. It is atomics and arithmetic only, with no
+    /// operation that can panic (no indexing that is not proven in bounds,
+    /// no allocation, no config, no listener), so the C ABI runs it outside
+    /// its panic boundary (see `ffi/permit.rs`); `record_rest` does the
+    /// rest inside it.
+    #[inline(always)]
+    pub(crate) fn record_fast(&self, permit: &RawPermit, outcome: Outcome) -> Recorded {
         if outcome == Outcome::Success && permit.start == NO_START {
             let w = self.load();
             if (w.0 ^ Word::fast_success(permit.generation)) & RECORD_FAST == 0 {
-                match self.windows.record_success(permit.generation) {
-                    Fast::Done => return,
-                    Fast::Judge => return self.judge(w, 0, 0),
-                    Fast::Slow => {}
-                }
+                return match self.windows.record_success(permit.generation) {
+                    Fast::Done => Recorded::Done,
+                    Fast::Judge => Recorded::Judge(w),
+                    Fast::Slow => Recorded::Not,
+                };
             }
         }
-        self.record_slow(permit, outcome)
+        Recorded::Not
+    }
+
+    /// What `record_fast` left: a judgement, or the whole long way.
+    #[inline]
+    pub(crate) fn record_rest(&self, permit: RawPermit, outcome: Outcome, fast: Recorded) {
+        match fast {
+            Recorded::Done => {}
+            Recorded::Judge(w) => self.judge(w, 0, 0),
+            Recorded::Not => self.record_slow(permit, outcome),
+        }
     }
 
     #[inline(never)]

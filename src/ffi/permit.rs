@@ -4,6 +4,7 @@
 use super::breaker::nb_breaker;
 use super::panic::{boundary, try_mut, try_out, try_ref};
 use super::{nb_outcome, nb_result, outcome_from_u32};
+use crate::recording::Recorded;
 use crate::RawPermit;
 
 /// `opaque[3]` of a permit `nb_acquire` issued and nobody recorded yet.
@@ -70,10 +71,22 @@ pub unsafe extern "C" fn nb_acquire_ex(
 /// As `nb_acquire_ex`.
 #[inline(always)]
 unsafe fn acquire(b: *const nb_breaker, out: *mut nb_permit, retry_after_ns: *mut u64) -> nb_result {
+    // The hot path runs outside the panic boundary: pointer tests, one load
+    // and one test (`acquire_fast`), none of which can panic; the boundary
+    // would cost a frame of its own on every call (LLVM outlines the body
+    // of `catch_unwind`). Everything else runs inside it.
+    let b = try_ref!(b);
+    let out = try_out!(out);
+    let w = match b.acquire_fast() {
+        Ok(p) => {
+            // SAFETY: non-NULL and writable (caller's contract).
+            unsafe { out.write(nb_permit::issue(b.id, &p)) };
+            return nb_result::NB_OK;
+        }
+        Err(w) => w,
+    };
     boundary!(nb_result::NB_PANIC, {
-        let b = try_ref!(b);
-        let out = try_out!(out);
-        match b.acquire() {
+        match b.acquire_slow(w) {
             Ok(p) => {
                 // SAFETY: non-NULL and writable (caller's contract).
                 unsafe { out.write(nb_permit::issue(b.id, &p)) };
@@ -120,19 +133,27 @@ pub unsafe extern "C" fn nb_record(b: *const nb_breaker, permit: *mut nb_permit,
 /// As `nb_record`.
 #[inline(always)]
 unsafe fn record(b: *const nb_breaker, permit: *mut nb_permit, outcome: u32) -> nb_result {
+    // As in `acquire`: the checks and the engine's hot path
+    // (`record_fast`, which cannot panic) run outside the panic boundary,
+    // the rest inside it.
+    let b = try_ref!(b);
+    let permit = try_mut!(permit);
+    let Some(outcome) = outcome_from_u32(outcome) else { return nb_result::NB_INVALID_ARGUMENT };
+    let [breaker_id, generation, start, mark] = permit.opaque;
+    if mark != LIVE {
+        return not_live(mark);
+    }
+    if breaker_id != b.id {
+        return nb_result::NB_FOREIGN_PERMIT;
+    }
+    permit.opaque[3] = SPENT;
+    let raw = RawPermit::from_parts(generation, start);
+    let fast = b.record_fast(&raw, outcome);
+    if fast == Recorded::Done {
+        return nb_result::NB_OK;
+    }
     boundary!(nb_result::NB_PANIC, {
-        let b = try_ref!(b);
-        let permit = try_mut!(permit);
-        let Some(outcome) = outcome_from_u32(outcome) else { return nb_result::NB_INVALID_ARGUMENT };
-        let [breaker_id, generation, start, mark] = permit.opaque;
-        if mark != LIVE {
-            return not_live(mark);
-        }
-        if breaker_id != b.id {
-            return nb_result::NB_FOREIGN_PERMIT;
-        }
-        permit.opaque[3] = SPENT;
-        b.record(RawPermit::from_parts(generation, start), outcome);
+        b.record_rest(raw, outcome, fast);
         nb_result::NB_OK
     })
 }

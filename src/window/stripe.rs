@@ -71,17 +71,32 @@ thread_local! {
 
 /// The calling thread's home (see `STRIKE`): picked once per thread,
 /// round robin, the same for every breaker, moved on by `claim`.
+///
+/// Nothing here or in `check` can panic (`try_with`, not `with`: a thread
+/// whose thread-locals are gone records on stripe 1 with a strike): they
+/// are on the path the C ABI runs outside its panic boundary.
 #[inline(always)]
 pub(crate) fn home() -> u64 {
-    HOME.with(|h| {
-        let v = h.get();
-        if v != UNSET {
-            return v;
-        }
-        let v = (crate::sync::next_thread_ticket() as u64 & !STRIKE).max(1);
-        h.set(v);
-        v
-    })
+    let v = HOME.try_with(Cell::get).unwrap_or(GONE);
+    if v != UNSET {
+        return v;
+    }
+    first_home()
+}
+
+/// A thread's first record: its ticket.
+#[cold]
+fn first_home() -> u64 {
+    let v = (crate::sync::next_thread_ticket() as u64 & !STRIKE).max(1);
+    set_home(v);
+    v
+}
+
+/// The home of a thread whose thread-locals are gone.
+const GONE: u64 = 1 | STRIKE;
+
+fn set_home(v: u64) {
+    let _ = HOME.try_with(|h| h.set(v));
 }
 
 /// Notes that the calling thread, at `home`, recorded on `stripe`: the
@@ -102,7 +117,7 @@ fn claim(stripe: &Stripe, home: u64) {
     // Relaxed: as in `check`.
     let owner = stripe.owner.load(Ordering::Relaxed);
     if owner == id {
-        return HOME.with(|h| h.set(id)); // alone again: the strike is cleared
+        return set_home(id); // alone again: the strike is cleared
     }
     // Relaxed: as in `check`.
     stripe.owner.store(id, Ordering::Relaxed);
@@ -112,7 +127,7 @@ fn claim(stripe: &Stripe, home: u64) {
         (_, 0) => home | STRIKE,
         _ => moved(id),
     };
-    HOME.with(|h| h.set(next));
+    set_home(next);
 }
 
 /// The id a thread moves to: its own id, mixed (splitmix64's finalizer, a
@@ -130,7 +145,7 @@ fn moved(id: u64) -> u64 {
 /// For a forked child (see `sync::next_thread_ticket`).
 #[cfg(all(feature = "shared", not(loom)))]
 pub(crate) fn forget_home() {
-    HOME.with(|h| h.set(UNSET));
+    set_home(UNSET);
 }
 
 #[cfg(all(test, not(loom)))]
