@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 fn closed(window: Window, slow: bool) -> CircuitBreaker {
-    let b = CircuitBreaker::builder().window(window).failure_rate_threshold(1.0).minimum_calls(1_000_000);
+    let b = CircuitBreaker::builder().window(window).failure_rate_threshold(1.0).minimum_calls(100_000);
     let b = if slow { b.slow_call(Duration::from_secs(10), 1.0) } else { b };
     b.build().unwrap()
 }
@@ -51,6 +51,10 @@ fn benches(c: &mut Criterion) {
     let cb = CircuitBreaker::builder().open_wait(hour).backoff(2.0, hour).build().unwrap();
     cb.transition_to(State::Open);
     g.bench_function("open rejected", |b| b.iter(|| black_box(&cb).try_acquire().is_err()));
+    let coarse = nanobreaker::Clock::coarse().expect("the coarse clock's thread starts");
+    let cb = CircuitBreaker::builder().clock(coarse).open_wait(hour).backoff(2.0, hour).build().unwrap();
+    cb.transition_to(State::Open);
+    g.bench_function("open rejected, Clock::coarse()", |b| b.iter(|| black_box(&cb).try_acquire().is_err()));
 
     let cb = CircuitBreaker::builder().half_open_permits(511).build().unwrap();
     cb.transition_to(State::HalfOpen);
