@@ -7,8 +7,9 @@
 //! `try_acquire` in `Closed` is one load of the state word and one mask
 //! test (plus one clock read when the slow-call rule is on). `success` is
 //! one load of the state word to check the permit's generation, then the
-//! window's record: in a count window one compare-and-swap of the cursor
-//! on the thread's own stripe and one load of the slot. Nothing there
+//! window's record: in a count window one `fetch_add` on the cursor of
+//! the thread's own stripe, one load of its owner word and one of the
+//! slot. Nothing there
 //! takes a lock, allocates, or writes a line another core writes.
 //! Everything else (a failure that may trip, open, half-open, transitions,
 //! listeners) is the slow path, which also takes no lock and allocates

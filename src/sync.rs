@@ -47,9 +47,14 @@ pub(crate) fn next_thread_ticket() -> usize {
     // Relaxed: a self-contained value.
     let mut salt = SALT.load(std::sync::atomic::Ordering::Relaxed);
     if salt == 0 {
-        salt = (u64::from(std::process::id()).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize | 1;
+        // 48 bits: two processes share ids (and hide their collisions from
+        // each other) only if their salts differ by less than their thread
+        // counts.
+        salt = (u64::from(std::process::id()).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 16) as usize | 1;
         // Relaxed: as above.
         SALT.store(salt, std::sync::atomic::Ordering::Relaxed);
+        #[cfg(all(feature = "shared", unix, not(target_os = "linux")))]
+        reticket_forked_children();
     }
     // Relaxed: only uniqueness matters; nothing is published through it.
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed).wrapping_add(salt)
@@ -62,23 +67,40 @@ static SALT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::ne
 /// a fork copies the salt and the forking thread's home, and children
 /// sharing a breaker with their parent and each other (see `shared/`)
 /// would otherwise share stripes under the same ids, which hides the
-/// collision from `window/stripe.rs`. Registered once, when a shared
-/// breaker is first opened.
-#[cfg(all(feature = "shared", not(loom)))]
-pub(crate) fn reticket_forked_children() {
-    extern "C" fn child() {
-        // Relaxed: the child has one thread.
-        SALT.store(0, std::sync::atomic::Ordering::Relaxed);
-        crate::window::forget_home();
+/// collision from `window/stripe.rs`.
+#[cfg(all(feature = "shared", unix, not(loom)))]
+extern "C" fn forked_child() {
+    // Relaxed: the child has one thread.
+    SALT.store(0, std::sync::atomic::Ordering::Relaxed);
+    crate::window::forget_home();
+}
+
+/// On Linux the handler is registered when the library is loaded (an
+/// `.init_array` entry), so no call ever does it.
+#[cfg(all(feature = "shared", target_os = "linux", not(loom)))]
+#[used]
+#[link_section = ".init_array"]
+static RETICKET_FORKED_CHILDREN: extern "C" fn() = {
+    extern "C" fn register() {
+        // SAFETY: `forked_child` is a plain `extern "C"` function that
+        // cannot unwind; it runs in the child, which has one thread, and
+        // touches an atomic and a thread-local `Cell` (no lock, nothing
+        // another thread could have held across the fork).
+        unsafe { libc::pthread_atfork(None, None, Some(forked_child)) };
     }
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: `child` is a plain `extern "C"` function that cannot
-        // unwind; it runs in the child, which has one thread, and touches
-        // an atomic and a thread-local `Cell` (no lock, nothing another
-        // thread could have held across the fork).
-        unsafe { libc::pthread_atfork(None, None, Some(child)) };
-    });
+    register
+};
+
+/// Elsewhere, once, by the first thread to take a ticket.
+#[cfg(all(feature = "shared", unix, not(target_os = "linux"), not(loom)))]
+fn reticket_forked_children() {
+    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    // Relaxed: only one thread registers; a fork racing the first ticket
+    // is one the handler could not have covered anyway.
+    if !DONE.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        // SAFETY: as for the Linux registration above.
+        unsafe { libc::pthread_atfork(None, None, Some(forked_child)) };
+    }
 }
 
 /// Under loom the counter is a loom static, reset for every execution, so

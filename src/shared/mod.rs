@@ -288,7 +288,6 @@ impl Builder {
     ) -> Result<SharedBreaker, SharedError> {
         let stripes = self.checked().map_err(SharedError::Config)?;
         let path = path_of(name_or_path)?;
-        crate::sync::reticket_forked_children();
         if self.name.as_str().is_empty() && !name_or_path.contains('/') {
             self.name = crate::name::Name::from(name_or_path.to_owned());
         }

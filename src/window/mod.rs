@@ -6,7 +6,7 @@ mod count;
 mod stripe;
 mod time;
 
-#[cfg(all(feature = "shared", not(loom)))]
+#[cfg(all(feature = "shared", unix, not(loom)))]
 pub(crate) use stripe::forget_home;
 pub(crate) use stripe::Stripe;
 
@@ -119,14 +119,17 @@ impl Windows {
     }
 
     /// The stripe of the calling thread, its number and the thread's home
-    /// (see `stripe.rs`).
+    /// (see `stripe.rs`); with one stripe, home 0, which `stripe::check`
+    /// takes for the owner of a stripe no one claims: there is nowhere to
+    /// move to.
     #[inline(always)]
     fn homed(&self) -> (usize, &Stripe, u64) {
         let home = stripe::home();
         let k = home as usize & self.stripe_mask;
         debug_assert!(k < self.stripes.len());
         // SAFETY: `stripes` holds `stripe_mask + 1` stripes (see `new`).
-        (k, unsafe { self.stripes.get_unchecked(k) }, home)
+        let stripe = unsafe { self.stripes.get_unchecked(k) };
+        (k, stripe, if self.stripe_mask == 0 { 0 } else { home })
     }
 
     /// Records a success of `generation` if this is a count window: the
@@ -390,13 +393,15 @@ mod tests {
         }
         assert_eq!(w.calls(), 10);
         assert_eq!(w.tally(1, 0, 0).calls, 3);
-        // Put this thread's cursor just before `laps` wraps: laps = 2^40 - 1,
-        // position 2 (the last slot). Two more records must count two more.
+        // Put this thread's cursor just before `laps` wraps: laps = 2^17 - 1,
+        // position 2 (the last slot). Two more records must count two more:
+        // the first takes slot 2, the second lands on the lap's end and its
+        // fold wraps `laps`.
         let (_, stripe) = w.stripe();
         stripe.calls.store((u64::MAX >> count::POSITION_BITS) << count::POSITION_BITS | 2, Ordering::Relaxed);
         let jumped = w.calls();
-        w.record(entry(1, false, false), || true); // wraps laps
         w.record(entry(1, false, false), || true);
+        w.record(entry(1, false, false), || true); // folds the lap: wraps laps
         assert_eq!(w.calls(), jumped.wrapping_add(2));
     }
 
