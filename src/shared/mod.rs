@@ -86,6 +86,7 @@
 //! file can make the breaker say anything (and, by truncating the file,
 //! crash the processes that map it): give it to trusted processes only.
 
+mod header;
 mod region;
 pub(crate) mod watch;
 
