@@ -20,19 +20,15 @@ use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::era::{parity, Ext};
 use crate::events::{self, Events, Transition};
-use crate::metrics::Metrics;
 use crate::name::Name;
-use crate::permit::{Error, Outcome};
 use crate::state::{State, Word, CONSECUTIVE_RULE, SLOW_RULE};
-use crate::stats::{Latency, LatencyHistogram, Stats};
+use crate::stats::Stats;
 use crate::sync::{lock, ArcCell, AtomicU64, Mutex, Ordering};
 use crate::window::Windows;
 use crate::words::Words;
 use crossbeam_utils::CachePadded;
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The words every call reads, in one line that only transitions and
 /// reconfiguration write. `repr(C)`, as every type of a breaker's words:
@@ -121,8 +117,7 @@ impl Rules {
 ///
 /// ```
 /// use nanobreaker::{CircuitBreaker, Clock, State, Window};
-/// use std::time::Duration;
-///
+/// ///
 /// let (clock, mock) = Clock::mock();
 /// let cb = CircuitBreaker::builder()
 ///     .failure_rate_threshold(0.5)
@@ -406,173 +401,8 @@ impl CircuitBreaker {
         }
     }
 
-    /// Runs `f` if the breaker lets it, and records `Ok` as success and
-    /// `Err` as failure. A panic in `f` counts as a failure and goes on
-    /// unwinding.
-    ///
-    /// ```
-    /// use nanobreaker::{CircuitBreaker, Error};
-    /// let cb = CircuitBreaker::builder().build().unwrap();
-    /// let r: Result<u32, Error<&str>> = cb.call(|| Ok(7));
-    /// assert_eq!(r, Ok(7));
-    /// assert_eq!(cb.call(|| Err::<u32, _>("down")), Err(Error::Inner("down")));
-    /// ```
-    pub fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, Error<E>> {
-        self.call_with(f, |r| if r.is_ok() { Outcome::Success } else { Outcome::Failure })
-    }
-
-    /// Like [`call`](Self::call), with `classify` deciding what each result
-    /// counts as (for example: a "not found" error is ignored, not a failure).
-    ///
-    /// ```
-    /// use nanobreaker::{CircuitBreaker, Outcome};
-    /// let cb = CircuitBreaker::builder().build().unwrap();
-    /// let _ = cb.call_with(|| Err::<(), _>(404), |r| match r {
-    ///     Err(404) => Outcome::Ignored,
-    ///     Err(_) => Outcome::Failure,
-    ///     Ok(_) => Outcome::Success,
-    /// });
-    /// assert_eq!(cb.metrics().ignored, 1);
-    /// ```
-    pub fn call_with<T, E>(
-        &self,
-        f: impl FnOnce() -> Result<T, E>,
-        classify: impl FnOnce(&Result<T, E>) -> Outcome,
-    ) -> Result<T, Error<E>> {
-        let permit = self.try_acquire().map_err(Error::Rejected)?;
-        // If `f` panics, the permit is dropped while unwinding: a failure.
-        let r = f();
-        permit.record(classify(&r));
-        r.map_err(Error::Inner)
-    }
-
-    /// Awaits `fut` if the breaker lets it, with no runtime of its own: a
-    /// future dropped before it finishes (cancelled) counts as ignored, one
-    /// that panics as a failure. The future is `Send` when `fut` and the
-    /// values are, so it can be spawned (with the breaker in an `Arc`
-    /// moved into the task).
-    ///
-    /// ```
-    /// # use nanobreaker::CircuitBreaker;
-    /// # async fn fetch() -> Result<u32, std::io::Error> { Ok(1) }
-    /// # async fn run(cb: &CircuitBreaker) {
-    /// let n = cb.call_async(fetch()).await;
-    /// # }
-    /// ```
-    pub async fn call_async<T, E>(&self, fut: impl Future<Output = Result<T, E>>) -> Result<T, Error<E>> {
-        self.call_async_with(fut, |r| if r.is_ok() { Outcome::Success } else { Outcome::Failure }).await
-    }
-
-    /// [`call_async`](Self::call_async) with a classifier.
-    pub async fn call_async_with<T, E>(
-        &self,
-        fut: impl Future<Output = Result<T, E>>,
-        classify: impl FnOnce(&Result<T, E>) -> Outcome,
-    ) -> Result<T, Error<E>> {
-        let permit = self.try_acquire().map_err(Error::Rejected)?;
-        let r = fut.await;
-        permit.record(classify(&r));
-        r.map_err(Error::Inner)
-    }
-
-    /// A snapshot of the rates and totals.
-    ///
-    /// ```
-    /// use nanobreaker::CircuitBreaker;
-    /// let cb = CircuitBreaker::builder().build().unwrap();
-    /// cb.try_acquire().unwrap().failure();
-    /// cb.try_acquire().unwrap().success();
-    /// let m = cb.metrics();
-    /// assert_eq!((m.calls, m.failures, m.window_calls), (2, 1, 2));
-    /// assert_eq!(m.failure_rate, 0.5);
-    /// ```
-    pub fn metrics(&self) -> Metrics {
-        let now = self.now();
-        let w = self.load();
-        let t = if w.state().records() {
-            self.windows.tally(w.generation(), now, self.ext(w).nanos())
-        } else {
-            Default::default()
-        };
-        let rate = |n: u64| if t.calls == 0 { 0.0 } else { n as f64 / t.calls as f64 };
-        let stats = self.cold.stats.view();
-        let age = |t: u64| Duration::from_nanos(now.saturating_sub(t));
-        // Failures before calls: a failure is counted after its call, so
-        // the successes derived below are not inflated by a failure seen
-        // without its call; the subtraction saturates all the same.
-        let failures = self.windows.sum(|s| &s.failures);
-        let calls = self.windows.calls();
-        let in_flight = if w.state() == State::HalfOpen {
-            // Acquire: as in `ext`.
-            let p = crate::era::Probes(self.hot.probes[parity(w.generation())].load(Ordering::Acquire));
-            if p.tag_matches(w.generation()) {
-                p.taken().saturating_sub(p.ok() + p.fail())
-            } else {
-                0
-            }
-        } else {
-            0
-        };
-        Metrics {
-            state: self.visible(w),
-            failure_rate: rate(t.failures),
-            slow_call_rate: rate(t.slow),
-            window_calls: t.calls,
-            window_failures: t.failures,
-            window_slow_calls: t.slow,
-            calls,
-            successes: calls.saturating_sub(failures),
-            failures,
-            slow_calls: self.windows.sum(|s| &s.slow),
-            ignored: self.windows.sum(|s| &s.ignored),
-            rejected: self.windows.sum(|s| &s.rejected),
-            // Relaxed: informational.
-            since_last_transition: Duration::from_nanos(
-                now.saturating_sub(self.cold.last_transition.load(Ordering::Relaxed)),
-            ),
-            half_open_in_flight: in_flight,
-            generation: w.generation(),
-            events_lost: self.events.lost(),
-            timeouts: stats.timeouts,
-            since_last_success: self.windows.latest(|s| &s.last_success).map(age),
-            since_last_failure: self.windows.latest(|s| &s.last_failure).map(age),
-            opens: stats.opens,
-            transitions_by_reason: stats.transitions,
-            probes_succeeded: stats.probes_ok,
-            probes_failed: stats.probes_failed,
-        }
-    }
-
-    /// How long calls took, for a breaker built with
-    /// [`record_latency(true)`](crate::Builder::record_latency); `None`
-    /// otherwise. See [`LatencyHistogram`].
-    pub fn latency(&self) -> Option<LatencyHistogram> {
-        self.windows.latency().map(Latency::histogram)
-    }
-
     /// Counts a call that ran past its timeout (the timeout path only).
     pub(crate) fn count_timeout(&self) {
         self.cold.stats.timeout();
-    }
-
-    /// Outcomes and rejections seen, all time: what a registry watches to
-    /// tell an idle breaker (it moves on every call, and costs the calls
-    /// nothing).
-    pub(crate) fn activity(&self) -> u64 {
-        self.windows
-            .calls()
-            .wrapping_add(self.windows.sum(|s| &s.ignored))
-            .wrapping_add(self.windows.sum(|s| &s.rejected))
-    }
-
-    /// Bytes this breaker takes: the struct and what it owns on the heap
-    /// or in its shared region (not counting listeners).
-    pub fn memory_bytes(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + std::mem::size_of::<CachePadded<Hot>>()
-            + std::mem::size_of::<Cold>()
-            + self.windows.heap_bytes()
-            + std::mem::size_of::<Config>()
-            + self.name.heap_bytes()
     }
 }

@@ -49,6 +49,7 @@ mod admission;
 mod breaker;
 mod builder;
 mod bulkhead;
+mod call;
 pub mod classify;
 mod clock;
 mod config;

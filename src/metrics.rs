@@ -1,7 +1,14 @@
-//! A point-in-time view of a breaker's rates and totals.
+//! A point-in-time view of a breaker's rates and totals, and how a breaker
+//! takes one (`metrics`, `latency`, `memory_bytes`).
 
+use crate::breaker::{Cold, Hot};
+use crate::config::Config;
+use crate::era::parity;
 use crate::events::Reason;
 use crate::state::State;
+use crate::stats::{Latency, LatencyHistogram};
+use crate::sync::Ordering;
+use crossbeam_utils::CachePadded;
 use std::time::Duration;
 
 /// What [`CircuitBreaker::metrics`](crate::CircuitBreaker::metrics) returns.
@@ -97,5 +104,103 @@ impl Metrics {
     /// ```
     pub fn transitions(&self, reason: Reason) -> u64 {
         self.transitions_by_reason[reason as usize]
+    }
+}
+
+impl crate::CircuitBreaker {
+    /// A snapshot of the rates and totals.
+    ///
+    /// ```
+    /// use nanobreaker::CircuitBreaker;
+    /// let cb = CircuitBreaker::builder().build().unwrap();
+    /// cb.try_acquire().unwrap().failure();
+    /// cb.try_acquire().unwrap().success();
+    /// let m = cb.metrics();
+    /// assert_eq!((m.calls, m.failures, m.window_calls), (2, 1, 2));
+    /// assert_eq!(m.failure_rate, 0.5);
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        let now = self.now();
+        let w = self.load();
+        let t = if w.state().records() {
+            self.windows.tally(w.generation(), now, self.ext(w).nanos())
+        } else {
+            Default::default()
+        };
+        let rate = |n: u64| if t.calls == 0 { 0.0 } else { n as f64 / t.calls as f64 };
+        let stats = self.cold.stats.view();
+        let age = |t: u64| Duration::from_nanos(now.saturating_sub(t));
+        // Failures before calls: a failure is counted after its call, so
+        // the successes derived below are not inflated by a failure seen
+        // without its call; the subtraction saturates all the same.
+        let failures = self.windows.sum(|s| &s.failures);
+        let calls = self.windows.calls();
+        let in_flight = if w.state() == State::HalfOpen {
+            // Acquire: as in `ext`.
+            let p = crate::era::Probes(self.hot.probes[parity(w.generation())].load(Ordering::Acquire));
+            if p.tag_matches(w.generation()) {
+                p.taken().saturating_sub(p.ok() + p.fail())
+            } else {
+                0
+            }
+        } else {
+            0
+        };
+        Metrics {
+            state: self.visible(w),
+            failure_rate: rate(t.failures),
+            slow_call_rate: rate(t.slow),
+            window_calls: t.calls,
+            window_failures: t.failures,
+            window_slow_calls: t.slow,
+            calls,
+            successes: calls.saturating_sub(failures),
+            failures,
+            slow_calls: self.windows.sum(|s| &s.slow),
+            ignored: self.windows.sum(|s| &s.ignored),
+            rejected: self.windows.sum(|s| &s.rejected),
+            // Relaxed: informational.
+            since_last_transition: Duration::from_nanos(
+                now.saturating_sub(self.cold.last_transition.load(Ordering::Relaxed)),
+            ),
+            half_open_in_flight: in_flight,
+            generation: w.generation(),
+            events_lost: self.events.lost(),
+            timeouts: stats.timeouts,
+            since_last_success: self.windows.latest(|s| &s.last_success).map(age),
+            since_last_failure: self.windows.latest(|s| &s.last_failure).map(age),
+            opens: stats.opens,
+            transitions_by_reason: stats.transitions,
+            probes_succeeded: stats.probes_ok,
+            probes_failed: stats.probes_failed,
+        }
+    }
+
+    /// How long calls took, for a breaker built with
+    /// [`record_latency(true)`](crate::Builder::record_latency); `None`
+    /// otherwise. See [`LatencyHistogram`].
+    pub fn latency(&self) -> Option<LatencyHistogram> {
+        self.windows.latency().map(Latency::histogram)
+    }
+
+    /// Outcomes and rejections seen, all time: what a registry watches to
+    /// tell an idle breaker (it moves on every call, and costs the calls
+    /// nothing).
+    pub(crate) fn activity(&self) -> u64 {
+        self.windows
+            .calls()
+            .wrapping_add(self.windows.sum(|s| &s.ignored))
+            .wrapping_add(self.windows.sum(|s| &s.rejected))
+    }
+
+    /// Bytes this breaker takes: the struct and what it owns on the heap
+    /// or in its shared region (not counting listeners).
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + std::mem::size_of::<CachePadded<Hot>>()
+            + std::mem::size_of::<Cold>()
+            + self.windows.heap_bytes()
+            + std::mem::size_of::<Config>()
+            + self.name.heap_bytes()
     }
 }
