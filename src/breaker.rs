@@ -117,7 +117,8 @@ impl Rules {
 ///
 /// ```
 /// use nanobreaker::{CircuitBreaker, Clock, State, Window};
-/// ///
+/// use std::time::Duration;
+///
 /// let (clock, mock) = Clock::mock();
 /// let cb = CircuitBreaker::builder()
 ///     .failure_rate_threshold(0.5)
