@@ -19,8 +19,9 @@
  * NB_REJECTED). Enum-typed inputs are taken as uint32_t and checked.
  * No call panics into C: an internal bug returns NB_PANIC.
  *
- * Versions: nb_config, nb_metrics and nb_transition carry their size, and
- * the library reads and writes only the fields both sides know, so a
+ * Versions: nb_config, nb_metrics, nb_fast_path and nb_transition carry
+ * their size, and the library reads and writes only the fields both sides
+ * know, so a
  * program built against an older or a newer header works with this
  * library (see nb_config, nb_metrics). The SONAME is
  * libnanobreaker.so.NB_ABI_MAJOR; nb_version_num() is the library's
@@ -398,6 +399,51 @@ typedef struct nb_config {
 } nb_config;
 
 /**
+ * How to hand out a permit of one breaker without calling the library
+ * (`nb_acquire_fast` in this header). Every value is the library's own and
+ * may differ between releases: read them from `nb_breaker_fast_path`,
+ * never spell them in a program. Carries its size (pass
+ * `sizeof(nb_fast_path)`), like `nb_metrics`.
+ *
+ * The rule: load `*word` with acquire ordering; if `word & mask` is 0, the
+ * permit is `{breaker_id, word >> shift, start, live}` in `opaque` order;
+ * otherwise call `nb_acquire`. Valid while the handle it came from lives.
+ */
+typedef struct nb_fast_path {
+  /**
+   * The struct's size in bytes: set by the caller, then by the library
+   * to the bytes it filled.
+   */
+  size_t size;
+  /**
+   * The breaker's state word. Load it with acquire ordering; never
+   * write it.
+   */
+  const uint64_t *word;
+  /**
+   * The bits of the word that must be clear for a permit without a
+   * call.
+   */
+  uint64_t mask;
+  /**
+   * `opaque[1]` of such a permit is the word shifted right by this.
+   */
+  uint64_t shift;
+  /**
+   * `opaque[0]` of such a permit.
+   */
+  uint64_t breaker_id;
+  /**
+   * `opaque[2]` of such a permit.
+   */
+  uint64_t start;
+  /**
+   * `opaque[3]` of such a permit.
+   */
+  uint64_t live;
+} nb_fast_path;
+
+/**
  * One state change, passed to an `nb_transition_callback`. The library
  * owns it; it is valid during the callback only. Later versions add fields
  * at the end: a field that ends beyond `size` is absent (the library is
@@ -773,6 +819,17 @@ nb_result nb_config_default(struct nb_config *out, size_t size);
 const char *nb_config_invalid_field(const struct nb_config *cfg);
 
 /**
+ * Fills `*out` (`size` bytes: pass `sizeof(nb_fast_path)`) with breaker
+ * `b`'s fast path. `NB_INVALID_ARGUMENT` if `size` does not cover the
+ * `size` field.
+ *
+ * # Safety
+ * `b` is NULL or a live handle; `out` is NULL or writable for `size`
+ * bytes.
+ */
+nb_result nb_breaker_fast_path(const struct nb_breaker *b, struct nb_fast_path *out, size_t size);
+
+/**
  * Adds a transition listener: `callback(&transition, userdata)` on every
  * state change after this call, in order; see `nb_transition_callback` for
  * which thread runs it and what it must not do. `free_userdata` (may be
@@ -1107,3 +1164,27 @@ nb_result nb_shared_sync(const struct nb_breaker *b);
 #endif  // __cplusplus
 
 #endif  /* NANOBREAKER_H */
+
+#ifndef NANOBREAKER_H_INLINE
+#define NANOBREAKER_H_INLINE
+/*
+ * nb_acquire_fast: nb_acquire, without the call in Closed. `f` is the
+ * breaker's fast path from nb_breaker_fast_path (fetch it once, after
+ * making the breaker; it stays valid while the handle lives). One acquire
+ * load of the state word and one test; in any other state, or with
+ * events waiting or the slow-call rule on, it calls nb_acquire. The
+ * permit is the one nb_acquire would give: record it with nb_record.
+ * GCC and Clang (it uses __atomic_load_n).
+ */
+static inline nb_result nb_acquire_fast(const struct nb_breaker *b, const struct nb_fast_path *f, struct nb_permit *out) {
+  uint64_t w;
+  if (f == NULL || out == NULL) return nb_acquire(b, out);
+  w = __atomic_load_n(f->word, __ATOMIC_ACQUIRE);
+  if ((w & f->mask) != 0) return nb_acquire(b, out);
+  out->opaque[0] = f->breaker_id;
+  out->opaque[1] = w >> f->shift;
+  out->opaque[2] = f->start;
+  out->opaque[3] = f->live;
+  return NB_OK;
+}
+#endif  /* NANOBREAKER_H_INLINE */

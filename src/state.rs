@@ -108,7 +108,7 @@ pub(crate) const SLOW_RULE: u64 = 1 << 7;
 pub(crate) const CONSECUTIVE_RULE: u64 = 1 << 8;
 /// Events wait for delivery.
 pub(crate) const EVENTS: u64 = 1 << 9;
-const GEN_SHIFT: u32 = 10;
+pub(crate) const GEN_SHIFT: u32 = 10;
 /// The generation's bits (after shifting down).
 pub(crate) const GEN_MASK: u64 = (1 << (64 - GEN_SHIFT)) - 1;
 /// The highest backoff level kept.

@@ -371,12 +371,59 @@ static void reconfigure(void) {
     nb_breaker_free(b);
 }
 
+/* nb_acquire_fast: the header's inline acquire hands out the permit
+ * nb_acquire would, records like it, and falls back to the library in
+ * every state but Closed. */
+static void fast_path(void) {
+    nb_config c;
+    nb_breaker *b = NULL, *other = NULL;
+    nb_fast_path f, small;
+    nb_permit p, q;
+    nb_metrics m;
+    CHECK(nb_config_default(&c, sizeof c) == NB_OK);
+    CHECK(nb_breaker_new(&c, &b) == NB_OK && nb_breaker_new(&c, &other) == NB_OK);
+    CHECK(nb_breaker_fast_path(NULL, &f, sizeof f) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_fast_path(b, NULL, sizeof f) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_fast_path(b, &f, 4) == NB_INVALID_ARGUMENT);
+    CHECK(nb_breaker_fast_path(b, &f, sizeof f) == NB_OK && f.size == sizeof f && f.word != NULL);
+    /* An older caller's smaller struct gets the fields it knows. */
+    CHECK(nb_breaker_fast_path(b, &small, 3 * sizeof(uint64_t)) == NB_OK && small.size == 3 * sizeof(uint64_t));
+    CHECK(small.word == f.word && small.mask == f.mask);
+
+    CHECK(nb_acquire_fast(b, &f, &p) == NB_OK && nb_acquire(b, &q) == NB_OK);
+    CHECK(memcmp(&p, &q, sizeof p) == 0); /* the permit nb_acquire gives */
+    CHECK(nb_record(other, &p, NB_SUCCESS) == NB_FOREIGN_PERMIT);
+    CHECK(nb_success(b, &p) == NB_OK && nb_success(b, &p) == NB_PERMIT_SPENT);
+    CHECK(nb_ignore(b, &q) == NB_OK);
+    CHECK(nb_acquire_fast(b, NULL, &p) == NB_OK && nb_failure(b, &p) == NB_OK); /* no path: the library */
+    CHECK(nb_acquire_fast(b, &f, NULL) == NB_NULL_ARGUMENT);
+    CHECK(nb_breaker_metrics(b, &m, sizeof m) == NB_OK && m.calls == 2 && m.failures == 1 && m.ignored == 1);
+
+    /* Any other state: the library decides. */
+    CHECK(nb_breaker_transition_to(b, NB_STATE_FORCED_OPEN) == NB_OK);
+    CHECK(nb_acquire_fast(b, &f, &p) == NB_REJECTED);
+    CHECK(nb_breaker_transition_to(b, NB_STATE_OPEN) == NB_OK);
+    CHECK(nb_acquire_fast(b, &f, &p) == NB_REJECTED);
+    CHECK(nb_breaker_transition_to(b, NB_STATE_HALF_OPEN) == NB_OK);
+    CHECK(nb_acquire_fast(b, &f, &p) == NB_OK && nb_success(b, &p) == NB_OK);
+    CHECK(nb_breaker_metrics(b, &m, sizeof m) == NB_OK && m.rejected == 2 && m.probes_succeeded == 1);
+    /* A permit from before a transition is stale: spent and dropped. */
+    CHECK(nb_breaker_transition_to(b, NB_STATE_CLOSED) == NB_OK);
+    CHECK(nb_acquire_fast(b, &f, &p) == NB_OK);
+    CHECK(nb_breaker_reset(b) == NB_OK);
+    CHECK(nb_success(b, &p) == NB_OK);
+    CHECK(nb_breaker_metrics(b, &m, sizeof m) == NB_OK && m.window_calls == 0);
+    nb_breaker_free(b);
+    nb_breaker_free(other);
+}
+
 int main(void) {
     strings();
     config();
     lifecycle_and_errors();
     transitions();
     permit_used_once();
+    fast_path();
     fail_open();
     reconfigure();
     return report();

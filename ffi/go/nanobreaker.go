@@ -53,8 +53,8 @@ static nbgo_acquired nbgo_acquire(uintptr_t b) {
 	nbgo_acquired a = {p.opaque[0], p.opaque[1], p.opaque[2], p.opaque[3], retry, (uint32_t)r};
 	return a;
 }
-// An empty call: the floor a protected call is measured against (two of
-// these are the crossings Allow + Success need).
+// An empty call: the floor a protected call is measured against (one of
+// these is the crossing Allow + Success need in Closed: Success's).
 static void nbgo_noop(void) {}
 static nb_result nbgo_record(uintptr_t b, uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3, uint32_t outcome) {
 	nb_permit p = {{w0, w1, w2, w3}};
@@ -142,8 +142,19 @@ func resultError(r C.nb_result) error {
 // Breaker is a circuit breaker.
 type Breaker struct {
 	ptr        *C.nb_breaker
+	fast       fastPath
 	failClosed bool
 	stats      *stats // shared with the listeners' handles
+}
+
+// fastPath is the breaker's nb_fast_path: in Closed, Allow hands out the
+// permit nb_acquire would with one atomic load of the breaker's state word
+// (C memory, which Go neither moves nor frees) and no cgo call, so a
+// protected call crosses into C once (Success), not twice. A nil word: no
+// fast path; Allow asks the library.
+type fastPath struct {
+	word                         *uint64
+	mask, shift, id, start, live uint64
 }
 
 type stats struct {
@@ -191,6 +202,17 @@ func configError(r C.nb_result, raw *C.nb_config) error {
 // wrap gives a new C handle its Go owner, freed by Close or the finalizer.
 func wrap(ptr *C.nb_breaker, failClosed bool, st *stats) *Breaker {
 	b := &Breaker{ptr: ptr, failClosed: failClosed, stats: st}
+	var f C.nb_fast_path
+	if C.nb_breaker_fast_path(ptr, &f, C.sizeof_nb_fast_path) == C.NB_OK && f.size == C.sizeof_nb_fast_path {
+		b.fast = fastPath{
+			word:  (*uint64)(unsafe.Pointer(f.word)),
+			mask:  uint64(f.mask),
+			shift: uint64(f.shift),
+			id:    uint64(f.breaker_id),
+			start: uint64(f.start),
+			live:  uint64(f.live),
+		}
+	}
 	runtime.SetFinalizer(b, (*Breaker).Close)
 	return b
 }
@@ -215,6 +237,7 @@ func (b *Breaker) handle() C.uintptr_t { return C.uintptr_t(uintptr(unsafe.Point
 // Close frees the breaker. It is idempotent; it must not race with other calls.
 func (b *Breaker) Close() {
 	if b.ptr != nil {
+		b.fast = fastPath{}
 		C.nb_breaker_free(b.ptr)
 		b.ptr = nil
 		runtime.SetFinalizer(b, nil)
@@ -311,6 +334,11 @@ func (p *Permit) Record(o Outcome) error {
 func (b *Breaker) Allow() (Permit, error) {
 	if b.ptr == nil {
 		return Permit{}, ErrClosed
+	}
+	if f := &b.fast; f.word != nil && acquireFault.Load() == C.NB_OK {
+		if w := atomic.LoadUint64(f.word); w&f.mask == 0 {
+			return Permit{b: b, raw: [4]uint64{f.id, w >> f.shift, f.start, f.live}}, nil
+		}
 	}
 	a := C.nbgo_acquire(b.handle())
 	runtime.KeepAlive(b)
@@ -574,6 +602,14 @@ func (b *Breaker) OnTransition(f func(Transition)) error {
 		return resultError(r)
 	}
 	return nil
+}
+
+// libraryPermit is the permit nb_acquire hands out now, never recorded (for
+// the test that compares it with the fast path's).
+func (b *Breaker) libraryPermit() [4]uint64 {
+	a := C.nbgo_acquire(b.handle())
+	runtime.KeepAlive(b)
+	return [4]uint64{uint64(a.w0), uint64(a.w1), uint64(a.w2), uint64(a.w3)}
 }
 
 // emptyCgoCall crosses into C and back doing nothing (for the benchmark

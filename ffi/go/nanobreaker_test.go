@@ -173,6 +173,44 @@ func TestPermitCountsOnce(t *testing.T) {
 	}
 }
 
+// Allow in Closed reads the state word without a cgo call (the breaker's
+// nb_fast_path); its permit must be the library's own, and every other
+// state must still ask the library.
+func TestAllowWithoutACrossingGivesTheLibrarysPermit(t *testing.T) {
+	b, _ := New(small())
+	defer b.Close()
+	if b.fast.word == nil {
+		t.Fatal("a new breaker has no fast path")
+	}
+	p, err := b.Allow()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lib := b.libraryPermit(); p.raw != lib {
+		t.Fatalf("fast permit %x, library's %x", p.raw, lib)
+	}
+	if err := p.Success(); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := b.Metrics(); m.Calls != 1 || m.WindowCalls != 1 {
+		t.Fatalf("counted %+v", m)
+	}
+	b.TransitionTo(ForcedOpen)
+	if _, err := b.Allow(); err == nil {
+		t.Fatal("ForcedOpen let a call through")
+	}
+	b.TransitionTo(Closed)
+	// A permit from before a reset is stale: spent, and dropped.
+	stale, _ := b.Allow()
+	b.Reset()
+	if err := stale.Success(); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := b.Metrics(); m.WindowCalls != 0 {
+		t.Fatalf("a stale permit was counted: %+v", m)
+	}
+}
+
 func TestFailOpenByDefaultAndClosedOnRequest(t *testing.T) {
 	b, _ := New(small())
 	defer b.Close()
@@ -352,7 +390,8 @@ func BenchmarkAllowSuccess(bench *testing.B) {
 	}
 }
 
-// The floor: Allow + Success need two crossings into C.
+// The floor: Allow + Success cross into C once in Closed (Success; Allow
+// reads the state word through the fast path), twice in other states.
 func BenchmarkEmptyCgoCall(bench *testing.B) {
 	for i := 0; i < bench.N; i++ {
 		emptyCgoCall()

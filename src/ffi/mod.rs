@@ -22,6 +22,7 @@
 
 mod breaker;
 mod config;
+mod fast;
 mod handle;
 mod listeners;
 mod metrics;
@@ -33,6 +34,7 @@ mod sized;
 
 pub use breaker::*;
 pub use config::*;
+pub use fast::*;
 pub use listeners::*;
 pub use metrics::*;
 pub use permit::*;

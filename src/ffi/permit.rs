@@ -8,7 +8,7 @@ use crate::recording::Recorded;
 use crate::RawPermit;
 
 /// `opaque[3]` of a permit `nb_acquire` issued and nobody recorded yet.
-const LIVE: u64 = u64::from_be_bytes(*b"NBPERMIT");
+pub(super) const LIVE: u64 = u64::from_be_bytes(*b"NBPERMIT");
 /// `opaque[3]` of a permit `nb_record` has recorded.
 const SPENT: u64 = u64::from_be_bytes(*b"NBSPENT!");
 
