@@ -25,7 +25,7 @@ mod capi {
         let version =
             |part: &str| std::env::var(format!("CARGO_PKG_VERSION_{part}")).expect("cargo sets the version");
         config.after_includes = Some(format!(
-        "#define NB_VERSION_MAJOR {}\n#define NB_VERSION_MINOR {}\n#define NB_VERSION_PATCH {}\n#define NB_VERSION_STRING \"{}\"\n#define NB_VERSION_NUM (NB_VERSION_MAJOR * 1000000 + NB_VERSION_MINOR * 1000 + NB_VERSION_PATCH)\n/* The ABI major version: the N of the SONAME libnanobreaker.so.N. */\n#define NB_ABI_MAJOR {ABI_MAJOR}",
+        "#define NB_VERSION_MAJOR {}\n#define NB_VERSION_MINOR {}\n#define NB_VERSION_PATCH {}\n#define NB_VERSION_STRING \"{}\"\n#define NB_VERSION_NUM (NB_VERSION_MAJOR * 1000000 + NB_VERSION_MINOR * 1000 + NB_VERSION_PATCH)\n/* The ABI major version: the N of the SONAME libnanobreaker.so.N. */\n#define NB_ABI_MAJOR {ABI_MAJOR}\n/* This header has nb_fast_path and nb_acquire_fast (at its end). */\n#define NB_HAVE_FAST_PATH 1",
         version("MAJOR"),
         version("MINOR"),
         version("PATCH"),

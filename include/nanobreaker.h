@@ -45,6 +45,8 @@
 #define NB_VERSION_NUM (NB_VERSION_MAJOR * 1000000 + NB_VERSION_MINOR * 1000 + NB_VERSION_PATCH)
 /* The ABI major version: the N of the SONAME libnanobreaker.so.N. */
 #define NB_ABI_MAJOR 0
+/* This header has nb_fast_path and nb_acquire_fast (at its end). */
+#define NB_HAVE_FAST_PATH 1
 
 /**
  * The longest name `nb_breaker_new_named` and a registry's builder take,
@@ -1165,21 +1167,23 @@ nb_result nb_shared_sync(const struct nb_breaker *b);
 
 #endif  /* NANOBREAKER_H */
 
-#ifndef NANOBREAKER_H_INLINE
+#if defined(NB_HAVE_FAST_PATH) && !defined(NANOBREAKER_H_INLINE) && (defined(__GNUC__) || defined(__clang__))
 #define NANOBREAKER_H_INLINE
 /*
  * nb_acquire_fast: nb_acquire, without the call in Closed. `f` is the
  * breaker's fast path from nb_breaker_fast_path (fetch it once, after
  * making the breaker; it stays valid while the handle lives). One acquire
  * load of the state word and one test; in any other state, or with
- * events waiting or the slow-call rule on, it calls nb_acquire. The
- * permit is the one nb_acquire would give: record it with nb_record.
- * GCC and Clang (it uses __atomic_load_n).
+ * events waiting or the slow-call rule on, and for any NULL argument or
+ * an unfilled `f`, it calls nb_acquire. The permit is the one nb_acquire
+ * would give: record it with nb_record. GCC and Clang (it uses
+ * __atomic_load_n); other compilers call nb_acquire.
  */
+typedef uint64_t nb_aligned_word __attribute__((aligned(8)));
 static inline nb_result nb_acquire_fast(const struct nb_breaker *b, const struct nb_fast_path *f, struct nb_permit *out) {
   uint64_t w;
-  if (f == NULL || out == NULL) return nb_acquire(b, out);
-  w = __atomic_load_n(f->word, __ATOMIC_ACQUIRE);
+  if (b == NULL || f == NULL || f->word == NULL || out == NULL) return nb_acquire(b, out);
+  w = __atomic_load_n((const nb_aligned_word *)f->word, __ATOMIC_ACQUIRE);
   if ((w & f->mask) != 0) return nb_acquire(b, out);
   out->opaque[0] = f->breaker_id;
   out->opaque[1] = w >> f->shift;

@@ -397,7 +397,10 @@ static void fast_path(void) {
     CHECK(nb_ignore(b, &q) == NB_OK);
     CHECK(nb_acquire_fast(b, NULL, &p) == NB_OK && nb_failure(b, &p) == NB_OK); /* no path: the library */
     CHECK(nb_acquire_fast(b, &f, NULL) == NB_NULL_ARGUMENT);
-    CHECK(nb_breaker_metrics(b, &m, sizeof m) == NB_OK && m.calls == 2 && m.failures == 1 && m.ignored == 1);
+    CHECK(nb_acquire_fast(NULL, &f, &p) == NB_NULL_ARGUMENT);
+    memset(&small, 0, sizeof small); /* never filled: the library decides */
+    CHECK(nb_acquire_fast(b, &small, &p) == NB_OK && nb_ignore(b, &p) == NB_OK);
+    CHECK(nb_breaker_metrics(b, &m, sizeof m) == NB_OK && m.calls == 2 && m.failures == 1 && m.ignored == 2);
 
     /* Any other state: the library decides. */
     CHECK(nb_breaker_transition_to(b, NB_STATE_FORCED_OPEN) == NB_OK);

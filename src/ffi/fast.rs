@@ -43,8 +43,10 @@ pub struct nb_fast_path {
     pub live: u64,
 }
 
-// SAFETY: `#[repr(C)]`, `size` first, six 8-byte fields after it (no
-// padding), and every bit pattern is a valid `usize`, `u64` or raw pointer.
+// SAFETY: `#[repr(C)]`, `size` first, then a pointer and five `u64`s: no
+// padding where a pointer is 4 or 8 bytes (`size` and `word` fill the
+// first 8 or 16), and every bit pattern is a valid `usize`, `u64` or raw
+// pointer.
 unsafe impl SizedStruct for nb_fast_path {
     const FIELD_ENDS: &'static [usize] =
         field_ends!(nb_fast_path; word, mask, shift, breaker_id, start, live);

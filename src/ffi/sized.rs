@@ -17,8 +17,8 @@
 ///
 /// # Safety
 /// `Self` is `#[repr(C)]`, starts with a `usize` size field, has no
-/// padding, and every bit pattern of its bytes is a valid value (integers
-/// and floats only).
+/// padding, and every bit pattern of its bytes is a valid value (integers,
+/// floats and raw pointers only).
 pub(crate) unsafe trait SizedStruct: Copy {
     /// The end offset of every field, ascending; the last is the struct size.
     const FIELD_ENDS: &'static [usize];

@@ -6,7 +6,7 @@ pub use super::header::LAYOUT_VERSION;
 use super::header::{
     boot_id, types_fingerprint, CONFIG_WORDS, CREATING, HOST_CLOCK, MAGIC, PRIVATE_CLOCK, SECTION,
 };
-pub(crate) use super::header::{decode, encode, Header, MAX_NAME};
+use super::header::{decode, encode, Header, MAX_NAME};
 use super::SharedError;
 use crate::config::{Config, Window};
 use crate::sync::{AtomicU64, Ordering};

@@ -58,7 +58,9 @@ unsafe impl crate::words::Plain for Stripe {}
 /// thread has claimed) and its low bits pick the stripe. `strike` counts
 /// down the records a strike lasts (0: none); while it lasts the home
 /// differs from every owner word, so each record takes `claim`. A thread
-/// alone never moves, so one thread sees an exact ring (see `count.rs`).
+/// alone moves only if it finds the ids of threads gone on two stripes
+/// within `PATIENCE` records, and stays once it holds the stripes it
+/// records on, so one thread sees an exact ring (see `count.rs`).
 const ID_BITS: u32 = 56;
 const ID_MASK: u64 = (1 << ID_BITS) - 1;
 /// How many of its own records in a row a thread must make on its stripe,
@@ -124,6 +126,9 @@ pub(crate) fn check(stripe: &Stripe, home: u64) {
 /// here, or the caller carries a strike (see the module docs).
 #[cold]
 fn claim(stripe: &Stripe, home: u64) {
+    if home == 0 {
+        return; // a breaker of one stripe (see `Windows::homed`): nowhere to go
+    }
     let (id, strike) = (home & ID_MASK, home >> ID_BITS);
     // Relaxed: as in `check`.
     let owner = stripe.owner.load(Ordering::Relaxed);
@@ -192,6 +197,19 @@ mod tests {
         // A visitor now and then: a strike that wears off, never a move.
         let (a, _) = take_turns(&stripe, 8, 16, 1_000, 1, 50);
         assert_eq!(a & ID_MASK, 8, "a thread that mostly records alone stays");
+    }
+
+    #[test]
+    fn a_one_stripe_breaker_never_touches_the_threads_home() {
+        // `Windows::homed` passes home 0 for a breaker of one stripe; an
+        // owner left there (a region of an older build, or a hostile one)
+        // must not give the thread id 0.
+        let stripe = Stripe::default();
+        stripe.owner.store(12_345, Ordering::Relaxed);
+        set_home(8);
+        check(&stripe, 0);
+        assert_eq!(home(), 8);
+        assert_eq!(stripe.owner.load(Ordering::Relaxed), 12_345);
     }
 
     #[test]
