@@ -649,13 +649,6 @@ typedef struct nb_permit {
 } nb_permit;
 
 /**
- * A registry-wide transition listener: the breaker's name (`name_len`
- * bytes, not NUL-terminated) and its transition. Runs as an
- * `nb_transition_callback` does (see there), under the same rules.
- */
-typedef void (*nb_registry_transition_callback)(const char *name, size_t name_len, const struct nb_transition *t, void *userdata);
-
-/**
  * Called by `nb_registry_for_each` with each breaker (a handle lent for
  * the call, which the callback must not free: `nb_breaker_clone` it to
  * keep it), its name
@@ -663,6 +656,13 @@ typedef void (*nb_registry_transition_callback)(const char *name, size_t name_le
  * on, anything else to stop.
  */
 typedef int (*nb_registry_visit_callback)(const struct nb_breaker *b, const char *name, size_t name_len, void *userdata);
+
+/**
+ * A registry-wide transition listener: the breaker's name (`name_len`
+ * bytes, not NUL-terminated) and its transition. Runs as an
+ * `nb_transition_callback` does (see there), under the same rules.
+ */
+typedef void (*nb_registry_transition_callback)(const char *name, size_t name_len, const struct nb_transition *t, void *userdata);
 
 #ifdef __cplusplus
 extern "C" {
@@ -934,6 +934,99 @@ nb_result nb_failure(const struct nb_breaker *b, struct nb_permit *permit);
 nb_result nb_ignore(const struct nb_breaker *b, struct nb_permit *permit);
 
 /**
+ * Frees a registry. Handles to its breakers stay valid; each breaker goes
+ * when its last handle does. NULL is a no-op. No other thread may use the
+ * registry during or after this call.
+ *
+ * # Safety
+ * `r` is NULL or a live registry, freed once.
+ */
+void nb_registry_free(struct nb_registry *r);
+
+/**
+ * The breaker named by the `key_len` bytes at `key` (UTF-8), made now
+ * from its config if the registry has none; two threads asking for a new
+ * key get the same breaker. On `NB_OK` writes a new handle to `*out`:
+ * free it with `nb_breaker_free` (while a handle lives the breaker is
+ * never evicted). `NB_INVALID_ARGUMENT`: the key is empty, not UTF-8 or
+ * longer than `max_key_len`. `NB_REGISTRY_FULL`: at capacity with nothing
+ * evictable. Finding an existing key takes no lock and allocates nothing
+ * (the handle is one more count on the breaker).
+ *
+ * # Safety
+ * `r` is NULL or a live registry; `key` is NULL or readable for `key_len`
+ * bytes; `out` is NULL or writable.
+ */
+nb_result nb_registry_get(const struct nb_registry *r, const char *key, size_t key_len, struct nb_breaker **out);
+
+/**
+ * As `nb_registry_get`, but never makes a breaker: `NB_NOT_FOUND` if the
+ * registry has none for the key.
+ *
+ * # Safety
+ * As `nb_registry_get`.
+ */
+nb_result nb_registry_find(const struct nb_registry *r, const char *key, size_t key_len, struct nb_breaker **out);
+
+/**
+ * Removes the breaker of a key from the registry (`NB_NOT_FOUND` if
+ * none). Handles to it stay valid; a later get makes a new breaker.
+ *
+ * # Safety
+ * `r` is NULL or a live registry; `key` is NULL or readable for `key_len`
+ * bytes.
+ */
+nb_result nb_registry_remove(const struct nb_registry *r, const char *key, size_t key_len);
+
+/**
+ * How many breakers the registry holds (0 for NULL).
+ *
+ * # Safety
+ * `r` is NULL or a live registry.
+ */
+size_t nb_registry_len(const struct nb_registry *r);
+
+/**
+ * Evicts the breakers idle for the TTL now (closed ones nobody holds a
+ * handle to); returns how many went (0 for NULL or no TTL).
+ *
+ * # Safety
+ * `r` is NULL or a live registry.
+ */
+size_t nb_registry_evict_idle(const struct nb_registry *r);
+
+/**
+ * Calls `visit` with each breaker of the registry (in no set order) until
+ * it returns non-zero. The callback may call the registry and the breaker,
+ * but not free either.
+ *
+ * # Safety
+ * `r` is NULL or a live registry; `visit` as `nb_registry_visit_callback`
+ * says, given `userdata`.
+ */
+nb_result nb_registry_for_each(const struct nb_registry *r, nb_registry_visit_callback visit, void *userdata);
+
+/**
+ * Every breaker's metrics in the Prometheus text exposition format (the
+ * families of the README's "Metrics" section), read now. On `NB_OK`,
+ * `*text` is a NUL-terminated string of `*len` bytes (without the NUL)
+ * that the caller frees with `nb_string_free`.
+ *
+ * # Safety
+ * `r` is NULL or a live registry; `text` and `len` are NULL or writable.
+ */
+nb_result nb_registry_render_prometheus(const struct nb_registry *r, char **text, size_t *len);
+
+/**
+ * Frees a string the library allocated (`nb_registry_render_prometheus`).
+ * NULL is a no-op.
+ *
+ * # Safety
+ * `s` is NULL or such a string, freed once.
+ */
+void nb_string_free(char *s);
+
+/**
  * A new builder: every breaker gets `nb_config_default`'s config, no
  * templates, no TTL, capacity 100000. Free it with
  * `nb_registry_builder_free` unless it is passed to `nb_registry_build`.
@@ -1026,99 +1119,6 @@ nb_result nb_registry_builder_on_transition(struct nb_registry_builder *b, nb_re
  * `b` is NULL or a live builder; `out` is NULL or writable.
  */
 nb_result nb_registry_build(struct nb_registry_builder *b, struct nb_registry **out);
-
-/**
- * Frees a registry. Handles to its breakers stay valid; each breaker goes
- * when its last handle does. NULL is a no-op. No other thread may use the
- * registry during or after this call.
- *
- * # Safety
- * `r` is NULL or a live registry, freed once.
- */
-void nb_registry_free(struct nb_registry *r);
-
-/**
- * The breaker named by the `key_len` bytes at `key` (UTF-8), made now
- * from its config if the registry has none; two threads asking for a new
- * key get the same breaker. On `NB_OK` writes a new handle to `*out`:
- * free it with `nb_breaker_free` (while a handle lives the breaker is
- * never evicted). `NB_INVALID_ARGUMENT`: the key is empty, not UTF-8 or
- * longer than `max_key_len`. `NB_REGISTRY_FULL`: at capacity with nothing
- * evictable. Finding an existing key takes no lock and allocates nothing
- * (the handle is one more count on the breaker).
- *
- * # Safety
- * `r` is NULL or a live registry; `key` is NULL or readable for `key_len`
- * bytes; `out` is NULL or writable.
- */
-nb_result nb_registry_get(const struct nb_registry *r, const char *key, size_t key_len, struct nb_breaker **out);
-
-/**
- * As `nb_registry_get`, but never makes a breaker: `NB_NOT_FOUND` if the
- * registry has none for the key.
- *
- * # Safety
- * As `nb_registry_get`.
- */
-nb_result nb_registry_find(const struct nb_registry *r, const char *key, size_t key_len, struct nb_breaker **out);
-
-/**
- * Removes the breaker of a key from the registry (`NB_NOT_FOUND` if
- * none). Handles to it stay valid; a later get makes a new breaker.
- *
- * # Safety
- * `r` is NULL or a live registry; `key` is NULL or readable for `key_len`
- * bytes.
- */
-nb_result nb_registry_remove(const struct nb_registry *r, const char *key, size_t key_len);
-
-/**
- * How many breakers the registry holds (0 for NULL).
- *
- * # Safety
- * `r` is NULL or a live registry.
- */
-size_t nb_registry_len(const struct nb_registry *r);
-
-/**
- * Evicts the breakers idle for the TTL now (closed ones nobody holds a
- * handle to); returns how many went (0 for NULL or no TTL).
- *
- * # Safety
- * `r` is NULL or a live registry.
- */
-size_t nb_registry_evict_idle(const struct nb_registry *r);
-
-/**
- * Calls `visit` with each breaker of the registry (in no set order) until
- * it returns non-zero. The callback may call the registry and the breaker,
- * but not free either.
- *
- * # Safety
- * `r` is NULL or a live registry; `visit` as `nb_registry_visit_callback`
- * says, given `userdata`.
- */
-nb_result nb_registry_for_each(const struct nb_registry *r, nb_registry_visit_callback visit, void *userdata);
-
-/**
- * Every breaker's metrics in the Prometheus text exposition format (the
- * families of the README's "Metrics" section), read now. On `NB_OK`,
- * `*text` is a NUL-terminated string of `*len` bytes (without the NUL)
- * that the caller frees with `nb_string_free`.
- *
- * # Safety
- * `r` is NULL or a live registry; `text` and `len` are NULL or writable.
- */
-nb_result nb_registry_render_prometheus(const struct nb_registry *r, char **text, size_t *len);
-
-/**
- * Frees a string the library allocated (`nb_registry_render_prometheus`).
- * NULL is a no-op.
- *
- * # Safety
- * `s` is NULL or such a string, freed once.
- */
-void nb_string_free(char *s);
 
 /**
  * Opens (or creates) the breaker every process of the host shares under

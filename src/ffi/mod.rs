@@ -29,6 +29,7 @@ mod metrics;
 mod panic;
 mod permit;
 mod registry;
+mod registry_builder;
 mod shared;
 mod sized;
 
@@ -39,6 +40,7 @@ pub use listeners::*;
 pub use metrics::*;
 pub use permit::*;
 pub use registry::*;
+pub use registry_builder::*;
 pub use shared::*;
 
 use crate::{Outcome, State};
