@@ -133,7 +133,7 @@ fn old_and_new_programs_work_with_this_library() {
         _ => {}
     });
     let grown = altered_header("header-grown", |body, name| {
-        if matches!(name, "nb_config" | "nb_metrics" | "nb_transition") {
+        if matches!(name, "nb_config" | "nb_metrics" | "nb_fast_path" | "nb_transition") {
             body.push("  uint64_t newer;".into());
         }
     });

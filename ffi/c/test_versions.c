@@ -4,8 +4,9 @@
  *   - NB_SHRUNK: an older program, whose nb_config lacks its last two
  *     fields, nb_metrics its last seven (the first release's, which ended
  *     at events_lost) and nb_transition its last one;
- *   - NB_GROWN: a newer program, whose nb_config, nb_metrics and
- *     nb_transition each end with one more field, `uint64_t newer`.
+ *   - NB_GROWN: a newer program, whose nb_config, nb_metrics,
+ *     nb_fast_path and nb_transition each end with one more field,
+ *     `uint64_t newer`.
  * The library must read and write only the bytes both sides know. */
 #include "nanobreaker.h"
 #include "check.h"
@@ -21,6 +22,10 @@ struct config_box {
 };
 struct metrics_box {
     nb_metrics m;
+    unsigned char guard[64];
+};
+struct fast_box {
+    nb_fast_path f;
     unsigned char guard[64];
 };
 
@@ -46,6 +51,7 @@ static void on_transition(const nb_transition *t, void *userdata) {
 int main(void) {
     struct config_box cfg, read;
     struct metrics_box met;
+    struct fast_box fast;
     nb_breaker *b = NULL;
     nb_permit p;
     int i;
@@ -103,6 +109,18 @@ int main(void) {
 #else
     CHECK(met.m.size == sizeof met.m);
 #endif
+
+    /* The fast path: filled up to what both know, and usable. */
+    memset(&fast, 0xA5, sizeof fast);
+    CHECK(nb_breaker_fast_path(b, &fast.f, sizeof fast.f) == NB_OK);
+    CHECK(untouched(fast.guard));
+#ifdef NB_GROWN
+    CHECK(fast.f.size == offsetof(nb_fast_path, newer) && fast.f.newer == 0);
+#else
+    CHECK(fast.f.size == sizeof fast.f);
+#endif
+    CHECK(nb_acquire_fast(b, &fast.f, &p) == NB_OK && nb_success(b, &p) == NB_OK);
+    CHECK(nb_breaker_metrics(b, &met.m, sizeof met.m) == NB_OK && met.m.calls == 4);
 
     /* Transitions: the library's size, whatever the caller's header. */
     CHECK(nb_breaker_on_transition(b, on_transition, NULL, NULL) == NB_OK);
