@@ -1,7 +1,7 @@
 //! `nb_config`: the C view of [`Config`], and its conversion.
 
 use super::nb_result;
-use super::panic::{boundary, try_out};
+use super::panic::boundary;
 use super::sized::{self, field_ends, SizeError, SizedStruct};
 use crate::{Config, HalfOpenPolicy, Window};
 use std::ffi::c_char;
@@ -174,15 +174,9 @@ pub(crate) unsafe fn read_checked(cfg: *const nb_config) -> Result<(Config, u32)
 /// # Safety
 /// `out` is NULL or writable for `size` bytes.
 pub(crate) unsafe fn write_out(out: *mut nb_config, size: usize, c: &Config) -> nb_result {
-    let out = try_out!(out);
-    if size < std::mem::size_of::<usize>() {
-        return nb_result::NB_INVALID_ARGUMENT;
-    }
-    // SAFETY: non-NULL, writable for `size` bytes (caller's contract), and
-    // `size` covers the size field. The caller's size goes in `size`: the
-    // zeroed fields this library does not know then read back as unset.
-    unsafe { sized::write(out, size, &write(c), true) };
-    nb_result::NB_OK
+    // SAFETY: forwarded. The caller's size goes in `size`: the zeroed
+    // fields this library does not know then read back as unset.
+    unsafe { sized::write_out(out, size, true, || write(c)) }
 }
 
 /// # Safety

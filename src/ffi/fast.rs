@@ -6,7 +6,7 @@
 
 use super::breaker::nb_breaker;
 use super::nb_result;
-use super::panic::{boundary, try_out, try_ref};
+use super::panic::{boundary, try_ref};
 use super::permit::LIVE;
 use super::sized::{self, field_ends, SizedStruct};
 use crate::permit::NO_START;
@@ -67,11 +67,7 @@ pub unsafe extern "C" fn nb_breaker_fast_path(
 ) -> nb_result {
     boundary!(nb_result::NB_PANIC, {
         let b = try_ref!(b);
-        let out = try_out!(out);
-        if size < std::mem::size_of::<usize>() {
-            return nb_result::NB_INVALID_ARGUMENT;
-        }
-        let fast = nb_fast_path {
+        let fast = || nb_fast_path {
             size: std::mem::size_of::<nb_fast_path>(),
             word: b.hot.word.as_ptr().cast_const(),
             mask: ACQUIRE_FAST,
@@ -80,10 +76,8 @@ pub unsafe extern "C" fn nb_breaker_fast_path(
             start: NO_START,
             live: LIVE,
         };
-        // SAFETY: non-NULL, writable for `size` bytes (caller's contract),
-        // and `size` covers the size field.
-        unsafe { sized::write(out, size, &fast, false) };
-        nb_result::NB_OK
+        // SAFETY: forwarded from the caller.
+        unsafe { sized::write_out(out, size, false, fast) }
     })
 }
 

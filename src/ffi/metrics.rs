@@ -1,7 +1,7 @@
 //! `nb_metrics` and `nb_breaker_metrics`.
 
 use super::breaker::nb_breaker;
-use super::panic::{boundary, try_out, try_ref};
+use super::panic::{boundary, try_ref};
 use super::sized::{self, field_ends, SizedStruct};
 use super::{nb_result, nb_state};
 
@@ -96,41 +96,37 @@ pub unsafe extern "C" fn nb_breaker_metrics(
 ) -> nb_result {
     boundary!(nb_result::NB_PANIC, {
         let b = try_ref!(b);
-        let out = try_out!(out);
-        if size < std::mem::size_of::<usize>() {
-            return nb_result::NB_INVALID_ARGUMENT;
-        }
-        let m = b.metrics();
-        let metrics = nb_metrics {
-            size: std::mem::size_of::<nb_metrics>(),
-            state: nb_state::from(m.state) as u32,
-            half_open_in_flight: m.half_open_in_flight,
-            failure_rate: m.failure_rate,
-            slow_call_rate: m.slow_call_rate,
-            window_calls: m.window_calls,
-            window_failures: m.window_failures,
-            window_slow_calls: m.window_slow_calls,
-            calls: m.calls,
-            successes: m.successes,
-            failures: m.failures,
-            slow_calls: m.slow_calls,
-            ignored: m.ignored,
-            rejected: m.rejected,
-            since_last_transition_ns: nanos(Some(m.since_last_transition)),
-            generation: m.generation,
-            events_lost: m.events_lost,
-            timeouts: m.timeouts,
-            since_last_success_ns: nanos(m.since_last_success),
-            since_last_failure_ns: nanos(m.since_last_failure),
-            opens: m.opens,
-            probes_succeeded: m.probes_succeeded,
-            probes_failed: m.probes_failed,
-            transitions_by_reason: by_reason(&m.transitions_by_reason),
+        let metrics = || {
+            let m = b.metrics();
+            nb_metrics {
+                size: std::mem::size_of::<nb_metrics>(),
+                state: nb_state::from(m.state) as u32,
+                half_open_in_flight: m.half_open_in_flight,
+                failure_rate: m.failure_rate,
+                slow_call_rate: m.slow_call_rate,
+                window_calls: m.window_calls,
+                window_failures: m.window_failures,
+                window_slow_calls: m.window_slow_calls,
+                calls: m.calls,
+                successes: m.successes,
+                failures: m.failures,
+                slow_calls: m.slow_calls,
+                ignored: m.ignored,
+                rejected: m.rejected,
+                since_last_transition_ns: nanos(Some(m.since_last_transition)),
+                generation: m.generation,
+                events_lost: m.events_lost,
+                timeouts: m.timeouts,
+                since_last_success_ns: nanos(m.since_last_success),
+                since_last_failure_ns: nanos(m.since_last_failure),
+                opens: m.opens,
+                probes_succeeded: m.probes_succeeded,
+                probes_failed: m.probes_failed,
+                transitions_by_reason: by_reason(&m.transitions_by_reason),
+            }
         };
-        // SAFETY: non-NULL, writable for `size` bytes (caller's contract),
-        // and `size` covers the size field.
-        unsafe { sized::write(out, size, &metrics, false) };
-        nb_result::NB_OK
+        // SAFETY: forwarded from the caller.
+        unsafe { sized::write_out(out, size, false, metrics) }
     })
 }
 

@@ -13,6 +13,9 @@
 //!   `sizeof`; the library writes the common prefix and zeroes the rest of
 //!   the caller's bytes, never a byte beyond them.
 
+use super::nb_result;
+use super::panic::try_out;
+
 /// A `#[repr(C)]` struct whose first field is its size in bytes (`size_t`).
 ///
 /// # Safety
@@ -71,6 +74,29 @@ pub(crate) unsafe fn read<T: SizedStruct>(p: *const T, defaults: T) -> Result<T,
     Ok(value)
 }
 
+/// An out-parameter of the caller's `size` bytes (`nb_config`,
+/// `nb_metrics`, `nb_fast_path` out): `NB_NULL_ARGUMENT` for NULL,
+/// `NB_INVALID_ARGUMENT` if `size` does not cover the size field (then
+/// `value` is not made), else `value()` written as `write` writes it.
+///
+/// # Safety
+/// `out` is NULL or writable for `size` bytes.
+pub(crate) unsafe fn write_out<T: SizedStruct>(
+    out: *mut T,
+    size: usize,
+    size_is_callers: bool,
+    value: impl FnOnce() -> T,
+) -> nb_result {
+    let out = try_out!(out);
+    if size < std::mem::size_of::<usize>() {
+        return nb_result::NB_INVALID_ARGUMENT;
+    }
+    // SAFETY: non-NULL, writable for `size` bytes (caller's contract), and
+    // `size` covers the size field.
+    unsafe { write(out, size, &value(), size_is_callers) };
+    nb_result::NB_OK
+}
+
 /// Writes `value` into the caller's `size` bytes at `out`: the common
 /// prefix, then zeros; the size field says how many bytes hold the
 /// library's values (`min(size, ours)`), or the caller's size when
@@ -79,7 +105,7 @@ pub(crate) unsafe fn read<T: SizedStruct>(p: *const T, defaults: T) -> Result<T,
 ///
 /// # Safety
 /// `out` is non-NULL and writable for `size` bytes, `size >= size_of::<usize>()`.
-pub(crate) unsafe fn write<T: SizedStruct>(out: *mut T, size: usize, value: &T, size_is_callers: bool) {
+unsafe fn write<T: SizedStruct>(out: *mut T, size: usize, value: &T, size_is_callers: bool) {
     let ours = std::mem::size_of::<T>();
     let n = size.min(ours);
     // SAFETY: `out` is writable for `size` >= n bytes (caller's contract);
