@@ -71,12 +71,18 @@ impl CircuitBreaker {
     #[inline(never)]
     pub(crate) fn acquire_slow(&self, w: Word) -> Result<RawPermit, Rejected> {
         if w.state() == State::Open && !w.has(EVENTS) {
-            let (now, deadline) = (self.now(), self.ext(w).nanos());
-            if now < deadline {
-                return Err(self.reject(State::Open, deadline - now));
+            if let Some(rejected) = self.still_waiting(w) {
+                return Err(rejected);
             }
         }
         self.admit(w)
+    }
+
+    /// The rejection of a call on `w` (`Open`) while its wait lasts.
+    #[inline(always)]
+    fn still_waiting(&self, w: Word) -> Option<Rejected> {
+        let (now, deadline) = (self.now(), self.ext(w).nanos());
+        (now < deadline).then(|| self.reject(State::Open, deadline - now))
     }
 
     #[inline(never)]
@@ -94,9 +100,8 @@ impl CircuitBreaker {
                 State::Closed | State::MetricsOnly | State::Disabled => return Ok(self.permit(w)),
                 State::ForcedOpen => return Err(self.reject(State::ForcedOpen, u64::MAX)),
                 State::Open => {
-                    let (now, deadline) = (self.now(), self.ext(w).nanos());
-                    if now < deadline {
-                        return Err(self.reject(State::Open, deadline - now));
+                    if let Some(rejected) = self.still_waiting(w) {
+                        return Err(rejected);
                     }
                     // The wait is over: start the trial (or find it started)
                     // and take a probe slot like any other caller.

@@ -117,21 +117,20 @@ fn set_home(v: u64) {
 #[inline]
 pub(crate) fn check(stripe: &Stripe, home: u64) {
     // Relaxed: a hint of who else records here; nothing is published.
-    if stripe.owner.load(Ordering::Relaxed) != home {
-        claim(stripe, home);
+    let owner = stripe.owner.load(Ordering::Relaxed);
+    if owner != home {
+        claim(stripe, home, owner);
     }
 }
 
-/// The stripe's owner is not the caller's home: another thread recorded
+/// The stripe's `owner` is not the caller's home: another thread recorded
 /// here, or the caller carries a strike (see the module docs).
 #[cold]
-fn claim(stripe: &Stripe, home: u64) {
+fn claim(stripe: &Stripe, home: u64, owner: u64) {
     if home == 0 {
         return; // a breaker of one stripe (see `Windows::homed`): nowhere to go
     }
     let (id, strike) = (home & ID_MASK, home >> ID_BITS);
-    // Relaxed: as in `check`.
-    let owner = stripe.owner.load(Ordering::Relaxed);
     if owner == id {
         // One more record of its own: the strike wears off.
         return set_home(id | strike.saturating_sub(1) << ID_BITS);
