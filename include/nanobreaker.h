@@ -401,15 +401,34 @@ typedef struct nb_config {
 } nb_config;
 
 /**
- * How to hand out a permit of one breaker without calling the library
- * (`nb_acquire_fast` in this header). Every value is the library's own and
- * may differ between releases: read them from `nb_breaker_fast_path`,
- * never spell them in a program. Carries its size (pass
+ * How to hand out a permit of one breaker, and record a success, without
+ * calling the library (`nb_acquire_fast` in this header; the Go binding).
+ * Every value is the library's own and may differ between releases: read
+ * them from `nb_breaker_fast_path`, never spell them in a program. Valid
+ * while the handle it came from lives. Carries its size (pass
  * `sizeof(nb_fast_path)`), like `nb_metrics`.
  *
- * The rule: load `*word` with acquire ordering; if `word & mask` is 0, the
- * permit is `{breaker_id, word >> shift, start, live}` in `opaque` order;
- * otherwise call `nb_acquire`. Valid while the handle it came from lives.
+ * The permit rule: load `*word` with acquire ordering; if `word & mask`
+ * is 0, the permit is `{breaker_id, word >> shift, start, live}` in
+ * `opaque` order; otherwise call `nb_acquire`.
+ *
+ * The success rule, when `cursors` is not NULL (a count window), for a
+ * permit `p` with `p[0] == breaker_id`, `p[2] == start` and `p[3] == live`
+ * (any other: call `nb_record`):
+ * 1. load `*word` with acquire ordering; unless
+ *    `(word ^ p[1] << shift) & record_mask` is 0, call `nb_record`;
+ * 2. pick a stripe `k <= stripe_mask` (keep one per thread, as
+ *    `nb_thread_stripe() & stripe_mask`: a thread that keeps its stripe
+ *    sees an exact window) and add 1 to the `uint64_t`
+ *    at `cursors + k * cursor_stride` bytes (an atomic fetch-and-add,
+ *    relaxed ordering is enough); `position` is the value before the add
+ *    `& position_mask`;
+ * 3. if `position < ring` and `slots[position]` (an atomic load, relaxed)
+ *    is `p[1] << slot_shift | slot_success`, the success is recorded: set
+ *    `p[3] = spent`. Otherwise call `nb_success_landed(b, &p, k, position)`,
+ *    which finishes it.
+ *
+ * Never write `*word`, a cursor or a slot any other way.
  */
 typedef struct nb_fast_path {
   /**
@@ -443,7 +462,66 @@ typedef struct nb_fast_path {
    * `opaque[3]` of such a permit.
    */
   uint64_t live;
+  /**
+   * Stripe 0's cursor (the success rule); NULL: no such rule (a time
+   * window), record with `nb_record`.
+   */
+  uint64_t *cursors;
+  /**
+   * The ring of the window's slots (the success rule).
+   */
+  const uint64_t *slots;
+  /**
+   * The bits of `word ^ generation << shift` that must be clear for a
+   * success without a call.
+   */
+  uint64_t record_mask;
+  /**
+   * The bytes from one stripe's cursor to the next.
+   */
+  uint64_t cursor_stride;
+  /**
+   * The largest stripe number (stripes are numbered from 0).
+   */
+  uint64_t stripe_mask;
+  /**
+   * The bits of a cursor that are its position.
+   */
+  uint64_t position_mask;
+  /**
+   * The number of slots.
+   */
+  uint64_t ring;
+  /**
+   * A success's slot holds its generation shifted left by this...
+   */
+  uint64_t slot_shift;
+  /**
+   * ...with these bits set.
+   */
+  uint64_t slot_success;
+  /**
+   * `opaque[3]` of a recorded permit.
+   */
+  uint64_t spent;
 } nb_fast_path;
+
+/**
+ * Leave to make one call: written by `nb_acquire`, passed by pointer to
+ * `nb_record` exactly once, which marks it spent. The caller keeps it (on
+ * its stack, typically) but never reads or writes its contents, which are
+ * private to the library and may change meaning in any release. Its size
+ * is fixed for the whole ABI major version (`NB_ABI_MAJOR`): it is the one
+ * struct that carries no `size` field, so that a permit costs nothing to
+ * set up. A permit belongs to one thread at a time. A permit never
+ * recorded holds its half-open slot until the trial times out.
+ */
+typedef struct nb_permit {
+  /**
+   * Private to the library.
+   */
+  uint64_t opaque[4];
+} nb_permit;
 
 /**
  * One state change, passed to an `nb_transition_callback`. The library
@@ -632,23 +710,6 @@ typedef struct nb_metrics {
 } nb_metrics;
 
 /**
- * Leave to make one call: written by `nb_acquire`, passed by pointer to
- * `nb_record` exactly once, which marks it spent. The caller keeps it (on
- * its stack, typically) but never reads or writes its contents, which are
- * private to the library and may change meaning in any release. Its size
- * is fixed for the whole ABI major version (`NB_ABI_MAJOR`): it is the one
- * struct that carries no `size` field, so that a permit costs nothing to
- * set up. A permit belongs to one thread at a time. A permit never
- * recorded holds its half-open slot until the trial times out.
- */
-typedef struct nb_permit {
-  /**
-   * Private to the library.
-   */
-  uint64_t opaque[4];
-} nb_permit;
-
-/**
  * Called by `nb_registry_for_each` with each breaker (a handle lent for
  * the call, which the callback must not free: `nb_breaker_clone` it to
  * keep it), its name
@@ -830,6 +891,29 @@ const char *nb_config_invalid_field(const struct nb_config *cfg);
  * bytes.
  */
 nb_result nb_breaker_fast_path(const struct nb_breaker *b, struct nb_fast_path *out, size_t size);
+
+/**
+ * The calling thread's stripe for `nb_fast_path`'s success rule (take it
+ * `& stripe_mask`): the stripe the library records this thread's outcomes
+ * on, so a thread keeps one window cursor whichever way it records. Never
+ * 0; ask once per thread (`nb_success_fast` keeps it in a thread-local).
+ */
+uint64_t nb_thread_stripe(void);
+
+/**
+ * Finishes a success recorded by `nb_fast_path`'s success rule whose add
+ * to stripe `stripe`'s cursor landed on `position` (the value before the
+ * add, under `position_mask`): writes its slot and makes any decision it
+ * brings, then marks `*permit` spent. Refuses the permit as `nb_record`
+ * does (`NB_PERMIT_SPENT`, `NB_FOREIGN_PERMIT`, `NB_INVALID_ARGUMENT`,
+ * and a timed permit, which the rule never takes), recording nothing, and
+ * `NB_INVALID_ARGUMENT` for a stripe past `stripe_mask` or a breaker with
+ * no success rule.
+ *
+ * # Safety
+ * As `nb_record`; `position` is what the add gave.
+ */
+nb_result nb_success_landed(const struct nb_breaker *b, struct nb_permit *permit, uint64_t stripe, uint64_t position);
 
 /**
  * Adds a transition listener: `callback(&transition, userdata)` on every
@@ -1190,5 +1274,35 @@ static inline nb_result nb_acquire_fast(const struct nb_breaker *b, const struct
   out->opaque[2] = f->start;
   out->opaque[3] = f->live;
   return NB_OK;
+}
+/*
+ * nb_success_fast: nb_success, without the call in Closed with a count
+ * window (the success rule of nb_fast_path; `f` is `b`'s, as for
+ * nb_acquire_fast): one acquire load, one atomic
+ * add on this thread's stripe and one load of a slot. A success that ends
+ * a lap of the window or replaces another outcome calls
+ * nb_success_landed; every other case (another state, a time window, a
+ * permit that is spent, foreign or timed, any NULL argument, an `f` this
+ * library did not fill: an older library leaves `cursors` NULL) calls
+ * nb_success, which answers as always. The thread's stripe is
+ * asked once per thread (nb_thread_stripe) and kept in a thread-local of
+ * the calling translation unit.
+ */
+static inline nb_result nb_success_fast(const struct nb_breaker *b, const struct nb_fast_path *f, struct nb_permit *p) {
+  static __thread uint64_t stripe;
+  uint64_t g, w, k, position;
+  if (b == NULL || f == NULL || p == NULL || f->cursors == NULL) return nb_success(b, p);
+  g = p->opaque[1];
+  if (p->opaque[0] != f->breaker_id || p->opaque[2] != f->start || p->opaque[3] != f->live) return nb_success(b, p);
+  w = __atomic_load_n((const nb_aligned_word *)f->word, __ATOMIC_ACQUIRE);
+  if (((w ^ (g << f->shift)) & f->record_mask) != 0) return nb_success(b, p);
+  if (stripe == 0) stripe = nb_thread_stripe();
+  k = stripe & f->stripe_mask;
+  position = __atomic_fetch_add((nb_aligned_word *)((char *)f->cursors + k * f->cursor_stride), 1, __ATOMIC_RELAXED) & f->position_mask;
+  if (position < f->ring && __atomic_load_n((const nb_aligned_word *)f->slots + position, __ATOMIC_RELAXED) == ((g << f->slot_shift) | f->slot_success)) {
+    p->opaque[3] = f->spent;
+    return NB_OK;
+  }
+  return nb_success_landed(b, p, k, position);
 }
 #endif  /* NANOBREAKER_H_INLINE */

@@ -97,6 +97,21 @@ impl CircuitBreaker {
         Recorded::Not
     }
 
+    /// `record_fast` for a success of `generation` whose add to stripe
+    /// `k`'s cursor the caller made itself, by the C ABI's rule
+    /// (`ffi/fast.rs`), landing on `position`, after the state word
+    /// passed the same test as `record_fast`'s. Atomics and arithmetic
+    /// only, as `record_fast`; `Recorded::Not` only for a time window or a
+    /// stripe that does not exist (nothing recorded).
+    #[cfg(feature = "capi")]
+    pub(crate) fn record_landed(&self, generation: u64, k: usize, position: u64) -> Recorded {
+        match self.windows.success_landed(k, position, generation) {
+            Some(Fast::Judge) => Recorded::Judge(self.load()),
+            Some(_) => Recorded::Done,
+            None => Recorded::Not,
+        }
+    }
+
     /// What `record_fast` left: a judgement, or the whole long way.
     #[inline]
     pub(crate) fn record_rest(&self, permit: RawPermit, outcome: Outcome, fast: Recorded) {

@@ -3,6 +3,7 @@
 #include "nanobreaker.h"
 #include "check.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -420,6 +421,81 @@ static void fast_path(void) {
     nb_breaker_free(other);
 }
 
+/* nb_success_fast: the header's inline success (nb_fast_path's success
+ * rule) counts each success once across the window's laps, judges the
+ * success that fills the window, and leaves every other case to the
+ * library, which answers as always. */
+static void fast_success(void) {
+    nb_config c;
+    nb_breaker *b = NULL, *other = NULL;
+    nb_fast_path f, fo;
+    nb_permit p, q;
+    nb_metrics m;
+    int i;
+    uint64_t stripe = nb_thread_stripe();
+    CHECK(stripe != 0 && nb_thread_stripe() == stripe);
+    CHECK(nb_config_default(&c, sizeof c) == NB_OK);
+    c.window_size = 10;
+    c.minimum_calls = 10;
+    c.failure_rate_threshold = 0.5;
+    c.stripes = 4;
+    CHECK(nb_breaker_new(&c, &b) == NB_OK && nb_breaker_new(&c, &other) == NB_OK);
+    CHECK(nb_breaker_fast_path(b, &f, sizeof f) == NB_OK && f.cursors != NULL && f.slots != NULL);
+    CHECK(f.stripe_mask == 3 && f.ring == 10);
+    for (i = 0; i < 1000; i++) {
+        CHECK(nb_acquire_fast(b, &f, &p) == NB_OK && nb_success_fast(b, &f, &p) == NB_OK);
+    }
+    CHECK(nb_success_fast(b, &f, &p) == NB_PERMIT_SPENT);
+    CHECK(nb_breaker_metrics(b, &m, sizeof m) == NB_OK);
+    CHECK(m.calls == 1000 && m.successes == 1000 && m.window_calls == 10);
+    /* The thread's cursor was folded at each lap's end. */
+    CHECK((*(uint64_t *)((char *)f.cursors + (stripe & f.stripe_mask) * f.cursor_stride) & f.position_mask) <= f.ring);
+
+    /* Every other case: the library's answer. */
+    CHECK(nb_acquire_fast(b, &f, &p) == NB_OK);
+    CHECK(nb_breaker_fast_path(other, &fo, sizeof fo) == NB_OK);
+    CHECK(nb_success_fast(other, &fo, &p) == NB_FOREIGN_PERMIT);
+    CHECK(nb_success_fast(b, &f, NULL) == NB_NULL_ARGUMENT);
+    CHECK(nb_success_fast(NULL, &f, &p) == NB_NULL_ARGUMENT);
+    CHECK(nb_success_fast(b, NULL, &p) == NB_OK && nb_success_fast(b, &f, &p) == NB_PERMIT_SPENT);
+    CHECK(nb_acquire_fast(b, &f, &p) == NB_OK);
+    q = p;
+    CHECK(nb_success_landed(b, &q, f.stripe_mask + 1, 0) == NB_INVALID_ARGUMENT);
+    CHECK(memcmp(&p, &q, sizeof p) == 0); /* refused: left as it was */
+    CHECK(nb_success_landed(NULL, &q, 0, 0) == NB_NULL_ARGUMENT);
+    CHECK(nb_success(b, &p) == NB_OK);
+    /* An older library fills only the permit rule and zeroes the rest. */
+    fo = f;
+    memset((char *)&fo + offsetof(nb_fast_path, cursors), 0, sizeof fo - offsetof(nb_fast_path, cursors));
+    CHECK(nb_acquire_fast(b, &fo, &p) == NB_OK && nb_success_fast(b, &fo, &p) == NB_OK);
+    CHECK(nb_breaker_metrics(b, &m, sizeof m) == NB_OK && m.calls == 1003);
+
+    /* Five failures, then successes by the rule: the fifth fills the
+     * window at 50% failures, is judged, and trips it. */
+    CHECK(nb_breaker_reset(b) == NB_OK);
+    for (i = 0; i < 5; i++) {
+        CHECK(nb_acquire_fast(b, &f, &p) == NB_OK && nb_failure(b, &p) == NB_OK);
+    }
+    for (i = 0; i < 5; i++) {
+        CHECK(nb_breaker_state(b) == NB_STATE_CLOSED);
+        CHECK(nb_acquire_fast(b, &f, &p) == NB_OK && nb_success_fast(b, &f, &p) == NB_OK);
+    }
+    CHECK(nb_breaker_state(b) == NB_STATE_OPEN);
+    /* Open: a permit from before the trip is stale, spent and dropped. */
+    CHECK(nb_success_fast(b, &f, &q) == NB_OK);
+    nb_breaker_free(b);
+
+    /* A time window has no success rule: the library records. */
+    c.window_kind = NB_WINDOW_TIME;
+    c.window_length_ns = 1000000000;
+    CHECK(nb_breaker_new(&c, &b) == NB_OK);
+    CHECK(nb_breaker_fast_path(b, &f, sizeof f) == NB_OK && f.cursors == NULL);
+    CHECK(nb_acquire_fast(b, &f, &p) == NB_OK && nb_success_fast(b, &f, &p) == NB_OK);
+    CHECK(nb_breaker_metrics(b, &m, sizeof m) == NB_OK && m.calls == 1 && m.successes == 1);
+    nb_breaker_free(b);
+    nb_breaker_free(other);
+}
+
 int main(void) {
     strings();
     config();
@@ -427,6 +503,7 @@ int main(void) {
     transitions();
     permit_used_once();
     fast_path();
+    fast_success();
     fail_open();
     reconfigure();
     return report();

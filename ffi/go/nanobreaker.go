@@ -60,6 +60,12 @@ static nb_result nbgo_record(uintptr_t b, uint64_t w0, uint64_t w1, uint64_t w2,
 	nb_permit p = {{w0, w1, w2, w3}};
 	return nb_record((const nb_breaker *)b, &p, outcome);
 }
+// The end of a success by the fast path's rule that could not finish in Go
+// (a lap's end, or a slot that held another outcome).
+static nb_result nbgo_success_landed(uintptr_t b, uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3, uint64_t stripe, uint64_t position) {
+	nb_permit p = {{w0, w1, w2, w3}};
+	return nb_success_landed((const nb_breaker *)b, &p, stripe, position);
+}
 */
 import "C"
 
@@ -145,16 +151,55 @@ type Breaker struct {
 	fast       fastPath
 	failClosed bool
 	stats      *stats // shared with the listeners' handles
+	fault      C.nb_result
 }
 
-// fastPath is the breaker's nb_fast_path: in Closed, Allow hands out the
-// permit nb_acquire would with one atomic load of the breaker's state word
-// (C memory, which Go neither moves nor frees) and no cgo call, so a
-// protected call crosses into C once (Success), not twice. A nil word: no
-// fast path; Allow asks the library.
+// fastPath is the breaker's nb_fast_path (C memory, which Go neither moves
+// nor frees). In Closed, Allow hands out the permit nb_acquire would with
+// one atomic load of the breaker's state word, and Success records by the
+// success rule (a count window) with one atomic add and a load or two, so
+// a healthy protected call does not cross into C at all; every other case
+// asks the library. A nil word: no fast path.
 type fastPath struct {
 	word                         *uint64
 	mask, shift, id, start, live uint64
+	// The success rule; a nil cursors: none (a time window).
+	cursors, slots                                     unsafe.Pointer
+	recordMask, stride, stripeMask, positionMask, ring uint64
+	slotShift, slotSuccess                             uint64
+}
+
+// The P (the scheduler's processor) the goroutine runs on picks the stripe
+// of a success by the rule: goroutines that run at once run on different
+// Ps, so they count on different cache lines, and a goroutine that keeps
+// its P keeps its stripe (and an exact window). The runtime's own
+// sync.Pool works this way; procPin is one of the runtime functions that
+// stay open to go:linkname (go.dev/issue/67401).
+//
+//go:linkname procPin runtime.procPin
+func procPin() int
+
+//go:linkname procUnpin runtime.procUnpin
+func procUnpin()
+
+// success records a success on raw by the success rule: false when the
+// rule does not apply and the library must record it (raw is untouched).
+func (f *fastPath) success(b *Breaker, raw *rawPermit) (C.nb_result, bool) {
+	g := raw.generation
+	if f.cursors == nil || raw.id != f.id || raw.start != f.start || raw.mark != f.live ||
+		(atomic.LoadUint64(f.word)^g<<f.shift)&f.recordMask != 0 {
+		return 0, false
+	}
+	k := uint64(procPin()) & f.stripeMask
+	procUnpin()
+	position := (atomic.AddUint64((*uint64)(unsafe.Add(f.cursors, k*f.stride)), 1) - 1) & f.positionMask
+	if position < f.ring && atomic.LoadUint64((*uint64)(unsafe.Add(f.slots, position*8))) == g<<f.slotShift|f.slotSuccess {
+		runtime.KeepAlive(b) // the breaker's memory, until here
+		return C.NB_OK, true
+	}
+	defer runtime.KeepAlive(b)
+	return C.nbgo_success_landed(b.handle(), C.uint64_t(raw.id), C.uint64_t(g), C.uint64_t(raw.start), C.uint64_t(raw.mark),
+		C.uint64_t(k), C.uint64_t(position)), true
 }
 
 type stats struct {
@@ -162,10 +207,9 @@ type stats struct {
 	listenerPanics atomic.Uint64
 }
 
-// acquireFault, when not NB_OK, is what Allow gets instead of asking the
-// library: the tests' way to make the library "fail" (it never panics on
-// purpose). Read with one atomic load per call.
-var acquireFault atomic.Uint32
+// fault, when not NB_OK, is what a breaker's Allow gets instead of asking
+// the library: the tests' way to make the library "fail" (it never panics
+// on purpose). A fault turns the fast path off; see setFault.
 
 // nbPanic is NB_PANIC, for the tests (cgo is not available in _test files).
 const nbPanic = uint32(C.NB_PANIC)
@@ -201,20 +245,35 @@ func configError(r C.nb_result, raw *C.nb_config) error {
 
 // wrap gives a new C handle its Go owner, freed by Close or the finalizer.
 func wrap(ptr *C.nb_breaker, failClosed bool, st *stats) *Breaker {
-	b := &Breaker{ptr: ptr, failClosed: failClosed, stats: st}
-	var f C.nb_fast_path
-	if C.nb_breaker_fast_path(ptr, &f, C.sizeof_nb_fast_path) == C.NB_OK && f.size == C.sizeof_nb_fast_path {
-		b.fast = fastPath{
-			word:  (*uint64)(unsafe.Pointer(f.word)),
-			mask:  uint64(f.mask),
-			shift: uint64(f.shift),
-			id:    uint64(f.breaker_id),
-			start: uint64(f.start),
-			live:  uint64(f.live),
-		}
-	}
+	b := &Breaker{ptr: ptr, failClosed: failClosed, stats: st, fast: fastPathOf(ptr)}
 	runtime.SetFinalizer(b, (*Breaker).Close)
 	return b
+}
+
+// fastPathOf is the fast path of breaker ptr (none if the library gives
+// none, or a smaller one than this binding's header knows).
+func fastPathOf(ptr *C.nb_breaker) fastPath {
+	var f C.nb_fast_path
+	if C.nb_breaker_fast_path(ptr, &f, C.sizeof_nb_fast_path) != C.NB_OK || f.size != C.sizeof_nb_fast_path {
+		return fastPath{}
+	}
+	return fastPath{
+		word:         (*uint64)(unsafe.Pointer(f.word)),
+		mask:         uint64(f.mask),
+		shift:        uint64(f.shift),
+		id:           uint64(f.breaker_id),
+		start:        uint64(f.start),
+		live:         uint64(f.live),
+		cursors:      unsafe.Pointer(f.cursors),
+		slots:        unsafe.Pointer(f.slots),
+		recordMask:   uint64(f.record_mask),
+		stride:       uint64(f.cursor_stride),
+		stripeMask:   uint64(f.stripe_mask),
+		positionMask: uint64(f.position_mask),
+		ring:         uint64(f.ring),
+		slotShift:    uint64(f.slot_shift),
+		slotSuccess:  uint64(f.slot_success),
+	}
 }
 
 // Name is the breaker's name ("" if it has none).
@@ -256,10 +315,17 @@ var ErrNoPermit = errors.New("nanobreaker: not a permit")
 // call its methods there: a copy would be a second permit to the Go side.
 type Permit struct {
 	b          *Breaker
-	raw        [4]uint64 // the nb_permit's words
+	raw        rawPermit
 	spent      bool
 	failedOpen bool
 }
+
+// rawPermit is an nb_permit's words, by name: a struct, not an array, so
+// that a Permit is returned in registers (Go's ABI passes no array longer
+// than one in registers; through memory, the caller's 16-byte copies of
+// words Allow stored 8 bytes at a time cost about 10 ns a call, as the
+// CPU cannot forward such stores to such loads).
+type rawPermit struct{ id, generation, start, mark uint64 }
 
 // FailedOpen says the permit was granted because the library failed
 // (see Config.FailClosed): the call is made but not recorded.
@@ -277,16 +343,29 @@ func (p *Permit) record(o C.uint32_t) error {
 		return ErrClosed
 	}
 	p.spent = true
-	r := C.nbgo_record(p.b.handle(), C.uint64_t(p.raw[0]), C.uint64_t(p.raw[1]), C.uint64_t(p.raw[2]), C.uint64_t(p.raw[3]), o)
+	r := C.nbgo_record(p.b.handle(), C.uint64_t(p.raw.id), C.uint64_t(p.raw.generation), C.uint64_t(p.raw.start), C.uint64_t(p.raw.mark), o)
 	runtime.KeepAlive(p.b)
-	if r != C.NB_OK {
-		return resultError(r)
-	}
-	return nil
+	return okOr(r)
 }
 
 // Success reports that the call worked.
-func (p *Permit) Success() error { return p.record(C.NB_SUCCESS) }
+func (p *Permit) Success() error {
+	if b := p.b; b != nil && !p.spent {
+		if r, done := b.fast.success(b, &p.raw); done {
+			p.spent = true
+			return okOr(r)
+		}
+	}
+	return p.record(C.NB_SUCCESS)
+}
+
+// okOr is nil for NB_OK, else the result's error.
+func okOr(r C.nb_result) error {
+	if r == C.NB_OK {
+		return nil
+	}
+	return resultError(r)
+}
 
 // Failure reports that the call failed.
 func (p *Permit) Failure() error { return p.record(C.NB_FAILURE) }
@@ -332,22 +411,27 @@ func (p *Permit) Record(o Outcome) error {
 
 // Allow asks to make a call: a Permit, or a *RejectedError.
 func (b *Breaker) Allow() (Permit, error) {
+	if f := &b.fast; f.word != nil {
+		if w := atomic.LoadUint64(f.word); w&f.mask == 0 {
+			return Permit{b: b, raw: rawPermit{f.id, w >> f.shift, f.start, f.live}}, nil
+		}
+	}
+	return b.allow()
+}
+
+// allow is Allow by the library (Close and setFault empty the fast path).
+func (b *Breaker) allow() (Permit, error) {
 	if b.ptr == nil {
 		return Permit{}, ErrClosed
 	}
-	if f := &b.fast; f.word != nil && acquireFault.Load() == C.NB_OK {
-		if w := atomic.LoadUint64(f.word); w&f.mask == 0 {
-			return Permit{b: b, raw: [4]uint64{f.id, w >> f.shift, f.start, f.live}}, nil
-		}
-	}
 	a := C.nbgo_acquire(b.handle())
 	runtime.KeepAlive(b)
-	if f := acquireFault.Load(); f != C.NB_OK {
-		a.result = C.uint32_t(f)
+	if b.fault != C.NB_OK {
+		a.result = C.uint32_t(b.fault)
 	}
 	switch C.nb_result(a.result) {
 	case C.NB_OK:
-		return Permit{b: b, raw: [4]uint64{uint64(a.w0), uint64(a.w1), uint64(a.w2), uint64(a.w3)}}, nil
+		return Permit{b: b, raw: rawPermit{uint64(a.w0), uint64(a.w1), uint64(a.w2), uint64(a.w3)}}, nil
 	case C.NB_REJECTED:
 		wait := time.Duration(1<<63 - 1)
 		if uint64(a.retry_after_ns) < uint64(wait) {
@@ -604,12 +688,22 @@ func (b *Breaker) OnTransition(f func(Transition)) error {
 	return nil
 }
 
+// setFault makes Allow answer r (NB_OK: the library's answer again); for
+// the tests. Not safe for concurrent use.
+func (b *Breaker) setFault(r uint32) {
+	b.fault = C.nb_result(r)
+	b.fast = fastPath{}
+	if r == C.NB_OK {
+		b.fast = fastPathOf(b.ptr)
+	}
+}
+
 // libraryPermit is the permit nb_acquire hands out now, never recorded (for
 // the test that compares it with the fast path's).
-func (b *Breaker) libraryPermit() [4]uint64 {
+func (b *Breaker) libraryPermit() rawPermit {
 	a := C.nbgo_acquire(b.handle())
 	runtime.KeepAlive(b)
-	return [4]uint64{uint64(a.w0), uint64(a.w1), uint64(a.w2), uint64(a.w3)}
+	return rawPermit{uint64(a.w0), uint64(a.w1), uint64(a.w2), uint64(a.w3)}
 }
 
 // emptyCgoCall crosses into C and back doing nothing (for the benchmark

@@ -3,6 +3,7 @@ package nanobreaker
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -214,8 +215,7 @@ func TestAllowWithoutACrossingGivesTheLibrarysPermit(t *testing.T) {
 func TestFailOpenByDefaultAndClosedOnRequest(t *testing.T) {
 	b, _ := New(small())
 	defer b.Close()
-	acquireFault.Store(nbPanic)
-	defer acquireFault.Store(0)
+	b.setFault(nbPanic)
 	p, err := b.Allow()
 	if err != nil || !p.FailedOpen() {
 		t.Fatalf("fail open: %v %v", err, p.FailedOpen())
@@ -227,7 +227,7 @@ func TestFailOpenByDefaultAndClosedOnRequest(t *testing.T) {
 	if err := b.Execute(func() error { ran = true; return nil }); err != nil || !ran {
 		t.Fatalf("Execute: %v %v", err, ran)
 	}
-	acquireFault.Store(0)
+	b.setFault(0)
 	if m, _ := b.Metrics(); m.FailedOpen != 2 || m.Calls != 0 {
 		t.Fatalf("metrics %+v", m)
 	}
@@ -236,7 +236,7 @@ func TestFailOpenByDefaultAndClosedOnRequest(t *testing.T) {
 	c.FailClosed = true
 	closed, _ := New(c)
 	defer closed.Close()
-	acquireFault.Store(nbPanic)
+	closed.setFault(nbPanic)
 	if _, err := closed.Allow(); err == nil || !strings.Contains(err.Error(), "NB_PANIC") {
 		t.Fatalf("fail closed: %v", err)
 	}
@@ -326,6 +326,67 @@ func TestCloseIsIdempotentAndUseAfterCloseFails(t *testing.T) {
 	}
 	if b.State() != Unknown {
 		t.Fatal("state after close")
+	}
+}
+
+// Success in Closed with a count window records by the fast path's
+// success rule, in Go: no cgo call but at a lap's end or a slot that held
+// something else, every success counted once, and a success that fills
+// the window is judged.
+func TestSuccessWithoutACrossingCountsOnceAndIsJudged(t *testing.T) {
+	c := small()
+	c.Stripes = 1
+	c.MinimumCalls = 10
+	c.FailureRateThreshold = 0.5
+	b, _ := New(c)
+	defer b.Close()
+	if b.fast.cursors == nil {
+		t.Fatal("a count window has no success rule")
+	}
+	before := runtime.NumCgoCall()
+	for i := 0; i < 1000; i++ {
+		if err := b.Execute(func() error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first lap writes 10 empty slots, then one call per lap's end.
+	if n := runtime.NumCgoCall() - before; n > 10+100 {
+		t.Fatalf("%d cgo calls for 1000 successes", n)
+	}
+	if pos := atomic.LoadUint64((*uint64)(b.fast.cursors)) & b.fast.positionMask; pos > b.fast.ring {
+		t.Fatalf("the cursor was not folded at its laps' ends: position %d", pos)
+	}
+	if m, _ := b.Metrics(); m.Calls != 1000 || m.Successes != 1000 || m.WindowCalls != 10 {
+		t.Fatalf("counted %+v", m)
+	}
+
+	// Five failures, then successes: the fifth brings the window to its
+	// minimum at 50% failures, and trips it.
+	fresh, _ := New(c)
+	defer fresh.Close()
+	for i := 0; i < 5; i++ {
+		_ = fresh.Execute(func() error { return errors.New("down") })
+	}
+	for i := 0; i < 5; i++ {
+		if s := fresh.State(); s != Closed {
+			t.Fatalf("%v after %d successes", s, i)
+		}
+		_ = fresh.Execute(func() error { return nil })
+	}
+	if s := fresh.State(); s != Open {
+		t.Fatalf("a full window at 50%% failures: %v", s)
+	}
+
+	// A time window has no success rule: the library records.
+	c.TimeWindow = time.Second
+	timed, _ := New(c)
+	defer timed.Close()
+	if timed.fast.cursors != nil {
+		t.Fatal("a time window with a success rule")
+	}
+	_ = timed.Execute(func() error { return nil })
+	if m, _ := timed.Metrics(); m.Calls != 1 {
+		t.Fatalf("counted %+v", m)
 	}
 }
 

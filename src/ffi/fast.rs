@@ -5,22 +5,43 @@
 //! a cgo crossing saved on every `Allow`.
 
 use super::breaker::nb_breaker;
+use super::nb_permit;
 use super::nb_result;
-use super::panic::{boundary, try_ref};
-use super::permit::LIVE;
+use super::panic::{boundary, try_mut, try_ref};
+use super::permit::{not_live, LIVE, SPENT};
 use super::sized::{self, field_ends, SizedStruct};
-use crate::permit::NO_START;
-use crate::state::{ACQUIRE_FAST, GEN_SHIFT};
+use crate::permit::{Outcome, RawPermit, NO_START};
+use crate::recording::Recorded;
+use crate::state::{ACQUIRE_FAST, GEN_SHIFT, RECORD_FAST};
 
-/// How to hand out a permit of one breaker without calling the library
-/// (`nb_acquire_fast` in this header). Every value is the library's own and
-/// may differ between releases: read them from `nb_breaker_fast_path`,
-/// never spell them in a program. Carries its size (pass
+/// How to hand out a permit of one breaker, and record a success, without
+/// calling the library (`nb_acquire_fast` in this header; the Go binding).
+/// Every value is the library's own and may differ between releases: read
+/// them from `nb_breaker_fast_path`, never spell them in a program. Valid
+/// while the handle it came from lives. Carries its size (pass
 /// `sizeof(nb_fast_path)`), like `nb_metrics`.
 ///
-/// The rule: load `*word` with acquire ordering; if `word & mask` is 0, the
-/// permit is `{breaker_id, word >> shift, start, live}` in `opaque` order;
-/// otherwise call `nb_acquire`. Valid while the handle it came from lives.
+/// The permit rule: load `*word` with acquire ordering; if `word & mask`
+/// is 0, the permit is `{breaker_id, word >> shift, start, live}` in
+/// `opaque` order; otherwise call `nb_acquire`.
+///
+/// The success rule, when `cursors` is not NULL (a count window), for a
+/// permit `p` with `p[0] == breaker_id`, `p[2] == start` and `p[3] == live`
+/// (any other: call `nb_record`):
+/// 1. load `*word` with acquire ordering; unless
+///    `(word ^ p[1] << shift) & record_mask` is 0, call `nb_record`;
+/// 2. pick a stripe `k <= stripe_mask` (keep one per thread, as
+///    `nb_thread_stripe() & stripe_mask`: a thread that keeps its stripe
+///    sees an exact window) and add 1 to the `uint64_t`
+///    at `cursors + k * cursor_stride` bytes (an atomic fetch-and-add,
+///    relaxed ordering is enough); `position` is the value before the add
+///    `& position_mask`;
+/// 3. if `position < ring` and `slots[position]` (an atomic load, relaxed)
+///    is `p[1] << slot_shift | slot_success`, the success is recorded: set
+///    `p[3] = spent`. Otherwise call `nb_success_landed(b, &p, k, position)`,
+///    which finishes it.
+///
+/// Never write `*word`, a cursor or a slot any other way.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct nb_fast_path {
@@ -41,15 +62,38 @@ pub struct nb_fast_path {
     pub start: u64,
     /// `opaque[3]` of such a permit.
     pub live: u64,
+    /// Stripe 0's cursor (the success rule); NULL: no such rule (a time
+    /// window), record with `nb_record`.
+    pub cursors: *mut u64,
+    /// The ring of the window's slots (the success rule).
+    pub slots: *const u64,
+    /// The bits of `word ^ generation << shift` that must be clear for a
+    /// success without a call.
+    pub record_mask: u64,
+    /// The bytes from one stripe's cursor to the next.
+    pub cursor_stride: u64,
+    /// The largest stripe number (stripes are numbered from 0).
+    pub stripe_mask: u64,
+    /// The bits of a cursor that are its position.
+    pub position_mask: u64,
+    /// The number of slots.
+    pub ring: u64,
+    /// A success's slot holds its generation shifted left by this...
+    pub slot_shift: u64,
+    /// ...with these bits set.
+    pub slot_success: u64,
+    /// `opaque[3]` of a recorded permit.
+    pub spent: u64,
 }
 
-// SAFETY: `#[repr(C)]`, `size` first, then a pointer and five `u64`s: no
-// padding where a pointer is 4 or 8 bytes (`size` and `word` fill the
-// first 8 or 16), and every bit pattern is a valid `usize`, `u64` or raw
-// pointer.
+// SAFETY: `#[repr(C)]`, `size` first, then a pointer, five `u64`s, two
+// pointers and eight `u64`s: no padding where a pointer is 4 or 8 bytes
+// (`size` and `word` fill the first 8 or 16 bytes, `cursors` and `slots`
+// the next 8 or 16 after `live`), and every bit pattern is a valid
+// `usize`, `u64` or raw pointer.
 unsafe impl SizedStruct for nb_fast_path {
-    const FIELD_ENDS: &'static [usize] =
-        field_ends!(nb_fast_path; word, mask, shift, breaker_id, start, live);
+    const FIELD_ENDS: &'static [usize] = field_ends!(nb_fast_path; word, mask, shift, breaker_id, start, live,
+        cursors, slots, record_mask, cursor_stride, stripe_mask, position_mask, ring, slot_shift, slot_success, spent);
 }
 
 /// Fills `*out` (`size` bytes: pass `sizeof(nb_fast_path)`) with breaker
@@ -67,70 +111,304 @@ pub unsafe extern "C" fn nb_breaker_fast_path(
 ) -> nb_result {
     boundary!(nb_result::NB_PANIC, {
         let b = try_ref!(b);
-        let fast = || nb_fast_path {
-            size: std::mem::size_of::<nb_fast_path>(),
-            word: b.hot.word.as_ptr().cast_const(),
-            mask: ACQUIRE_FAST,
-            shift: GEN_SHIFT.into(),
-            breaker_id: b.id,
-            start: NO_START,
-            live: LIVE,
+        let fast = || {
+            let words = b.windows.success_words();
+            let (cursors, slots) = match &words {
+                Some(w) => (w.cursors.cast::<u64>().cast_mut(), w.slots.cast::<u64>()),
+                None => (std::ptr::null_mut(), std::ptr::null()),
+            };
+            nb_fast_path {
+                size: std::mem::size_of::<nb_fast_path>(),
+                word: b.hot.word.as_ptr().cast_const(),
+                mask: ACQUIRE_FAST,
+                shift: GEN_SHIFT.into(),
+                breaker_id: b.id,
+                start: NO_START,
+                live: LIVE,
+                cursors,
+                slots,
+                record_mask: RECORD_FAST,
+                cursor_stride: words.as_ref().map_or(0, |w| w.stride as u64),
+                stripe_mask: words.as_ref().map_or(0, |w| w.stripe_mask as u64),
+                position_mask: words.as_ref().map_or(0, |w| w.position_mask),
+                ring: words.as_ref().map_or(0, |w| w.ring),
+                slot_shift: words.as_ref().map_or(0, |w| w.generation_shift.into()),
+                slot_success: words.as_ref().map_or(0, |w| w.present),
+                spent: SPENT,
+            }
         };
         // SAFETY: forwarded from the caller.
         unsafe { sized::write_out(out, size, false, fast) }
     })
 }
 
+/// The calling thread's stripe for `nb_fast_path`'s success rule (take it
+/// `& stripe_mask`): the stripe the library records this thread's outcomes
+/// on, so a thread keeps one window cursor whichever way it records. Never
+/// 0; ask once per thread (`nb_success_fast` keeps it in a thread-local).
+#[no_mangle]
+pub extern "C" fn nb_thread_stripe() -> u64 {
+    // Nothing here can panic (see `stripe::home`).
+    crate::window::thread_id()
+}
+
+/// Finishes a success recorded by `nb_fast_path`'s success rule whose add
+/// to stripe `stripe`'s cursor landed on `position` (the value before the
+/// add, under `position_mask`): writes its slot and makes any decision it
+/// brings, then marks `*permit` spent. Refuses the permit as `nb_record`
+/// does (`NB_PERMIT_SPENT`, `NB_FOREIGN_PERMIT`, `NB_INVALID_ARGUMENT`,
+/// and a timed permit, which the rule never takes), recording nothing, and
+/// `NB_INVALID_ARGUMENT` for a stripe past `stripe_mask` or a breaker with
+/// no success rule.
+///
+/// # Safety
+/// As `nb_record`; `position` is what the add gave.
+#[no_mangle]
+pub unsafe extern "C" fn nb_success_landed(
+    b: *const nb_breaker,
+    permit: *mut nb_permit,
+    stripe: u64,
+    position: u64,
+) -> nb_result {
+    // As `nb_record`: the checks and the hot path (`record_landed`, which
+    // cannot panic) outside the panic boundary, a decision inside it.
+    let b = try_ref!(b);
+    let permit = try_mut!(permit);
+    let Ok(k) = usize::try_from(stripe) else { return nb_result::NB_INVALID_ARGUMENT };
+    let [breaker_id, generation, start, mark] = permit.opaque;
+    // A permit the rule would not have taken means the caller broke it (the
+    // rule checks the permit before the add): nothing is touched, not even
+    // the cursor, which may be another breaker's.
+    if mark != LIVE {
+        return not_live(mark);
+    }
+    if breaker_id != b.id {
+        return nb_result::NB_FOREIGN_PERMIT;
+    }
+    if start != NO_START {
+        return nb_result::NB_INVALID_ARGUMENT;
+    }
+    let fast = b.record_landed(generation, k, position);
+    if fast == Recorded::Not {
+        return nb_result::NB_INVALID_ARGUMENT;
+    }
+    permit.opaque[3] = SPENT;
+    if fast == Recorded::Done {
+        return nb_result::NB_OK;
+    }
+    boundary!(nb_result::NB_PANIC, {
+        b.record_rest(RawPermit::from_parts(generation, start), Outcome::Success, fast);
+        nb_result::NB_OK
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ffi::nb_permit;
+    use crate::ffi::breaker::nb_breaker_free;
+    use crate::ffi::handle;
+    use crate::{CircuitBreaker, Config, State, Window};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
 
     #[test]
     fn field_ends_cover_the_struct() {
         sized::check_field_ends::<nb_fast_path>();
     }
 
+    /// A handle to a new breaker of `config` over `stripes`, its Rust
+    /// side, and its fast path.
+    fn breaker(config: Config, stripes: u32) -> (*mut nb_breaker, Arc<CircuitBreaker>, nb_fast_path) {
+        let rust = Arc::new(CircuitBreaker::builder().config(config).stripes(stripes).build().unwrap());
+        let handle = handle::arc_into::<nb_breaker>(rust.clone());
+        let mut fast = std::mem::MaybeUninit::<nb_fast_path>::zeroed();
+        let size = std::mem::size_of::<nb_fast_path>();
+        // SAFETY: a live handle and a writable struct of that size.
+        assert_eq!(unsafe { nb_breaker_fast_path(handle, fast.as_mut_ptr(), size) }, nb_result::NB_OK);
+        // SAFETY: filled (every bit pattern is valid: see `SizedStruct`).
+        let fast = unsafe { fast.assume_init() };
+        assert_eq!(fast.size, size);
+        (handle, rust, fast)
+    }
+
+    /// The permit rule, as a C program following this struct's docs would.
+    fn acquire(f: &nb_fast_path) -> Option<nb_permit> {
+        // SAFETY: `word` points into the live breaker.
+        let w = unsafe { AtomicU64::from_ptr(f.word.cast_mut()) }.load(Ordering::Acquire);
+        (w & f.mask == 0).then(|| nb_permit { opaque: [f.breaker_id, w >> f.shift, f.start, f.live] })
+    }
+
+    /// The success rule on stripe `k`, as a C program following this
+    /// struct's docs would: `None` when it says to call `nb_record`.
+    fn success(b: *mut nb_breaker, f: &nb_fast_path, p: &mut nb_permit, k: u64) -> Option<nb_result> {
+        let [id, generation, start, mark] = p.opaque;
+        if f.cursors.is_null() || id != f.breaker_id || start != f.start || mark != f.live {
+            return None;
+        }
+        // SAFETY (all three): the words point into the live breaker, `k`
+        // is at most `stripe_mask` and `position` below `ring`.
+        let w = unsafe { AtomicU64::from_ptr(f.word.cast_mut()) }.load(Ordering::Acquire);
+        if (w ^ generation << f.shift) & f.record_mask != 0 {
+            return None;
+        }
+        let cursor = unsafe { AtomicU64::from_ptr(f.cursors.byte_add((k * f.cursor_stride) as usize)) };
+        let position = cursor.fetch_add(1, Ordering::Relaxed) & f.position_mask;
+        if position < f.ring {
+            let slot = unsafe { AtomicU64::from_ptr(f.slots.add(position as usize).cast_mut()) };
+            if slot.load(Ordering::Relaxed) == generation << f.slot_shift | f.slot_success {
+                p.opaque[3] = f.spent;
+                return Some(nb_result::NB_OK);
+            }
+        }
+        // SAFETY: a live handle and the caller's permit.
+        Some(unsafe { nb_success_landed(b, p, k, position) })
+    }
+
+    /// Records `outcome` on a new permit: by the rules where they apply.
+    fn call(b: *mut nb_breaker, f: &nb_fast_path, outcome: Outcome, k: u64) -> nb_result {
+        let mut p = acquire(f).unwrap_or_else(|| {
+            let mut p = nb_permit::default();
+            // SAFETY: a live handle and a writable permit.
+            assert_eq!(unsafe { crate::ffi::nb_acquire(b, &mut p) }, nb_result::NB_OK);
+            p
+        });
+        let by_rule = (outcome == Outcome::Success).then(|| success(b, f, &mut p, k)).flatten();
+        // SAFETY: a live handle and the permit.
+        let r = by_rule.unwrap_or_else(|| unsafe { crate::ffi::nb_record(b, &mut p, outcome as u32) });
+        assert_eq!(p.opaque[3], f.spent, "the permit is spent either way");
+        r
+    }
+
+    fn count_window(n: u32) -> Config {
+        Config { window: Window::Count(n), minimum_calls: n, ..Config::default() }
+    }
+
     #[test]
     fn a_fast_permit_is_the_permit_nb_acquire_gives() {
-        let handle = {
-            let mut cfg = std::mem::MaybeUninit::<crate::ffi::nb_config>::zeroed();
-            let mut out = std::ptr::null_mut();
-            let size = std::mem::size_of::<crate::ffi::nb_config>();
-            // SAFETY: a writable config of `size` bytes, then a default
-            // config and a writable out-parameter.
-            unsafe {
-                assert_eq!(crate::ffi::nb_config_default(cfg.as_mut_ptr(), size), nb_result::NB_OK);
-                assert_eq!(crate::ffi::nb_breaker_new(cfg.as_ptr(), &mut out), nb_result::NB_OK);
-            }
-            out
-        };
-        let mut fast = nb_fast_path {
-            size: 0,
-            word: std::ptr::null(),
-            mask: 0,
-            shift: 0,
-            breaker_id: 0,
-            start: 0,
-            live: 0,
-        };
-        // SAFETY: a live handle and a writable struct of that size.
-        assert_eq!(
-            unsafe { nb_breaker_fast_path(handle, &mut fast, std::mem::size_of::<nb_fast_path>()) },
-            nb_result::NB_OK
-        );
-        // SAFETY: `word` points into the live breaker.
-        let w = unsafe { fast.word.read_volatile() };
-        assert_eq!(w & fast.mask, 0, "a new breaker is closed");
-        let mine = nb_permit { opaque: [fast.breaker_id, w >> fast.shift, fast.start, fast.live] };
+        let (handle, _, fast) = breaker(Config::default(), 1);
+        let mine = acquire(&fast).expect("a new breaker is closed");
         let mut theirs = nb_permit::default();
-        // SAFETY: as above.
+        // SAFETY: a live handle and a writable permit.
         assert_eq!(unsafe { crate::ffi::nb_acquire(handle, &mut theirs) }, nb_result::NB_OK);
         assert_eq!(mine, theirs);
         let mut mine = mine;
         // SAFETY: as above; the permit is the library's own.
         assert_eq!(unsafe { crate::ffi::nb_success(handle, &mut mine) }, nb_result::NB_OK);
         // SAFETY: the handle is freed once.
-        unsafe { crate::ffi::nb_breaker_free(handle) };
+        unsafe { nb_breaker_free(handle) };
+    }
+
+    #[test]
+    fn successes_by_the_rule_count_once_across_laps_on_every_stripe() {
+        let (handle, rust, fast) = breaker(count_window(10), 4);
+        assert_eq!(fast.stripe_mask, 3);
+        for i in 0..1_000 {
+            assert_eq!(call(handle, &fast, Outcome::Success, i / 7 % 4), nb_result::NB_OK);
+        }
+        assert_eq!(rust.metrics().calls, 1_000);
+        // Every lap was folded: a cursor is back below the ring.
+        for k in 0..4 {
+            // SAFETY: stripe k's cursor, in the live breaker.
+            let c = unsafe { AtomicU64::from_ptr(fast.cursors.byte_add(k * fast.cursor_stride as usize)) };
+            assert!(c.load(Ordering::Relaxed) & fast.position_mask <= fast.ring, "stripe {k}");
+        }
+        // SAFETY: the handle is freed once.
+        unsafe { nb_breaker_free(handle) };
+    }
+
+    #[test]
+    fn a_success_by_the_rule_that_fills_the_window_trips_it() {
+        // Failures first (the library's way), then successes by the rule
+        // on one stripe: the success that brings the window to its minimum
+        // is judged (in `nb_success_landed`) and trips it at 50% failures.
+        // (One stripe: outcomes through different cursors may overwrite
+        // each other's slots; see `window/count.rs`.)
+        let (handle, rust, fast) = breaker(count_window(10), 1);
+        for _ in 0..5 {
+            assert_eq!(call(handle, &fast, Outcome::Failure, 0), nb_result::NB_OK);
+        }
+        for i in 0..5 {
+            assert_eq!(rust.state(), State::Closed, "after {i} successes");
+            assert_eq!(call(handle, &fast, Outcome::Success, 0), nb_result::NB_OK);
+        }
+        assert_eq!(rust.state(), State::Open);
+        // Open: neither rule applies, and the library rejects.
+        assert!(acquire(&fast).is_none());
+        // SAFETY: the handle is freed once.
+        unsafe { nb_breaker_free(handle) };
+    }
+
+    #[test]
+    fn a_success_by_the_rule_replaces_a_failure_in_its_slot() {
+        // One stripe, a ring of 4: F F F then successes by the rule; each
+        // success that overwrites a failure takes the library's way and
+        // keeps the window's counts exact.
+        let config = Config { failure_rate_threshold: 1.0, ..count_window(4) };
+        let (handle, rust, fast) = breaker(config, 1);
+        for _ in 0..3 {
+            assert_eq!(call(handle, &fast, Outcome::Failure, 0), nb_result::NB_OK);
+        }
+        for _ in 0..4 {
+            assert_eq!(call(handle, &fast, Outcome::Success, 0), nb_result::NB_OK);
+        }
+        let m = rust.metrics();
+        assert_eq!((m.window_calls, m.window_failures), (4, 0));
+        assert_eq!(rust.state(), State::Closed);
+        // SAFETY: the handle is freed once.
+        unsafe { nb_breaker_free(handle) };
+    }
+
+    #[test]
+    fn nb_success_landed_refuses_what_nb_record_refuses_and_touches_nothing() {
+        let (handle, rust, fast) = breaker(count_window(4), 1);
+        let landed = |p: &mut nb_permit, k: u64, position: u64| {
+            // SAFETY: a live handle and a permit.
+            unsafe { nb_success_landed(handle, p, k, position) }
+        };
+        // SAFETY: stripe 0's cursor, in the live breaker.
+        let cursor = unsafe { AtomicU64::from_ptr(fast.cursors) };
+        cursor.store(4 + 1, Ordering::Relaxed); // a lap's end landed, not folded
+        let live = acquire(&fast).unwrap();
+        let mut p = live;
+        p.opaque[0] ^= 1;
+        assert_eq!(landed(&mut p, 0, 4), nb_result::NB_FOREIGN_PERMIT);
+        let mut p = live;
+        p.opaque[2] = 12_345;
+        assert_eq!(landed(&mut p, 0, 4), nb_result::NB_INVALID_ARGUMENT, "a timed permit");
+        let mut p = live;
+        p.opaque[3] = fast.spent;
+        assert_eq!(landed(&mut p, 0, 4), nb_result::NB_PERMIT_SPENT);
+        let mut p = live;
+        assert_eq!(landed(&mut p, 1, 4), nb_result::NB_INVALID_ARGUMENT, "no stripe 1");
+        assert_eq!(p, live, "a refused permit is left as it was");
+        // SAFETY: a live handle and a null permit.
+        assert_eq!(
+            unsafe { nb_success_landed(handle, std::ptr::null_mut(), 0, 4) },
+            nb_result::NB_NULL_ARGUMENT
+        );
+        assert_eq!(cursor.load(Ordering::Relaxed), 4 + 1, "a refused call touches no cursor");
+        assert_eq!(rust.metrics().window_calls, 0, "nor any slot");
+        // The permit itself: the lap is folded and the slot written.
+        assert_eq!(landed(&mut p, 0, 4), nb_result::NB_OK);
+        assert_eq!(cursor.load(Ordering::Relaxed), (1 << 47) + 1, "folded into a lap");
+        assert_eq!((rust.metrics().window_calls, p.opaque[3]), (1, fast.spent));
+        // SAFETY: the handle is freed once.
+        unsafe { nb_breaker_free(handle) };
+    }
+
+    #[test]
+    fn a_time_window_has_no_success_rule() {
+        let config = Config {
+            window: Window::Time { length: std::time::Duration::from_secs(10), buckets: 10 },
+            ..Config::default()
+        };
+        let (handle, _, fast) = breaker(config, 1);
+        assert!(fast.cursors.is_null() && fast.slots.is_null());
+        let mut p = acquire(&fast).unwrap();
+        // SAFETY: a live handle and a permit.
+        assert_eq!(unsafe { nb_success_landed(handle, &mut p, 0, 0) }, nb_result::NB_INVALID_ARGUMENT);
+        assert_eq!(call(handle, &fast, Outcome::Success, 0), nb_result::NB_OK);
+        // SAFETY: the handle is freed once.
+        unsafe { nb_breaker_free(handle) };
     }
 }

@@ -10,7 +10,7 @@ use crate::RawPermit;
 /// `opaque[3]` of a permit `nb_acquire` issued and nobody recorded yet.
 pub(super) const LIVE: u64 = u64::from_be_bytes(*b"NBPERMIT");
 /// `opaque[3]` of a permit `nb_record` has recorded.
-const SPENT: u64 = u64::from_be_bytes(*b"NBSPENT!");
+pub(super) const SPENT: u64 = u64::from_be_bytes(*b"NBSPENT!");
 
 /// Leave to make one call: written by `nb_acquire`, passed by pointer to
 /// `nb_record` exactly once, which marks it spent. The caller keeps it (on
@@ -160,7 +160,7 @@ unsafe fn record(b: *const nb_breaker, permit: *mut nb_permit, outcome: u32) -> 
 
 /// Why a permit that is not live is refused (off the hot path).
 #[cold]
-fn not_live(mark: u64) -> nb_result {
+pub(super) fn not_live(mark: u64) -> nb_result {
     if mark == SPENT {
         nb_result::NB_PERMIT_SPENT
     } else {

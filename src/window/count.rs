@@ -36,14 +36,15 @@ pub(super) const POSITION_BITS: u32 = 47;
 pub(super) const POSITION_MASK: u64 = (1 << POSITION_BITS) - 1;
 
 /// A slot: `[generation 54 | present | slow | fail]`; 0 is empty.
-const PRESENT: u64 = 0b100;
+pub(super) const GENERATION_SHIFT: u32 = 3;
+pub(super) const PRESENT: u64 = 0b100;
 const SLOW: u64 = 0b010;
 const FAIL: u64 = 0b001;
 
 /// The slot value of an outcome.
 #[inline]
 pub(super) const fn slot_value(generation: u64, failed: bool, slow: bool) -> u64 {
-    generation << 3 | PRESENT | (slow as u64) << 1 | failed as u64
+    generation << GENERATION_SHIFT | PRESENT | (slow as u64) << 1 | failed as u64
 }
 
 /// Moves `stripe`'s cursor one slot round a ring of `n` and returns the
@@ -105,9 +106,27 @@ fn lap(stripe: &Stripe, pos: u64, n: u64) -> usize {
 #[inline]
 pub(super) fn record(slots: &[AtomicU64], stripe: &Stripe, home: u64, generation: u64, v: u64) -> bool {
     let i = advance(stripe, slots.len() as u64, home);
+    write(slots, stripe, i, generation, v)
+}
+
+/// `record` for a caller that made the cursor's add itself and landed on
+/// `position` (the C ABI's fast path, `ffi/fast.rs`): the lap's end if it
+/// owns one, then the slot. A position the cursor never handed out (a
+/// caller breaking the rule) still writes a slot of the ring.
+#[cfg(feature = "capi")]
+pub(super) fn landed(slots: &[AtomicU64], stripe: &Stripe, position: u64, generation: u64, v: u64) -> bool {
+    let n = slots.len() as u64;
+    let i = if position < n { position as usize } else { lap(stripe, position, n) };
+    write(slots, stripe, i, generation, v)
+}
+
+/// Writes outcome `v` of `generation` into slot `i`; see `record`.
+#[inline(always)]
+fn write(slots: &[AtomicU64], stripe: &Stripe, i: usize, generation: u64, v: u64) -> bool {
     debug_assert!(i < slots.len());
-    // SAFETY: `advance` returns a slot of the ring: below `n`, the ring's
-    // length, which is never 0 (`Windows::new` makes at least one slot).
+    // SAFETY: `advance` and `landed` give a slot of the ring: below `n`,
+    // the ring's length, which is never 0 (`Windows::new` makes at least
+    // one slot).
     let slot = unsafe { slots.get_unchecked(i) };
     // Relaxed: a slot is one self-contained value; readers need no other
     // memory ordered with it. The load first keeps the line shared (no

@@ -8,6 +8,8 @@ mod time;
 
 #[cfg(all(feature = "shared", unix, not(loom)))]
 pub(crate) use stripe::forget_home;
+#[cfg(feature = "capi")]
+pub(crate) use stripe::thread_id;
 pub(crate) use stripe::Stripe;
 
 use crate::config::Window;
@@ -61,6 +63,22 @@ pub(crate) struct Entry {
 pub(crate) struct Timing {
     pub(crate) now: u64,
     pub(crate) took: Option<u64>,
+}
+
+/// A count window's words, as `Windows::success_words` gives them: stripe
+/// `k`'s cursor is at `cursors + k * stride` bytes for `k <= stripe_mask`
+/// (its `calls`, first in `Stripe`); a success's slot value is
+/// `generation << generation_shift | present`.
+#[cfg(feature = "capi")]
+pub(crate) struct SuccessWords {
+    pub(crate) cursors: *const AtomicU64,
+    pub(crate) stride: usize,
+    pub(crate) stripe_mask: usize,
+    pub(crate) position_mask: u64,
+    pub(crate) slots: *const AtomicU64,
+    pub(crate) ring: u64,
+    pub(crate) generation_shift: u32,
+    pub(crate) present: u64,
 }
 
 /// The windows and the stripes, built once for a window shape.
@@ -148,6 +166,34 @@ impl Windows {
             }
             Kind::Time(_) => Fast::Slow,
         }
+    }
+
+    /// Where a success is counted, for a caller that counts one itself
+    /// (the C ABI's fast path, `ffi/fast.rs`); `None` for a time window.
+    #[cfg(feature = "capi")]
+    pub(crate) fn success_words(&self) -> Option<SuccessWords> {
+        let Kind::Count(slots) = &self.kind else { return None };
+        Some(SuccessWords {
+            cursors: self.stripes.as_ptr().cast(),
+            stride: std::mem::size_of::<CachePadded<Stripe>>(),
+            stripe_mask: self.stripe_mask,
+            position_mask: count::POSITION_MASK,
+            slots: slots.as_ptr().cast(),
+            ring: slots.len() as u64,
+            generation_shift: count::GENERATION_SHIFT,
+            present: count::PRESENT,
+        })
+    }
+
+    /// Finishes a success of `generation` whose add to stripe `k`'s cursor
+    /// a caller made itself and landed on `position` (see
+    /// `success_words`). `None` if this is not a count window or there is
+    /// no stripe `k`; else whether to judge, as `record_success`.
+    #[cfg(feature = "capi")]
+    pub(crate) fn success_landed(&self, k: usize, position: u64, generation: u64) -> Option<Fast> {
+        let (Kind::Count(slots), Some(stripe)) = (&self.kind, self.stripes.get(k)) else { return None };
+        let v = count::slot_value(generation, false, false);
+        Some(if count::landed(slots, stripe, position, generation, v) { Fast::Judge } else { Fast::Done })
     }
 
     /// Records one success or failure (see [`Entry`]). Returns whether a

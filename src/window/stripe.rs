@@ -53,6 +53,10 @@ pub(crate) struct Stripe {
 #[cfg(not(loom))]
 unsafe impl crate::words::Plain for Stripe {}
 
+// The C ABI's fast path finds a stripe's cursor at the stripe's address
+// (`Windows::success_words`).
+const _: () = assert!(std::mem::offset_of!(Stripe, calls) == 0);
+
 /// A thread's home: `[strike 8 | id 56]`. The id is unique to the thread
 /// (a ticket plus one, salted per process; never 0, which is a stripe no
 /// thread has claimed) and its low bits pick the stripe. `strike` counts
@@ -94,6 +98,13 @@ pub(crate) fn home() -> u64 {
         return v;
     }
     first_home()
+}
+
+/// The calling thread's id (its home without the strike): its low bits
+/// pick its stripe. For the C ABI's fast path (`ffi/fast.rs`).
+#[cfg(feature = "capi")]
+pub(crate) fn thread_id() -> u64 {
+    home() & ID_MASK
 }
 
 /// A thread's first record: its ticket.
