@@ -152,6 +152,9 @@ type Breaker struct {
 	failClosed bool
 	stats      *stats // shared with the listeners' handles
 	fault      C.nb_result
+	// Words 0 and 3 of the permits the library issues (the fast path's
+	// breaker_id and live), kept when Close or setFault empty the fast path.
+	id, live uint64
 }
 
 // fastPath is the breaker's nb_fast_path (C memory, which Go neither moves
@@ -182,12 +185,11 @@ func procPin() int
 //go:linkname procUnpin runtime.procUnpin
 func procUnpin()
 
-// success records a success on raw by the success rule: false when the
-// rule does not apply and the library must record it (raw is untouched).
-func (f *fastPath) success(b *Breaker, raw *rawPermit) (C.nb_result, bool) {
-	g := raw.generation
-	if f.cursors == nil || raw.id != f.id || raw.start != f.start || raw.mark != f.live ||
-		(atomic.LoadUint64(f.word)^g<<f.shift)&f.recordMask != 0 {
+// success records a success of a live permit of b with the breaker's own
+// words 0 and 3 (a nil tail) by the success rule: false when the rule does
+// not apply and the library must record it.
+func (f *fastPath) success(b *Breaker, g, start uint64) (C.nb_result, bool) {
+	if f.cursors == nil || start != f.start || (atomic.LoadUint64(f.word)^g<<f.shift)&f.recordMask != 0 {
 		return 0, false
 	}
 	k := uint64(procPin()) & f.stripeMask
@@ -198,7 +200,7 @@ func (f *fastPath) success(b *Breaker, raw *rawPermit) (C.nb_result, bool) {
 		return C.NB_OK, true
 	}
 	defer runtime.KeepAlive(b)
-	return C.nbgo_success_landed(b.handle(), C.uint64_t(raw.id), C.uint64_t(g), C.uint64_t(raw.start), C.uint64_t(raw.mark),
+	return C.nbgo_success_landed(b.handle(), C.uint64_t(f.id), C.uint64_t(g), C.uint64_t(start), C.uint64_t(f.live),
 		C.uint64_t(k), C.uint64_t(position)), true
 }
 
@@ -245,17 +247,23 @@ func configError(r C.nb_result, raw *C.nb_config) error {
 
 // wrap gives a new C handle its Go owner, freed by Close or the finalizer.
 func wrap(ptr *C.nb_breaker, failClosed bool, st *stats) *Breaker {
-	b := &Breaker{ptr: ptr, failClosed: failClosed, stats: st, fast: fastPathOf(ptr)}
+	b := &Breaker{ptr: ptr, failClosed: failClosed, stats: st}
+	b.fast, b.id, b.live = fastPathOf(ptr)
 	runtime.SetFinalizer(b, (*Breaker).Close)
 	return b
 }
 
 // fastPathOf is the fast path of breaker ptr (none if the library gives
-// none, or a smaller one than this binding's header knows).
-func fastPathOf(ptr *C.nb_breaker) fastPath {
+// none, or a smaller one than this binding's header knows) and words 0 and
+// 3 of its permits (0 if unknown: then every Permit carries its own).
+func fastPathOf(ptr *C.nb_breaker) (fastPath, uint64, uint64) {
 	var f C.nb_fast_path
-	if C.nb_breaker_fast_path(ptr, &f, C.sizeof_nb_fast_path) != C.NB_OK || f.size != C.sizeof_nb_fast_path {
-		return fastPath{}
+	if C.nb_breaker_fast_path(ptr, &f, C.sizeof_nb_fast_path) != C.NB_OK {
+		return fastPath{}, 0, 0
+	}
+	id, live := uint64(f.breaker_id), uint64(f.live) // zero if not filled
+	if f.size != C.sizeof_nb_fast_path {
+		return fastPath{}, id, live
 	}
 	return fastPath{
 		word:         (*uint64)(unsafe.Pointer(f.word)),
@@ -273,7 +281,7 @@ func fastPathOf(ptr *C.nb_breaker) fastPath {
 		ring:         uint64(f.ring),
 		slotShift:    uint64(f.slot_shift),
 		slotSuccess:  uint64(f.slot_success),
-	}
+	}, id, live
 }
 
 // Name is the breaker's name ("" if it has none).
@@ -313,46 +321,67 @@ var ErrNoPermit = errors.New("nanobreaker: not a permit")
 // Permit is leave to make one call; report it once (a second report
 // returns ErrPermitSpent and counts nothing). Keep it in one variable and
 // call its methods there: a copy would be a second permit to the Go side.
+//
+// Four fields in 32 bytes, so that the compiler keeps a Permit in
+// registers and stores it into the caller's variable a word at a time: a
+// larger struct is copied through memory by 16-byte moves of words stored
+// 8 bytes at a time, which the CPU cannot forward (about 9 ns a call).
 type Permit struct {
-	b          *Breaker
-	raw        rawPermit
-	spent      bool
-	failedOpen bool
+	b *Breaker
+	// The nb_permit's words 1 and 2.
+	generation, start uint64
+	// nil: live, and words 0 and 3 are the breaker's id and live mark
+	// (every permit this library issues today); &spentTail or
+	// &failedOpenTail: spent, or granted because the library failed;
+	// anything else: a live permit with other words 0 and 3.
+	tail *permitTail
 }
 
-// rawPermit is an nb_permit's words, by name: a struct, not an array, so
-// that a Permit is returned in registers (Go's ABI passes no array longer
-// than one in registers; through memory, the caller's 16-byte copies of
-// words Allow stored 8 bytes at a time cost about 10 ns a call, as the
-// CPU cannot forward such stores to such loads).
+// permitTail is an nb_permit's words 0 and 3.
+type permitTail struct{ id, mark uint64 }
+
+// The marks of a spent permit and of one granted because the library
+// failed (compared by address).
+var spentTail, failedOpenTail permitTail
+
+// words is the permit's nb_permit.
+func (p *Permit) words() rawPermit {
+	if t := p.tail; t != nil {
+		return rawPermit{t.id, p.generation, p.start, t.mark}
+	}
+	return rawPermit{p.b.id, p.generation, p.start, p.b.live}
+}
+
+// rawPermit is an nb_permit's words.
 type rawPermit struct{ id, generation, start, mark uint64 }
 
 // FailedOpen says the permit was granted because the library failed
 // (see Config.FailClosed): the call is made but not recorded.
-func (p *Permit) FailedOpen() bool { return p.failedOpen }
+func (p *Permit) FailedOpen() bool { return p.tail == &failedOpenTail }
 
 func (p *Permit) record(o C.uint32_t) error {
 	switch {
-	case p.failedOpen:
+	case p.tail == &failedOpenTail:
 		return nil
 	case p.b == nil:
 		return ErrNoPermit
-	case p.spent:
+	case p.tail == &spentTail:
 		return ErrPermitSpent
 	case p.b.ptr == nil:
 		return ErrClosed
 	}
-	p.spent = true
-	r := C.nbgo_record(p.b.handle(), C.uint64_t(p.raw.id), C.uint64_t(p.raw.generation), C.uint64_t(p.raw.start), C.uint64_t(p.raw.mark), o)
+	w := p.words()
+	p.tail = &spentTail
+	r := C.nbgo_record(p.b.handle(), C.uint64_t(w.id), C.uint64_t(w.generation), C.uint64_t(w.start), C.uint64_t(w.mark), o)
 	runtime.KeepAlive(p.b)
 	return okOr(r)
 }
 
 // Success reports that the call worked.
 func (p *Permit) Success() error {
-	if b := p.b; b != nil && !p.spent {
-		if r, done := b.fast.success(b, &p.raw); done {
-			p.spent = true
+	if b := p.b; b != nil && p.tail == nil {
+		if r, done := b.fast.success(b, p.generation, p.start); done {
+			p.tail = &spentTail
 			return okOr(r)
 		}
 	}
@@ -413,7 +442,7 @@ func (p *Permit) Record(o Outcome) error {
 func (b *Breaker) Allow() (Permit, error) {
 	if f := &b.fast; f.word != nil {
 		if w := atomic.LoadUint64(f.word); w&f.mask == 0 {
-			return Permit{b: b, raw: rawPermit{f.id, w >> f.shift, f.start, f.live}}, nil
+			return Permit{b: b, generation: w >> f.shift, start: f.start}, nil
 		}
 	}
 	return b.allow()
@@ -431,7 +460,11 @@ func (b *Breaker) allow() (Permit, error) {
 	}
 	switch C.nb_result(a.result) {
 	case C.NB_OK:
-		return Permit{b: b, raw: rawPermit{uint64(a.w0), uint64(a.w1), uint64(a.w2), uint64(a.w3)}}, nil
+		p := Permit{b: b, generation: uint64(a.w1), start: uint64(a.w2)}
+		if uint64(a.w0) != b.id || uint64(a.w3) != b.live {
+			p.tail = &permitTail{uint64(a.w0), uint64(a.w3)} // not one of today's permits
+		}
+		return p, nil
 	case C.NB_REJECTED:
 		wait := time.Duration(1<<63 - 1)
 		if uint64(a.retry_after_ns) < uint64(wait) {
@@ -443,7 +476,7 @@ func (b *Breaker) allow() (Permit, error) {
 			return Permit{}, resultError(C.nb_result(a.result))
 		}
 		b.stats.failedOpen.Add(1)
-		return Permit{failedOpen: true}, nil
+		return Permit{tail: &failedOpenTail}, nil
 	default:
 		return Permit{}, resultError(C.nb_result(a.result))
 	}
@@ -694,7 +727,7 @@ func (b *Breaker) setFault(r uint32) {
 	b.fault = C.nb_result(r)
 	b.fast = fastPath{}
 	if r == C.NB_OK {
-		b.fast = fastPathOf(b.ptr)
+		b.fast, _, _ = fastPathOf(b.ptr)
 	}
 }
 
