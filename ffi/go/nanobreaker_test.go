@@ -210,6 +210,23 @@ func TestAllowWithoutACrossingGivesTheLibrarysPermit(t *testing.T) {
 	if m, _ := b.Metrics(); m.WindowCalls != 0 {
 		t.Fatalf("a stale permit was counted: %+v", m)
 	}
+
+	// A library whose permits' words 0 and 3 the binding does not know:
+	// each Permit carries its own, and records as the library's.
+	b.fast, b.id = fastPath{}, 0
+	odd, err := b.Allow()
+	if err != nil || odd.tail == nil || odd.words() != b.libraryPermit() {
+		t.Fatalf("%v %+v", err, odd)
+	}
+	if err := odd.Success(); err != nil {
+		t.Fatal(err)
+	}
+	if err := odd.Success(); err != ErrPermitSpent {
+		t.Fatalf("second Success: %v", err)
+	}
+	if m, _ := b.Metrics(); m.WindowCalls != 1 {
+		t.Fatalf("counted %+v", m)
+	}
 }
 
 func TestFailOpenByDefaultAndClosedOnRequest(t *testing.T) {
