@@ -85,6 +85,8 @@ pub(crate) struct SuccessWords {
 pub(crate) struct Windows {
     stripes: Words<[CachePadded<Stripe>]>,
     stripe_mask: usize,
+    /// `u64::MAX`, or 0 for a breaker of one stripe (see `homed`).
+    home_mask: u64,
     kind: Kind,
     /// Per-stripe call latency, with `record_latency(true)`.
     latency: Option<Latency>,
@@ -119,6 +121,7 @@ impl Windows {
         Windows {
             stripes: stripe_words,
             stripe_mask: stripes - 1,
+            home_mask: if stripes == 1 { 0 } else { u64::MAX },
             kind,
             latency: record_latency.then(|| Latency::new(stripes, placer)),
         }
@@ -132,22 +135,26 @@ impl Windows {
     /// The stripe of the calling thread.
     #[inline(always)]
     pub(crate) fn stripe(&self) -> (usize, &Stripe) {
-        let (k, stripe, _) = self.homed();
-        (k, stripe)
+        self.stripe_of(stripe::home())
     }
 
-    /// The stripe of the calling thread, its number and the thread's home
-    /// (see `stripe.rs`); with one stripe, home 0, which `stripe::check`
-    /// takes for the owner of a stripe no one claims: there is nowhere to
-    /// move to.
     #[inline(always)]
-    fn homed(&self) -> (usize, &Stripe, u64) {
-        let home = stripe::home();
+    fn stripe_of(&self, home: u64) -> (usize, &Stripe) {
         let k = home as usize & self.stripe_mask;
         debug_assert!(k < self.stripes.len());
         // SAFETY: `stripes` holds `stripe_mask + 1` stripes (see `new`).
-        let stripe = unsafe { self.stripes.get_unchecked(k) };
-        (k, stripe, if self.stripe_mask == 0 { 0 } else { home })
+        (k, unsafe { self.stripes.get_unchecked(k) })
+    }
+
+    /// The stripe of the calling thread, its number and the thread's home
+    /// (see `stripe.rs`); with one stripe, home 0 (`home_mask`), which
+    /// `stripe::check` takes for the owner of a stripe no one claims:
+    /// there is nowhere to move to.
+    #[inline(always)]
+    fn homed(&self) -> (usize, &Stripe, u64) {
+        let home = stripe::home() & self.home_mask;
+        let (k, stripe) = self.stripe_of(home);
+        (k, stripe, home)
     }
 
     /// Records a success of `generation` if this is a count window: the
