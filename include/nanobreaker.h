@@ -417,9 +417,11 @@ typedef struct nb_config {
  * (any other: call `nb_record`):
  * 1. load `*word` with acquire ordering; unless
  *    `(word ^ p[1] << shift) & record_mask` is 0, call `nb_record`;
- * 2. pick a stripe `k <= stripe_mask` (keep one per thread, as
- *    `nb_thread_stripe() & stripe_mask`: a thread that keeps its stripe
- *    sees an exact window) and add 1 to the `uint64_t`
+ * 2. pick a stripe `k <= stripe_mask`: `nb_thread_stripe() & stripe_mask`,
+ *    the one the library records the thread's other outcomes on (so one
+ *    thread sees an exact window), kept per thread and asked again after
+ *    each `nb_success_landed` (the library may move a thread off a
+ *    contended stripe); add 1 to the `uint64_t`
  *    at `cursors + k * cursor_stride` bytes (an atomic fetch-and-add,
  *    relaxed ordering is enough); `position` is the value before the add
  *    `& position_mask`;
@@ -895,8 +897,11 @@ nb_result nb_breaker_fast_path(const struct nb_breaker *b, struct nb_fast_path *
 /**
  * The calling thread's stripe for `nb_fast_path`'s success rule (take it
  * `& stripe_mask`): the stripe the library records this thread's outcomes
- * on, so a thread keeps one window cursor whichever way it records. Never
- * 0; ask once per thread (`nb_success_fast` keeps it in a thread-local).
+ * on now, so a thread keeps one window cursor whichever way it records.
+ * Never 0. It changes when the library moves the thread off a contended
+ * stripe (noticed in `nb_success_landed` as well as in `nb_record`) and in
+ * a forked child: `nb_success_fast` keeps it in a thread-local and asks
+ * again after each `nb_success_landed`.
  */
 uint64_t nb_thread_stripe(void);
 
@@ -1278,19 +1283,21 @@ static inline nb_result nb_acquire_fast(const struct nb_breaker *b, const struct
 /*
  * nb_success_fast: nb_success, without the call in Closed with a count
  * window (the success rule of nb_fast_path; `f` is `b`'s, as for
- * nb_acquire_fast): one acquire load, one atomic
- * add on this thread's stripe and one load of a slot. A success that ends
- * a lap of the window or replaces another outcome calls
- * nb_success_landed; every other case (another state, a time window, a
- * permit that is spent, foreign or timed, any NULL argument, an `f` this
- * library did not fill: an older library leaves `cursors` NULL) calls
- * nb_success, which answers as always. The thread's stripe is
- * asked once per thread (nb_thread_stripe) and kept in a thread-local of
- * the calling translation unit.
+ * nb_acquire_fast): one acquire load, one atomic add on the cursor of this
+ * thread's stripe and one load of a slot. A success that ends a lap of the
+ * window or replaces another outcome calls nb_success_landed; every other
+ * case (another state, a time window, a permit that is spent, foreign or
+ * timed, any NULL argument, an `f` never filled) calls nb_success, which
+ * answers as always. The thread's stripe is the library's for this thread
+ * (nb_thread_stripe), kept in a thread-local of the calling translation
+ * unit and asked again after each nb_success_landed, so it follows the
+ * library when it moves the thread off a contended stripe, and a forked
+ * child's within a lap. Calls functions of this library version or later.
  */
 static inline nb_result nb_success_fast(const struct nb_breaker *b, const struct nb_fast_path *f, struct nb_permit *p) {
   static __thread uint64_t stripe;
   uint64_t g, w, k, position;
+  nb_result r;
   if (b == NULL || f == NULL || p == NULL || f->cursors == NULL) return nb_success(b, p);
   g = p->opaque[1];
   if (p->opaque[0] != f->breaker_id || p->opaque[2] != f->start || p->opaque[3] != f->live) return nb_success(b, p);
@@ -1303,6 +1310,8 @@ static inline nb_result nb_success_fast(const struct nb_breaker *b, const struct
     p->opaque[3] = f->spent;
     return NB_OK;
   }
-  return nb_success_landed(b, p, k, position);
+  r = nb_success_landed(b, p, k, position);
+  stripe = nb_thread_stripe();
+  return r;
 }
 #endif  /* NANOBREAKER_H_INLINE */

@@ -99,17 +99,22 @@ impl CircuitBreaker {
 
     /// `record_fast` for a success of `generation` whose add to stripe
     /// `k`'s cursor the caller made itself, by the C ABI's rule
-    /// (`ffi/fast.rs`), landing on `position`, after the state word
-    /// passed the same test as `record_fast`'s. Atomics and arithmetic
-    /// only, as `record_fast`; `Recorded::Not` only for a time window or a
-    /// stripe that does not exist (nothing recorded).
+    /// (`ffi/fast.rs`), landing on `position`. The state word is tested
+    /// again as `record_fast` tests it: if the breaker left the permit's
+    /// `Closed` era since the caller's test (or the caller never made
+    /// it), only the cursor's lap is kept and the success takes the long
+    /// way (`Recorded::Not`). Atomics and arithmetic only, as
+    /// `record_fast`; `None` for a time window or a stripe that does not
+    /// exist (nothing touched).
     #[cfg(feature = "capi")]
-    pub(crate) fn record_landed(&self, generation: u64, k: usize, position: u64) -> Recorded {
-        match self.windows.success_landed(k, position, generation) {
-            Some(Fast::Judge) => Recorded::Judge(self.load()),
-            Some(_) => Recorded::Done,
-            None => Recorded::Not,
-        }
+    pub(crate) fn record_landed(&self, generation: u64, k: usize, position: u64) -> Option<Recorded> {
+        let w = self.load();
+        let fast = (w.0 ^ Word::fast_success(generation)) & RECORD_FAST == 0;
+        Some(match self.windows.success_landed(k, position, fast.then_some(generation))? {
+            _ if !fast => Recorded::Not,
+            Fast::Judge => Recorded::Judge(w),
+            _ => Recorded::Done,
+        })
     }
 
     /// What `record_fast` left: a judgement, or the whole long way.

@@ -78,6 +78,9 @@ fn header_version_matches_cargo() {
 #[test]
 fn c_tests_against_the_shared_library() {
     assert_all_passed(&run(&mut Command::new(cc("test_api.c", "api", &[]))));
+    // Again, counting the calls the header's inline success makes.
+    let counted = ["-DNB_COUNT_CALLS", "-Wl,--wrap=nb_success", "-Wl,--wrap=nb_success_landed"];
+    assert_all_passed(&run(&mut Command::new(cc("test_api.c", "api-counted", &counted))));
     assert_all_passed(&run(&mut Command::new(cc("test_registry.c", "registry", &[]))));
     assert_all_passed(&run(&mut Command::new(cc("test_threads.c", "threads", &[]))));
     // Shared breakers: the API, then 8 forked processes (about 3 s).

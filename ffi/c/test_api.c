@@ -421,6 +421,25 @@ static void fast_path(void) {
     nb_breaker_free(other);
 }
 
+#ifdef NB_COUNT_CALLS
+/* Built by tests/ffi.rs once more with -Wl,--wrap=nb_success and
+ * -Wl,--wrap=nb_success_landed: counts the calls this program makes to
+ * them, so the test can show nb_success_fast takes none on its rule. */
+static long success_calls, landed_calls;
+nb_result __real_nb_success(const nb_breaker *b, nb_permit *permit);
+nb_result __real_nb_success_landed(const nb_breaker *b, nb_permit *permit, uint64_t stripe, uint64_t position);
+nb_result __wrap_nb_success(const nb_breaker *b, nb_permit *permit);
+nb_result __wrap_nb_success_landed(const nb_breaker *b, nb_permit *permit, uint64_t stripe, uint64_t position);
+nb_result __wrap_nb_success(const nb_breaker *b, nb_permit *permit) {
+    success_calls++;
+    return __real_nb_success(b, permit);
+}
+nb_result __wrap_nb_success_landed(const nb_breaker *b, nb_permit *permit, uint64_t stripe, uint64_t position) {
+    landed_calls++;
+    return __real_nb_success_landed(b, permit, stripe, position);
+}
+#endif
+
 /* nb_success_fast: the header's inline success (nb_fast_path's success
  * rule) counts each success once across the window's laps, judges the
  * success that fills the window, and leaves every other case to the
@@ -442,9 +461,17 @@ static void fast_success(void) {
     CHECK(nb_breaker_new(&c, &b) == NB_OK && nb_breaker_new(&c, &other) == NB_OK);
     CHECK(nb_breaker_fast_path(b, &f, sizeof f) == NB_OK && f.cursors != NULL && f.slots != NULL);
     CHECK(f.stripe_mask == 3 && f.ring == 10);
+#ifdef NB_COUNT_CALLS
+    success_calls = landed_calls = 0;
+#endif
     for (i = 0; i < 1000; i++) {
         CHECK(nb_acquire_fast(b, &f, &p) == NB_OK && nb_success_fast(b, &f, &p) == NB_OK);
     }
+#ifdef NB_COUNT_CALLS
+    /* No nb_success; nb_success_landed for the first lap's empty slots and
+     * then once per lap of 10. */
+    CHECK(success_calls == 0 && landed_calls >= 100 && landed_calls <= 111);
+#endif
     CHECK(nb_success_fast(b, &f, &p) == NB_PERMIT_SPENT);
     CHECK(nb_breaker_metrics(b, &m, sizeof m) == NB_OK);
     CHECK(m.calls == 1000 && m.successes == 1000 && m.window_calls == 10);

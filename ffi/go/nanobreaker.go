@@ -56,16 +56,26 @@ static nbgo_acquired nbgo_acquire(uintptr_t b) {
 // An empty call: the floor a protected call is measured against (one of
 // these is the crossing Allow + Success need in Closed: Success's).
 static void nbgo_noop(void) {}
-static nb_result nbgo_record(uintptr_t b, uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3, uint32_t outcome) {
+// A record, with the stripe the library records this thread's outcomes on
+// (for Success's rule: see pStripes).
+typedef struct { uint64_t stripe; uint32_t result; } nbgo_recorded;
+static nbgo_recorded nbgo_record(uintptr_t b, uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3, uint32_t outcome) {
 	nb_permit p = {{w0, w1, w2, w3}};
-	return nb_record((const nb_breaker *)b, &p, outcome);
+	nbgo_recorded r;
+	r.result = nb_record((const nb_breaker *)b, &p, outcome);
+	r.stripe = nb_thread_stripe();
+	return r;
 }
 // The end of a success by the fast path's rule that could not finish in Go
 // (a lap's end, or a slot that held another outcome).
-static nb_result nbgo_success_landed(uintptr_t b, uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3, uint64_t stripe, uint64_t position) {
+static nbgo_recorded nbgo_success_landed(uintptr_t b, uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3, uint64_t stripe, uint64_t position) {
 	nb_permit p = {{w0, w1, w2, w3}};
-	return nb_success_landed((const nb_breaker *)b, &p, stripe, position);
+	nbgo_recorded r;
+	r.result = nb_success_landed((const nb_breaker *)b, &p, stripe, position);
+	r.stripe = nb_thread_stripe();
+	return r;
 }
+static uint64_t nbgo_thread_stripe(void) { return nb_thread_stripe(); }
 */
 import "C"
 
@@ -172,18 +182,32 @@ type fastPath struct {
 	slotShift, slotSuccess                             uint64
 }
 
-// The P (the scheduler's processor) the goroutine runs on picks the stripe
-// of a success by the rule: goroutines that run at once run on different
-// Ps, so they count on different cache lines, and a goroutine that keeps
-// its P keeps its stripe (and an exact window). The runtime's own
-// sync.Pool works this way; procPin is one of the runtime functions that
-// stay open to go:linkname (go.dev/issue/67401).
+// pStripes[p % 256] is the library's stripe (nb_thread_stripe) for the OS
+// thread that last ran P p (the scheduler's processor) through the
+// library; 0: not known yet. A success by the rule counts on the stripe of
+// the goroutine's P, which is the stripe the library counts that
+// goroutine's failures on (they cross into C on the thread running the
+// P), so one goroutine sees an exact window; goroutines that run at once
+// run on different Ps, and so on different threads and stripes. Every
+// crossing that records refreshes its P's entry: the library may move a
+// thread off a contended stripe, and a P may change threads.
+var pStripes [256]atomic.Uint64
+
+// The P a goroutine runs on (procPin is one of the runtime functions that
+// stay open to go:linkname, go.dev/issue/67401; sync.Pool uses it).
 //
 //go:linkname procPin runtime.procPin
 func procPin() int
 
 //go:linkname procUnpin runtime.procUnpin
 func procUnpin()
+
+// currentP is the P the goroutine runs on, modulo len(pStripes).
+func currentP() int {
+	p := procPin()
+	procUnpin()
+	return p % len(pStripes)
+}
 
 // success records a success of a live permit of b with the breaker's own
 // words 0 and 3 (a nil tail) by the success rule: false when the rule does
@@ -192,16 +216,23 @@ func (f *fastPath) success(b *Breaker, g, start uint64) (C.nb_result, bool) {
 	if f.cursors == nil || start != f.start || (atomic.LoadUint64(f.word)^g<<f.shift)&f.recordMask != 0 {
 		return 0, false
 	}
-	k := uint64(procPin()) & f.stripeMask
-	procUnpin()
+	p := currentP()
+	stripe := pStripes[p].Load()
+	if stripe == 0 {
+		stripe = uint64(C.nbgo_thread_stripe())
+		pStripes[p].Store(stripe)
+	}
+	k := stripe & f.stripeMask
 	position := (atomic.AddUint64((*uint64)(unsafe.Add(f.cursors, k*f.stride)), 1) - 1) & f.positionMask
 	if position < f.ring && atomic.LoadUint64((*uint64)(unsafe.Add(f.slots, position*8))) == g<<f.slotShift|f.slotSuccess {
 		runtime.KeepAlive(b) // the breaker's memory, until here
 		return C.NB_OK, true
 	}
-	defer runtime.KeepAlive(b)
-	return C.nbgo_success_landed(b.handle(), C.uint64_t(f.id), C.uint64_t(g), C.uint64_t(start), C.uint64_t(f.live),
-		C.uint64_t(k), C.uint64_t(position)), true
+	r := C.nbgo_success_landed(b.handle(), C.uint64_t(f.id), C.uint64_t(g), C.uint64_t(start), C.uint64_t(f.live),
+		C.uint64_t(k), C.uint64_t(position))
+	runtime.KeepAlive(b)
+	pStripes[p].Store(uint64(r.stripe))
+	return C.nb_result(r.result), true
 }
 
 type stats struct {
@@ -374,7 +405,8 @@ func (p *Permit) record(o C.uint32_t) error {
 	p.tail = &spentTail
 	r := C.nbgo_record(p.b.handle(), C.uint64_t(w.id), C.uint64_t(w.generation), C.uint64_t(w.start), C.uint64_t(w.mark), o)
 	runtime.KeepAlive(p.b)
-	return okOr(r)
+	pStripes[currentP()].Store(uint64(r.stripe))
+	return okOr(C.nb_result(r.result))
 }
 
 // Success reports that the call worked.

@@ -377,22 +377,41 @@ func TestSuccessWithoutACrossingCountsOnceAndIsJudged(t *testing.T) {
 		t.Fatalf("counted %+v", m)
 	}
 
-	// Five failures, then successes: the fifth brings the window to its
-	// minimum at 50% failures, and trips it.
-	fresh, _ := New(c)
-	defer fresh.Close()
-	for i := 0; i < 5; i++ {
-		_ = fresh.Execute(func() error { return errors.New("down") })
-	}
-	for i := 0; i < 5; i++ {
-		if s := fresh.State(); s != Closed {
-			t.Fatalf("%v after %d successes", s, i)
+	// One goroutine's successes (by the rule) and failures (through the
+	// library) share one cursor, whatever the stripes: five failures, then
+	// successes, the fifth of which brings the window to its minimum at
+	// 50% failures and trips it; and ten successes, then failures, the
+	// fifth of which trips it.
+	for _, stripes := range []uint32{1, 4, 8, 16} {
+		c.Stripes = stripes
+		for _, failuresFirst := range []bool{true, false} {
+			fresh, _ := New(c)
+			outcomes := []error{nil, nil, nil, nil, nil, nil, nil, nil, nil, nil}
+			if failuresFirst {
+				outcomes = outcomes[:5]
+			}
+			down := errors.New("down")
+			for i := 0; i < 5; i++ {
+				if failuresFirst {
+					outcomes = append([]error{down}, outcomes...)
+				} else {
+					outcomes = append(outcomes, down)
+				}
+			}
+			for i, err := range outcomes {
+				if s := fresh.State(); s != Closed {
+					t.Fatalf("stripes %d: %v after %d calls", stripes, s, i)
+				}
+				_ = fresh.Execute(func() error { return err })
+			}
+			if s := fresh.State(); s != Open {
+				m, _ := fresh.Metrics()
+				t.Fatalf("stripes %d, failures first %v: a window at 50%% failures is %v: %+v", stripes, failuresFirst, s, m)
+			}
+			fresh.Close()
 		}
-		_ = fresh.Execute(func() error { return nil })
 	}
-	if s := fresh.State(); s != Open {
-		t.Fatalf("a full window at 50%% failures: %v", s)
-	}
+	c.Stripes = 1
 
 	// A time window has no success rule: the library records.
 	c.TimeWindow = time.Second

@@ -13,6 +13,7 @@ use super::sized::{self, field_ends, SizedStruct};
 use crate::permit::{Outcome, RawPermit, NO_START};
 use crate::recording::Recorded;
 use crate::state::{ACQUIRE_FAST, GEN_SHIFT, RECORD_FAST};
+use crate::window::POSITION_MASK;
 
 /// How to hand out a permit of one breaker, and record a success, without
 /// calling the library (`nb_acquire_fast` in this header; the Go binding).
@@ -30,9 +31,11 @@ use crate::state::{ACQUIRE_FAST, GEN_SHIFT, RECORD_FAST};
 /// (any other: call `nb_record`):
 /// 1. load `*word` with acquire ordering; unless
 ///    `(word ^ p[1] << shift) & record_mask` is 0, call `nb_record`;
-/// 2. pick a stripe `k <= stripe_mask` (keep one per thread, as
-///    `nb_thread_stripe() & stripe_mask`: a thread that keeps its stripe
-///    sees an exact window) and add 1 to the `uint64_t`
+/// 2. pick a stripe `k <= stripe_mask`: `nb_thread_stripe() & stripe_mask`,
+///    the one the library records the thread's other outcomes on (so one
+///    thread sees an exact window), kept per thread and asked again after
+///    each `nb_success_landed` (the library may move a thread off a
+///    contended stripe); add 1 to the `uint64_t`
 ///    at `cursors + k * cursor_stride` bytes (an atomic fetch-and-add,
 ///    relaxed ordering is enough); `position` is the value before the add
 ///    `& position_mask`;
@@ -114,7 +117,7 @@ pub unsafe extern "C" fn nb_breaker_fast_path(
         let fast = || {
             let words = b.windows.success_words();
             let (cursors, slots) = match &words {
-                Some(w) => (w.cursors.cast::<u64>().cast_mut(), w.slots.cast::<u64>()),
+                Some(w) => (w.cursors, w.slots.cast::<u64>()),
                 None => (std::ptr::null_mut(), std::ptr::null()),
             };
             nb_fast_path {
@@ -144,8 +147,11 @@ pub unsafe extern "C" fn nb_breaker_fast_path(
 
 /// The calling thread's stripe for `nb_fast_path`'s success rule (take it
 /// `& stripe_mask`): the stripe the library records this thread's outcomes
-/// on, so a thread keeps one window cursor whichever way it records. Never
-/// 0; ask once per thread (`nb_success_fast` keeps it in a thread-local).
+/// on now, so a thread keeps one window cursor whichever way it records.
+/// Never 0. It changes when the library moves the thread off a contended
+/// stripe (noticed in `nb_success_landed` as well as in `nb_record`) and in
+/// a forked child: `nb_success_fast` keeps it in a thread-local and asks
+/// again after each `nb_success_landed`.
 #[no_mangle]
 pub extern "C" fn nb_thread_stripe() -> u64 {
     // Nothing here can panic (see `stripe::home`).
@@ -188,10 +194,10 @@ pub unsafe extern "C" fn nb_success_landed(
     if start != NO_START {
         return nb_result::NB_INVALID_ARGUMENT;
     }
-    let fast = b.record_landed(generation, k, position);
-    if fast == Recorded::Not {
-        return nb_result::NB_INVALID_ARGUMENT;
+    if position > POSITION_MASK {
+        return nb_result::NB_INVALID_ARGUMENT; // never a masked position
     }
+    let Some(fast) = b.record_landed(generation, k, position) else { return nb_result::NB_INVALID_ARGUMENT };
     permit.opaque[3] = SPENT;
     if fast == Recorded::Done {
         return nb_result::NB_OK;
@@ -238,6 +244,11 @@ mod tests {
         (w & f.mask == 0).then(|| nb_permit { opaque: [f.breaker_id, w >> f.shift, f.start, f.live] })
     }
 
+    std::thread_local! {
+        /// Successes this thread's `success` recorded without the library.
+        static BY_RULE_ALONE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+
     /// The success rule on stripe `k`, as a C program following this
     /// struct's docs would: `None` when it says to call `nb_record`.
     fn success(b: *mut nb_breaker, f: &nb_fast_path, p: &mut nb_permit, k: u64) -> Option<nb_result> {
@@ -257,6 +268,7 @@ mod tests {
             let slot = unsafe { AtomicU64::from_ptr(f.slots.add(position as usize).cast_mut()) };
             if slot.load(Ordering::Relaxed) == generation << f.slot_shift | f.slot_success {
                 p.opaque[3] = f.spent;
+                BY_RULE_ALONE.with(|n| n.set(n.get() + 1));
                 return Some(nb_result::NB_OK);
             }
         }
@@ -306,6 +318,9 @@ mod tests {
             assert_eq!(call(handle, &fast, Outcome::Success, i / 7 % 4), nb_result::NB_OK);
         }
         assert_eq!(rust.metrics().calls, 1_000);
+        // Most took no call: the first lap of each stripe wrote empty slots,
+        // then one success in 10 per stripe ended a lap.
+        assert!(BY_RULE_ALONE.with(|n| n.get()) > 850, "{}", BY_RULE_ALONE.with(|n| n.get()));
         // Every lap was folded: a cursor is back below the ring.
         for k in 0..4 {
             // SAFETY: stripe k's cursor, in the live breaker.
@@ -380,6 +395,7 @@ mod tests {
         assert_eq!(landed(&mut p, 0, 4), nb_result::NB_PERMIT_SPENT);
         let mut p = live;
         assert_eq!(landed(&mut p, 1, 4), nb_result::NB_INVALID_ARGUMENT, "no stripe 1");
+        assert_eq!(landed(&mut p, 0, 1 << 47), nb_result::NB_INVALID_ARGUMENT, "not a masked position");
         assert_eq!(p, live, "a refused permit is left as it was");
         // SAFETY: a live handle and a null permit.
         assert_eq!(
@@ -392,6 +408,30 @@ mod tests {
         assert_eq!(landed(&mut p, 0, 4), nb_result::NB_OK);
         assert_eq!(cursor.load(Ordering::Relaxed), (1 << 47) + 1, "folded into a lap");
         assert_eq!((rust.metrics().window_calls, p.opaque[3]), (1, fast.spent));
+        // SAFETY: the handle is freed once.
+        unsafe { nb_breaker_free(handle) };
+    }
+
+    #[test]
+    fn nb_success_landed_takes_the_long_way_when_the_state_is_not_closed() {
+        // A half-open probe handed to `nb_success_landed` (the caller never
+        // tested the state word, or the breaker moved since): the lap is
+        // kept, and the probe counts as the library's own record would.
+        let config = Config { half_open_permits: 1, ..count_window(4) };
+        let (handle, rust, fast) = breaker(config, 1);
+        rust.transition_to(State::HalfOpen);
+        assert!(acquire(&fast).is_none(), "half-open: the permit rule does not apply");
+        let mut p = nb_permit::default();
+        // SAFETY: a live handle and a writable permit.
+        assert_eq!(unsafe { crate::ffi::nb_acquire(handle, &mut p) }, nb_result::NB_OK);
+        // SAFETY: stripe 0's cursor, in the live breaker.
+        let cursor = unsafe { AtomicU64::from_ptr(fast.cursors) };
+        let position = cursor.fetch_add(1, Ordering::Relaxed) & fast.position_mask;
+        // SAFETY: a live handle and the permit.
+        assert_eq!(unsafe { nb_success_landed(handle, &mut p, 0, position) }, nb_result::NB_OK);
+        assert_eq!(p.opaque[3], fast.spent);
+        assert_eq!(rust.state(), State::Closed, "the probe counted");
+        assert_eq!(rust.metrics().probes_succeeded, 1);
         // SAFETY: the handle is freed once.
         unsafe { nb_breaker_free(handle) };
     }

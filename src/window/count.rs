@@ -33,7 +33,7 @@ use crate::sync::{AtomicU64, Ordering};
 
 /// A cursor: `[laps 17 | position 47]` (see `advance`).
 pub(super) const POSITION_BITS: u32 = 47;
-pub(super) const POSITION_MASK: u64 = (1 << POSITION_BITS) - 1;
+pub(crate) const POSITION_MASK: u64 = (1 << POSITION_BITS) - 1;
 
 /// A slot: `[generation 54 | present | slow | fail]`; 0 is empty.
 pub(super) const GENERATION_SHIFT: u32 = 3;
@@ -64,7 +64,10 @@ pub(super) const fn slot_value(generation: u64, failed: bool, slow: bool) -> u64
 /// The position never overflows into `laps`: it exceeds `n` by at most `n`
 /// for each thread stopped between its two adds, so past `2^47` would take
 /// `2^23` such threads on one stripe with the largest ring (`n = 2^24`),
-/// more threads than Linux can have (`PID_MAX_LIMIT` is `2^22`). When
+/// more threads than Linux can have (`PID_MAX_LIMIT` is `2^22`). (Through
+/// the C ABI's fast path a Go goroutine makes the first add and the
+/// library the fold: `2^23` goroutines stopped at once between the two,
+/// on one stripe, would be the same overflow.) When
 /// `laps` wraps (after 2^17 laps) the folding thread adds the lost
 /// `2^17 * n` to `lapped`.
 #[inline(always)]
@@ -111,13 +114,21 @@ pub(super) fn record(slots: &[AtomicU64], stripe: &Stripe, home: u64, generation
 
 /// `record` for a caller that made the cursor's add itself and landed on
 /// `position` (the C ABI's fast path, `ffi/fast.rs`): the lap's end if it
-/// owns one, then the slot. A position the cursor never handed out (a
-/// caller breaking the rule) still writes a slot of the ring.
+/// owns one, then the slot if there is an outcome to write (`None`: the
+/// state changed since the caller's check, and the outcome takes the long
+/// way). A position the cursor never handed out (a caller breaking the
+/// rule) still writes a slot of the ring, but may leave the cursor
+/// unfolded for good: that stripe's records then all take `lap`.
 #[cfg(feature = "capi")]
-pub(super) fn landed(slots: &[AtomicU64], stripe: &Stripe, position: u64, generation: u64, v: u64) -> bool {
+pub(super) fn landed(
+    slots: &[AtomicU64],
+    stripe: &Stripe,
+    position: u64,
+    outcome: Option<(u64, u64)>,
+) -> bool {
     let n = slots.len() as u64;
     let i = if position < n { position as usize } else { lap(stripe, position, n) };
-    write(slots, stripe, i, generation, v)
+    outcome.is_some_and(|(generation, v)| write(slots, stripe, i, generation, v))
 }
 
 /// Writes outcome `v` of `generation` into slot `i`; see `record`.

@@ -6,6 +6,8 @@ mod count;
 mod stripe;
 mod time;
 
+#[cfg(feature = "capi")]
+pub(crate) use count::POSITION_MASK;
 #[cfg(all(feature = "shared", unix, not(loom)))]
 pub(crate) use stripe::forget_home;
 #[cfg(feature = "capi")]
@@ -67,11 +69,11 @@ pub(crate) struct Timing {
 
 /// A count window's words, as `Windows::success_words` gives them: stripe
 /// `k`'s cursor is at `cursors + k * stride` bytes for `k <= stripe_mask`
-/// (its `calls`, first in `Stripe`); a success's slot value is
-/// `generation << generation_shift | present`.
+/// (each stripe's `calls`, one slice element apart); a success's slot
+/// value is `generation << generation_shift | present`.
 #[cfg(feature = "capi")]
 pub(crate) struct SuccessWords {
-    pub(crate) cursors: *const AtomicU64,
+    pub(crate) cursors: *mut u64,
     pub(crate) stride: usize,
     pub(crate) stripe_mask: usize,
     pub(crate) position_mask: u64,
@@ -181,7 +183,7 @@ impl Windows {
     pub(crate) fn success_words(&self) -> Option<SuccessWords> {
         let Kind::Count(slots) = &self.kind else { return None };
         Some(SuccessWords {
-            cursors: self.stripes.as_ptr().cast(),
+            cursors: self.stripes[0].calls.as_ptr(),
             stride: std::mem::size_of::<CachePadded<Stripe>>(),
             stripe_mask: self.stripe_mask,
             position_mask: count::POSITION_MASK,
@@ -194,13 +196,22 @@ impl Windows {
 
     /// Finishes a success of `generation` whose add to stripe `k`'s cursor
     /// a caller made itself and landed on `position` (see
-    /// `success_words`). `None` if this is not a count window or there is
-    /// no stripe `k`; else whether to judge, as `record_success`.
+    /// `success_words`); with no generation, only the cursor's lap (the
+    /// success takes the long way). `None` if this is not a count window
+    /// or there is no stripe `k`; else whether to judge, as
+    /// `record_success`. A caller on its own thread's stripe is noted
+    /// there (`stripe::check`), so threads that record this way still part
+    /// when they collide (the caller asks for its stripe again after).
     #[cfg(feature = "capi")]
-    pub(crate) fn success_landed(&self, k: usize, position: u64, generation: u64) -> Option<Fast> {
+    pub(crate) fn success_landed(&self, k: usize, position: u64, generation: Option<u64>) -> Option<Fast> {
         let (Kind::Count(slots), Some(stripe)) = (&self.kind, self.stripes.get(k)) else { return None };
-        let v = count::slot_value(generation, false, false);
-        Some(if count::landed(slots, stripe, position, generation, v) { Fast::Judge } else { Fast::Done })
+        let outcome = generation.map(|g| (g, count::slot_value(g, false, false)));
+        let judge = count::landed(slots, stripe, position, outcome);
+        let (own, _, home) = self.homed();
+        if own == k {
+            stripe::check(stripe, home);
+        }
+        Some(if judge { Fast::Judge } else { Fast::Done })
     }
 
     /// Records one success or failure (see [`Entry`]). Returns whether a

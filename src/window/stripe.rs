@@ -53,10 +53,6 @@ pub(crate) struct Stripe {
 #[cfg(not(loom))]
 unsafe impl crate::words::Plain for Stripe {}
 
-// The C ABI's fast path finds a stripe's cursor at the stripe's address
-// (`Windows::success_words`).
-const _: () = assert!(std::mem::offset_of!(Stripe, calls) == 0);
-
 /// A thread's home: `[strike 8 | id 56]`. The id is unique to the thread
 /// (a ticket plus one, salted per process; never 0, which is a stripe no
 /// thread has claimed) and its low bits pick the stripe. `strike` counts
