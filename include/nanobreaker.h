@@ -1269,15 +1269,25 @@ nb_result nb_shared_sync(const struct nb_breaker *b);
  * __atomic_load_n); other compilers call nb_acquire.
  */
 typedef uint64_t nb_aligned_word __attribute__((aligned(8)));
-static inline nb_result nb_acquire_fast(const struct nb_breaker *b, const struct nb_fast_path *f, struct nb_permit *out) {
+/*
+ * nb_fast_permit: the permit rule alone. Non-zero: `*out` holds the permit
+ * nb_acquire would give; zero: ask the library (nb_acquire, or
+ * nb_acquire_ex for a retry hint). For wrappers that fall back their own
+ * way; nb_acquire_fast is this and nb_acquire.
+ */
+static inline int nb_fast_permit(const struct nb_fast_path *f, struct nb_permit *out) {
   uint64_t w;
-  if (b == NULL || f == NULL || f->word == NULL || out == NULL) return nb_acquire(b, out);
+  if (f == NULL || f->word == NULL || out == NULL) return 0;
   w = __atomic_load_n((const nb_aligned_word *)f->word, __ATOMIC_ACQUIRE);
-  if ((w & f->mask) != 0) return nb_acquire(b, out);
+  if ((w & f->mask) != 0) return 0;
   out->opaque[0] = f->breaker_id;
   out->opaque[1] = w >> f->shift;
   out->opaque[2] = f->start;
   out->opaque[3] = f->live;
+  return 1;
+}
+static inline nb_result nb_acquire_fast(const struct nb_breaker *b, const struct nb_fast_path *f, struct nb_permit *out) {
+  if (b == NULL || !nb_fast_permit(f, out)) return nb_acquire(b, out);
   return NB_OK;
 }
 /*

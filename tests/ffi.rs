@@ -286,7 +286,8 @@ fn cpp_wrapper_tests() {
         .arg("-L")
         .arg(lib)
         .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .args(["-lnanobreaker", "-lpthread", "-o"])
+        // Counts the calls the inline success makes to the library.
+        .args(["-Wl,--wrap=nb_success", "-lnanobreaker", "-lpthread", "-o"])
         .arg(&exe));
     assert_all_passed(&run(Command::new(exe).env("ASAN_OPTIONS", "detect_leaks=1")));
 }

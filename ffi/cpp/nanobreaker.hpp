@@ -30,6 +30,7 @@
 #include <chrono>
 #include <exception>
 #include <memory>
+#include <new>
 #include <functional>
 #include <optional>
 #include <stdexcept>
@@ -39,8 +40,10 @@
 #include <type_traits>
 #include <utility>
 
-// The acquire function the wrapper calls: tests define it before including
-// this header to inject faults (NB_PANIC); everyone else gets nb_acquire_ex.
+// The acquire function the wrapper calls when the permit rule of the
+// breaker's nb_fast_path does not give a permit (any state but a plain
+// Closed): tests define it before including this header to inject faults
+// (NB_PANIC); everyone else gets nb_acquire_ex.
 #ifndef NANOBREAKER_ACQUIRE_EX
 #define NANOBREAKER_ACQUIRE_EX nb_acquire_ex
 #endif
@@ -179,11 +182,12 @@ class Breaker;
 class Permit {
    public:
     Permit(Permit&& o) noexcept
-        : breaker_(std::exchange(o.breaker_, nullptr)), raw_(o.raw_), failed_open_(o.failed_open_) {}
+        : breaker_(std::exchange(o.breaker_, nullptr)), fast_(o.fast_), raw_(o.raw_), failed_open_(o.failed_open_) {}
     Permit& operator=(Permit&& o) noexcept {
         if (this != &o) {
             finish(NB_IGNORED);
             breaker_ = std::exchange(o.breaker_, nullptr);
+            fast_ = o.fast_;
             raw_ = o.raw_;
             failed_open_ = o.failed_open_;
         }
@@ -204,19 +208,27 @@ class Permit {
 
    private:
     friend class Breaker;
-    Permit(const nb_breaker* b, nb_permit raw) noexcept : breaker_(b), raw_(raw) {}
+    Permit(const nb_breaker* b, const nb_fast_path* fast, nb_permit raw) noexcept
+        : breaker_(b), fast_(fast), raw_(raw) {}
     static Permit unrecorded() noexcept {
-        Permit p(nullptr, nb_permit{});
+        Permit p(nullptr, nullptr, nb_permit{});
         p.failed_open_ = true;
         return p;
     }
     void finish(nb_outcome o) noexcept {
         if (breaker_) {
-            nb_record(breaker_, &raw_, o);  // cannot fail: right breaker, valid outcome, live permit
+            // Neither can fail: right breaker, valid outcome, live permit.
+#ifdef NANOBREAKER_H_INLINE
+            if (o == NB_SUCCESS) {
+                nb_success_fast(breaker_, fast_, &raw_);  // no call in a healthy Closed (NULL fast_: nb_success)
+            } else
+#endif
+                nb_record(breaker_, &raw_, o);
             breaker_ = nullptr;
         }
     }
     const nb_breaker* breaker_;
+    const nb_fast_path* fast_;  // the issuing Breaker's (it outlives the permit), or NULL
     nb_permit raw_;
     bool failed_open_ = false;
 };
@@ -343,9 +355,12 @@ class Breaker {
     std::optional<Permit> try_acquire(std::chrono::nanoseconds* retry_after = nullptr) const&& = delete;
     std::optional<Permit> try_acquire(std::chrono::nanoseconds* retry_after = nullptr) const& {
         nb_permit p;
+#ifdef NANOBREAKER_H_INLINE
+        if (nb_fast_permit(fast_.get(), &p)) return Permit(raw_.get(), fast_.get(), p);  // no call in Closed
+#endif
         uint64_t retry = 0;
         nb_result r = NANOBREAKER_ACQUIRE_EX(raw_.get(), &p, &retry);
-        if (r == NB_OK) return Permit(raw_.get(), p);
+        if (r == NB_OK) return Permit(raw_.get(), fast_.get(), p);
         if (r == NB_REJECTED) {
             if (retry_after) *retry_after = to_ns(retry);
             return std::nullopt;
@@ -452,8 +467,18 @@ class Breaker {
         nb_result r = name ? nb_breaker_new_named(&config.raw(), name, raw_.out()) : nb_breaker_new(&config.raw(), raw_.out());
         if (r == NB_INVALID_CONFIG) throw ConfigError(nb_config_invalid_field(&config.raw()));
         if (r != NB_OK) throw Error(r, "nb_breaker_new");
+        fast_ = fast_path_of(raw_.get());
     }
-    Breaker(nb_breaker* raw, std::shared_ptr<detail::Stats> stats) noexcept : raw_(raw), stats_(std::move(stats)) {}
+    Breaker(nb_breaker* raw, std::shared_ptr<detail::Stats> stats) noexcept
+        : raw_(raw), stats_(std::move(stats)), fast_(fast_path_of(raw)) {}
+    /// The handle's nb_fast_path, on the heap so that a Permit's pointer
+    /// to it survives moving the Breaker; NULL if the library gave none
+    /// (or no memory): then every call asks the library.
+    static std::unique_ptr<nb_fast_path> fast_path_of(const nb_breaker* b) noexcept {
+        std::unique_ptr<nb_fast_path> f(new (std::nothrow) nb_fast_path{});
+        if (f && (nb_breaker_fast_path(b, f.get(), sizeof *f) != NB_OK || f->size != sizeof *f)) f.reset();
+        return f;
+    }
     static std::chrono::nanoseconds to_ns(uint64_t ns) {
         return ns > static_cast<uint64_t>(std::chrono::nanoseconds::max().count())
                    ? std::chrono::nanoseconds::max()
@@ -462,6 +487,7 @@ class Breaker {
     static void check(nb_result r, const char* what) { detail::check(r, what); }
     detail::Owned<nb_breaker, nb_breaker_free> raw_;
     std::shared_ptr<detail::Stats> stats_;
+    std::unique_ptr<nb_fast_path> fast_;
 };
 
 /// Named breakers, made on first use (an nb_registry). Build one with

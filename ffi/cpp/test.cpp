@@ -6,9 +6,23 @@
 
 // Fault injection: what the wrapper's acquire returns instead of asking the
 // library, while `fault` is not NB_OK (the library never panics on purpose).
+// The wrapper asks it only when the permit rule of nb_fast_path gives no
+// permit: the fault tests use breakers with the slow-call rule on, which
+// that rule leaves to the library. It counts the calls it gets.
 static nb_result fault = NB_OK;
+static long library_acquires = 0;
 static nb_result acquire_with_faults(const nb_breaker* b, nb_permit* p, uint64_t* retry) {
+    library_acquires++;
     return fault != NB_OK ? fault : nb_acquire_ex(b, p, retry);
+}
+// Built with -Wl,--wrap=nb_success (tests/ffi.rs): counts the successes
+// recorded through the library's nb_success (by nb_success_fast's
+// fallback) rather than by the success rule.
+extern "C" nb_result __real_nb_success(const nb_breaker* b, nb_permit* permit);
+static long library_successes = 0;
+extern "C" nb_result __wrap_nb_success(const nb_breaker* b, nb_permit* permit) {
+    library_successes++;
+    return __real_nb_success(b, permit);
 }
 #define NANOBREAKER_ACQUIRE_EX acquire_with_faults
 #include "nanobreaker.hpp"
@@ -307,11 +321,28 @@ int main() {
         CHECK(l.listener_exceptions() == 2 && after == 2 && l.state() == nb::State::Closed);
     }
 
+    // In a healthy Closed breaker with a count window, call() asks the
+    // library for nothing (nb_fast_permit, nb_success_fast); failures and
+    // every other state go through it. A permit survives moving its Breaker.
+    {
+        nb::Breaker fast(small().stripes(4));
+        long acquires = library_acquires, successes = library_successes;
+        for (int i = 0; i < 1000; i++) CHECK(fast.call([i] { return i; }) == i);
+        CHECK(library_acquires == acquires && library_successes == successes);
+        CHECK(fast.metrics().calls == 1000 && fast.metrics().successes == 1000);
+        auto p = fast.acquire();
+        nb::Breaker moved = std::move(fast);
+        p.success();
+        CHECK(moved.metrics().calls == 1001);
+        moved.transition_to(nb::State::ForcedOpen);
+        CHECK(!moved.try_acquire().has_value() && library_acquires == acquires + 1);
+    }
+
     // The library failing (NB_PANIC): fail open by default, counted...
     static_assert(noexcept(std::declval<nb::Permit&>().success()), "recording never throws");
     static_assert(noexcept(std::declval<nb::Breaker&>().failed_open()), "counters never throw");
     {
-        nb::Breaker open(small());
+        nb::Breaker open(small().slow_call(std::chrono::seconds(10), 1.0));
         fault = NB_PANIC;
         auto p = open.try_acquire();
         CHECK(p.has_value() && p->failed_open() && !p->pending());
@@ -325,7 +356,7 @@ int main() {
     }
     // ... or fail closed when asked.
     {
-        nb::Breaker closed(small(), nb::FailMode::Closed);
+        nb::Breaker closed(small().slow_call(std::chrono::seconds(10), 1.0), nb::FailMode::Closed);
         fault = NB_PANIC;
         bool threw = false;
         try {
