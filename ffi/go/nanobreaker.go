@@ -464,7 +464,9 @@ var ErrBadOutcome = errors.New("nanobreaker: not an outcome")
 // Record reports the call's outcome: Success, Failure or Ignore by value.
 func (p *Permit) Record(o Outcome) error {
 	switch o {
-	case Success, Failure, Ignored:
+	case Success:
+		return p.Success()
+	case Failure, Ignored:
 		return p.record(C.uint32_t(o))
 	}
 	return ErrBadOutcome
