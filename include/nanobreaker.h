@@ -906,6 +906,17 @@ nb_result nb_breaker_fast_path(const struct nb_breaker *b, struct nb_fast_path *
 uint64_t nb_thread_stripe(void);
 
 /**
+ * Makes `stripe` (a value `nb_thread_stripe` gave, on any thread; 0
+ * changes nothing) the calling thread's stripe and returns the one it
+ * had. For a binding whose callers are not threads: the Go binding counts
+ * each goroutine's outcomes on the stripe of its P (the scheduler's
+ * processor), whichever OS thread runs the call, by swapping the P's
+ * stripe in around `nb_record` and `nb_success_landed` and keeping what
+ * it gets back (the library may have moved it off a contended stripe).
+ */
+uint64_t nb_thread_stripe_swap(uint64_t stripe);
+
+/**
  * Finishes a success recorded by `nb_fast_path`'s success rule whose add
  * to stripe `stripe`'s cursor landed on `position` (the value before the
  * add, under `position_mask`): writes its slot and makes any decision it
@@ -1291,6 +1302,11 @@ static inline nb_result nb_acquire_fast(const struct nb_breaker *b, const struct
   return NB_OK;
 }
 /*
+ * The calling thread's stripe for nb_success_fast (nb_thread_stripe), in a
+ * thread-local of each translation unit; 0: ask the library.
+ */
+static __thread uint64_t nb_fast_stripe_;
+/*
  * nb_success_fast: nb_success, without the call in Closed with a count
  * window (the success rule of nb_fast_path; `f` is `b`'s, as for
  * nb_acquire_fast): one acquire load, one atomic add on the cursor of this
@@ -1298,14 +1314,17 @@ static inline nb_result nb_acquire_fast(const struct nb_breaker *b, const struct
  * window or replaces another outcome calls nb_success_landed; every other
  * case (another state, a time window, a permit that is spent, foreign or
  * timed, any NULL argument, an `f` never filled) calls nb_success, which
- * answers as always. The thread's stripe is the library's for this thread
- * (nb_thread_stripe), kept in a thread-local of the calling translation
- * unit and asked again after each nb_success_landed, so it follows the
- * library when it moves the thread off a contended stripe, and a forked
- * child's within a lap. Calls functions of this library version or later.
+ * answers as always. The thread's stripe is the one the library counts the
+ * thread's other outcomes on (nb_thread_stripe), kept in a thread-local
+ * and asked again after any call that may have moved it off a contended
+ * stripe: nb_success_landed, and the other outcomes recorded through
+ * nb_record_fast. Record a fast permit's failures with nb_record_fast, so
+ * that one thread's successes and failures share one window cursor (with
+ * plain nb_record they still count, once each, but a thread the library
+ * moves counts its successes on its old stripe until its next landing).
+ * Calls functions of this library version or later.
  */
 static inline nb_result nb_success_fast(const struct nb_breaker *b, const struct nb_fast_path *f, struct nb_permit *p) {
-  static __thread uint64_t stripe;
   uint64_t g, w, k, position;
   nb_result r;
   if (b == NULL || f == NULL || p == NULL || f->cursors == NULL) return nb_success(b, p);
@@ -1313,15 +1332,27 @@ static inline nb_result nb_success_fast(const struct nb_breaker *b, const struct
   if (p->opaque[0] != f->breaker_id || p->opaque[2] != f->start || p->opaque[3] != f->live) return nb_success(b, p);
   w = __atomic_load_n((const nb_aligned_word *)f->word, __ATOMIC_ACQUIRE);
   if (((w ^ (g << f->shift)) & f->record_mask) != 0) return nb_success(b, p);
-  if (stripe == 0) stripe = nb_thread_stripe();
-  k = stripe & f->stripe_mask;
+  if (nb_fast_stripe_ == 0) nb_fast_stripe_ = nb_thread_stripe();
+  k = nb_fast_stripe_ & f->stripe_mask;
   position = __atomic_fetch_add((nb_aligned_word *)((char *)f->cursors + k * f->cursor_stride), 1, __ATOMIC_RELAXED) & f->position_mask;
   if (position < f->ring && __atomic_load_n((const nb_aligned_word *)f->slots + position, __ATOMIC_RELAXED) == ((g << f->slot_shift) | f->slot_success)) {
     p->opaque[3] = f->spent;
     return NB_OK;
   }
   r = nb_success_landed(b, p, k, position);
-  stripe = nb_thread_stripe();
+  nb_fast_stripe_ = 0;
+  return r;
+}
+/*
+ * nb_record_fast: nb_record for a permit of nb_acquire_fast (or any):
+ * a success by nb_success_fast, any other outcome by nb_record, after
+ * which this thread asks for its stripe again (see nb_success_fast).
+ */
+static inline nb_result nb_record_fast(const struct nb_breaker *b, const struct nb_fast_path *f, struct nb_permit *p, uint32_t outcome) {
+  nb_result r;
+  if (outcome == NB_SUCCESS) return nb_success_fast(b, f, p);
+  r = nb_record(b, p, outcome);
+  nb_fast_stripe_ = 0;
   return r;
 }
 #endif  /* NANOBREAKER_H_INLINE */

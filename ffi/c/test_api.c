@@ -501,7 +501,7 @@ static void fast_success(void) {
      * window at 50% failures, is judged, and trips it. */
     CHECK(nb_breaker_reset(b) == NB_OK);
     for (i = 0; i < 5; i++) {
-        CHECK(nb_acquire_fast(b, &f, &p) == NB_OK && nb_failure(b, &p) == NB_OK);
+        CHECK(nb_acquire_fast(b, &f, &p) == NB_OK && nb_record_fast(b, &f, &p, NB_FAILURE) == NB_OK);
     }
     for (i = 0; i < 5; i++) {
         CHECK(nb_breaker_state(b) == NB_STATE_CLOSED);

@@ -217,13 +217,12 @@ class Permit {
     }
     void finish(nb_outcome o) noexcept {
         if (breaker_) {
-            // Neither can fail: right breaker, valid outcome, live permit.
+            // Cannot fail: right breaker, valid outcome, live permit.
 #ifdef NANOBREAKER_H_INLINE
-            if (o == NB_SUCCESS) {
-                nb_success_fast(breaker_, fast_, &raw_);  // no call in a healthy Closed (NULL fast_: nb_success)
-            } else
+            nb_record_fast(breaker_, fast_, &raw_, o);  // a success in a healthy Closed: no call (NULL fast_: the library)
+#else
+            nb_record(breaker_, &raw_, o);
 #endif
-                nb_record(breaker_, &raw_, o);
             breaker_ = nullptr;
         }
     }

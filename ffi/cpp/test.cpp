@@ -322,8 +322,10 @@ int main() {
     }
 
     // In a healthy Closed breaker with a count window, call() asks the
-    // library for nothing (nb_fast_permit, nb_success_fast); failures and
-    // every other state go through it. A permit survives moving its Breaker.
+    // library for no permit and records successes without nb_success
+    // (nb_fast_permit, nb_success_fast: the library only at a lap's end);
+    // failures and every other state go through it. A permit survives
+    // moving its Breaker.
     {
         nb::Breaker fast(small().stripes(4));
         long acquires = library_acquires, successes = library_successes;

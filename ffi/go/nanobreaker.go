@@ -56,23 +56,26 @@ static nbgo_acquired nbgo_acquire(uintptr_t b) {
 // An empty call: the floor a protected call is measured against (one of
 // these is the crossing Allow + Success need in Closed: Success's).
 static void nbgo_noop(void) {}
-// A record, with the stripe the library records this thread's outcomes on
-// (for Success's rule: see pStripes).
+// A record on the stripe of the goroutine's P (see pStripes), lent to this
+// thread for the call; what comes back is that stripe as the library left
+// it (it may have moved it off a contended stripe).
 typedef struct { uint64_t stripe; uint32_t result; } nbgo_recorded;
-static nbgo_recorded nbgo_record(uintptr_t b, uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3, uint32_t outcome) {
+static nbgo_recorded nbgo_record(uintptr_t b, uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3, uint32_t outcome, uint64_t stripe) {
 	nb_permit p = {{w0, w1, w2, w3}};
 	nbgo_recorded r;
+	uint64_t own = nb_thread_stripe_swap(stripe);
 	r.result = nb_record((const nb_breaker *)b, &p, outcome);
-	r.stripe = nb_thread_stripe();
+	r.stripe = nb_thread_stripe_swap(own);
 	return r;
 }
 // The end of a success by the fast path's rule that could not finish in Go
-// (a lap's end, or a slot that held another outcome).
-static nbgo_recorded nbgo_success_landed(uintptr_t b, uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3, uint64_t stripe, uint64_t position) {
+// (a lap's end, or a slot that held another outcome), as nbgo_record.
+static nbgo_recorded nbgo_success_landed(uintptr_t b, uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3, uint64_t stripe, uint64_t k, uint64_t position) {
 	nb_permit p = {{w0, w1, w2, w3}};
 	nbgo_recorded r;
-	r.result = nb_success_landed((const nb_breaker *)b, &p, stripe, position);
-	r.stripe = nb_thread_stripe();
+	uint64_t own = nb_thread_stripe_swap(stripe);
+	r.result = nb_success_landed((const nb_breaker *)b, &p, k, position);
+	r.stripe = nb_thread_stripe_swap(own);
 	return r;
 }
 static uint64_t nbgo_thread_stripe(void) { return nb_thread_stripe(); }
@@ -182,19 +185,40 @@ type fastPath struct {
 	slotShift, slotSuccess                             uint64
 }
 
-// pStripes[p % 256] is the library's stripe (nb_thread_stripe) for the OS
-// thread that last ran P p (the scheduler's processor) through the
-// library; 0: not known yet. A success by the rule counts on the stripe of
-// the goroutine's P, which is the stripe the library counts that
-// goroutine's failures on (they cross into C on the thread running the
-// P), so one goroutine sees an exact window; goroutines that run at once
-// run on different Ps, and so on different threads and stripes. Every
-// crossing that records refreshes its P's entry: the library may move a
-// thread off a contended stripe, and a P may change threads.
-var pStripes [256]atomic.Uint64
+// pStripes[p % 256] is the stripe (a value of nb_thread_stripe) that the
+// outcomes of goroutines running on P p (the scheduler's processor) are
+// counted on: successes by the rule in Go, and every other record, which
+// lends it to the OS thread that makes the call (nbgo_record). So one
+// goroutine's successes and failures share a window cursor, whichever
+// thread runs it, and goroutines that run at once (on different Ps) count
+// on different stripes. Taken from the library on a P's first record; the
+// library may move it off a contended stripe, and the record that does so
+// brings the new one back. Each entry has its own cache line.
+var pStripes [256]struct {
+	id atomic.Uint64
+	_  [56]byte
+}
+
+// stripeOf is P p's stripe.
+func stripeOf(p int) uint64 {
+	s := pStripes[p].id.Load()
+	if s == 0 {
+		s = uint64(C.nbgo_thread_stripe())
+		pStripes[p].id.Store(s)
+	}
+	return s
+}
+
+// keepStripe notes that a record on P p's stripe was left with stripe s.
+func keepStripe(p int, was uint64, s C.uint64_t) {
+	if uint64(s) != was && s != 0 {
+		pStripes[p].id.Store(uint64(s))
+	}
+}
 
 // The P a goroutine runs on (procPin is one of the runtime functions that
-// stay open to go:linkname, go.dev/issue/67401; sync.Pool uses it).
+// stay open to go:linkname, go.dev/issue/67401: sync and other packages
+// pin their per-P data with it).
 //
 //go:linkname procPin runtime.procPin
 func procPin() int
@@ -217,11 +241,7 @@ func (f *fastPath) success(b *Breaker, g, start uint64) (C.nb_result, bool) {
 		return 0, false
 	}
 	p := currentP()
-	stripe := pStripes[p].Load()
-	if stripe == 0 {
-		stripe = uint64(C.nbgo_thread_stripe())
-		pStripes[p].Store(stripe)
-	}
+	stripe := stripeOf(p)
 	k := stripe & f.stripeMask
 	position := (atomic.AddUint64((*uint64)(unsafe.Add(f.cursors, k*f.stride)), 1) - 1) & f.positionMask
 	if position < f.ring && atomic.LoadUint64((*uint64)(unsafe.Add(f.slots, position*8))) == g<<f.slotShift|f.slotSuccess {
@@ -229,9 +249,9 @@ func (f *fastPath) success(b *Breaker, g, start uint64) (C.nb_result, bool) {
 		return C.NB_OK, true
 	}
 	r := C.nbgo_success_landed(b.handle(), C.uint64_t(f.id), C.uint64_t(g), C.uint64_t(start), C.uint64_t(f.live),
-		C.uint64_t(k), C.uint64_t(position))
+		C.uint64_t(stripe), C.uint64_t(k), C.uint64_t(position))
 	runtime.KeepAlive(b)
-	pStripes[p].Store(uint64(r.stripe))
+	keepStripe(p, stripe, r.stripe)
 	return C.nb_result(r.result), true
 }
 
@@ -403,9 +423,12 @@ func (p *Permit) record(o C.uint32_t) error {
 	}
 	w := p.words()
 	p.tail = &spentTail
-	r := C.nbgo_record(p.b.handle(), C.uint64_t(w.id), C.uint64_t(w.generation), C.uint64_t(w.start), C.uint64_t(w.mark), o)
+	cpu := currentP()
+	stripe := stripeOf(cpu)
+	r := C.nbgo_record(p.b.handle(), C.uint64_t(w.id), C.uint64_t(w.generation), C.uint64_t(w.start), C.uint64_t(w.mark), o,
+		C.uint64_t(stripe))
 	runtime.KeepAlive(p.b)
-	pStripes[currentP()].Store(uint64(r.stripe))
+	keepStripe(cpu, stripe, r.stripe)
 	return okOr(C.nb_result(r.result))
 }
 

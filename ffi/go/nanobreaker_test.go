@@ -426,6 +426,47 @@ func TestSuccessWithoutACrossingCountsOnceAndIsJudged(t *testing.T) {
 	}
 }
 
+// A goroutine's outcomes share one window cursor whichever OS thread runs
+// it: with one P, two goroutines locked to their own threads take turns on
+// it; the first's failures and successes must still fill one exact window
+// (the other's record, on another breaker, hands the P to its thread).
+func TestOneGoroutineSeesAnExactWindowWhicheverThreadRunsIt(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	c := small()
+	c.Stripes = 8
+	c.MinimumCalls = 10
+	c.FailureRateThreshold = 0.5
+	down := errors.New("down")
+	for trial := 0; trial < 20; trial++ {
+		b, _ := New(c)
+		other, _ := New(c)
+		turn, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			<-turn
+			_ = other.Execute(func() error { return down })
+			close(done)
+		}()
+		runtime.LockOSThread()
+		for i := 0; i < 5; i++ {
+			_ = b.Execute(func() error { return down })
+		}
+		turn <- struct{}{}
+		<-done
+		for i := 0; i < 5; i++ {
+			_ = b.Execute(func() error { return nil })
+		}
+		runtime.UnlockOSThread()
+		if s := b.State(); s != Open {
+			m, _ := b.Metrics()
+			t.Fatalf("trial %d: a window at 50%% failures is %v: %+v", trial, s, m)
+		}
+		b.Close()
+		other.Close()
+	}
+}
+
 func TestGoroutinesShareOneBreaker(t *testing.T) {
 	c := DefaultConfig()
 	c.FailureRateThreshold = 1.0

@@ -158,6 +158,19 @@ pub extern "C" fn nb_thread_stripe() -> u64 {
     crate::window::thread_id()
 }
 
+/// Makes `stripe` (a value `nb_thread_stripe` gave, on any thread; 0
+/// changes nothing) the calling thread's stripe and returns the one it
+/// had. For a binding whose callers are not threads: the Go binding counts
+/// each goroutine's outcomes on the stripe of its P (the scheduler's
+/// processor), whichever OS thread runs the call, by swapping the P's
+/// stripe in around `nb_record` and `nb_success_landed` and keeping what
+/// it gets back (the library may have moved it off a contended stripe).
+#[no_mangle]
+pub extern "C" fn nb_thread_stripe_swap(stripe: u64) -> u64 {
+    // Nothing here can panic (see `stripe::home`).
+    crate::window::swap_thread_id(stripe)
+}
+
 /// Finishes a success recorded by `nb_fast_path`'s success rule whose add
 /// to stripe `stripe`'s cursor landed on `position` (the value before the
 /// add, under `position_mask`): writes its slot and makes any decision it
@@ -431,9 +444,57 @@ mod tests {
         assert_eq!(unsafe { nb_success_landed(handle, &mut p, 0, position) }, nb_result::NB_OK);
         assert_eq!(p.opaque[3], fast.spent);
         assert_eq!(rust.state(), State::Closed, "the probe counted");
-        assert_eq!(rust.metrics().probes_succeeded, 1);
+        let m = rust.metrics();
+        assert_eq!((m.probes_succeeded, m.calls, m.successes), (1, 1, 1), "once: {m:?}");
+        // A stale permit the same way: dropped, counted as ignored only.
+        let mut stale = acquire(&fast).unwrap();
+        rust.reset();
+        let position = cursor.fetch_add(1, Ordering::Relaxed) & fast.position_mask;
+        // SAFETY: a live handle and the permit.
+        assert_eq!(unsafe { nb_success_landed(handle, &mut stale, 0, position) }, nb_result::NB_OK);
+        let m = rust.metrics();
+        assert_eq!((m.calls, m.ignored), (1, 1), "{m:?}");
         // SAFETY: the handle is freed once.
         unsafe { nb_breaker_free(handle) };
+    }
+
+    #[test]
+    fn threads_taking_turns_on_a_one_stripe_breaker_keep_their_stripes() {
+        // With one stripe there is nowhere to move to: the threads' stripes
+        // (what `nb_thread_stripe` gives the rule) must not change, however
+        // much they collide (more records than two strikes' patience).
+        let cb = Arc::new(CircuitBreaker::builder().stripes(1).build().unwrap());
+        let turns = Arc::new(std::sync::Barrier::new(2));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (cb, turns) = (cb.clone(), turns.clone());
+                std::thread::spawn(move || {
+                    let before = nb_thread_stripe();
+                    for _ in 0..600 {
+                        turns.wait();
+                        cb.try_acquire().unwrap().success();
+                    }
+                    assert_eq!(nb_thread_stripe(), before, "a one-stripe breaker moved a thread");
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(cb.metrics().calls, 1_200);
+    }
+
+    #[test]
+    fn nb_thread_stripe_swap_lends_a_stripe_and_gives_it_back() {
+        let own = nb_thread_stripe();
+        assert_eq!(nb_thread_stripe_swap(0), own, "0 changes nothing");
+        assert_eq!(nb_thread_stripe_swap(own + 1), own);
+        assert_eq!(nb_thread_stripe(), own + 1);
+        assert_eq!(nb_thread_stripe_swap(own), own + 1);
+        assert_eq!(nb_thread_stripe(), own);
+        // Only an id's bits are taken.
+        assert_eq!(nb_thread_stripe_swap(u64::MAX), own);
+        assert_eq!(nb_thread_stripe_swap(own), (1 << 56) - 1);
     }
 
     #[test]

@@ -10,9 +10,9 @@ mod time;
 pub(crate) use count::POSITION_MASK;
 #[cfg(all(feature = "shared", unix, not(loom)))]
 pub(crate) use stripe::forget_home;
-#[cfg(feature = "capi")]
-pub(crate) use stripe::thread_id;
 pub(crate) use stripe::Stripe;
+#[cfg(feature = "capi")]
+pub(crate) use stripe::{swap_thread_id, thread_id};
 
 use crate::config::Window;
 use crate::era::{self, parity};
@@ -183,7 +183,13 @@ impl Windows {
     pub(crate) fn success_words(&self) -> Option<SuccessWords> {
         let Kind::Count(slots) = &self.kind else { return None };
         Some(SuccessWords {
-            cursors: self.stripes[0].calls.as_ptr(),
+            // Stripe 0's cursor, derived from the slice's own pointer (so
+            // `cursors + k * stride` stays within what it may reach).
+            cursors: {
+                let base = self.stripes.as_ptr();
+                let offset = self.stripes[0].calls.as_ptr() as usize - base as usize;
+                base.cast::<u8>().cast_mut().wrapping_add(offset).cast::<u64>()
+            },
             stride: std::mem::size_of::<CachePadded<Stripe>>(),
             stripe_mask: self.stripe_mask,
             position_mask: count::POSITION_MASK,
@@ -207,6 +213,13 @@ impl Windows {
         let (Kind::Count(slots), Some(stripe)) = (&self.kind, self.stripes.get(k)) else { return None };
         let outcome = generation.map(|g| (g, count::slot_value(g, false, false)));
         let judge = count::landed(slots, stripe, position, outcome);
+        if outcome.is_none() {
+            // The outcome takes the long way, which counts it there: the
+            // add is taken back from the totals (the slot it handed out
+            // keeps what it held).
+            // Relaxed: statistics (see `count::calls`).
+            stripe.lapped.fetch_sub(1, Ordering::Relaxed);
+        }
         let (own, _, home) = self.homed();
         if own == k {
             stripe::check(stripe, home);

@@ -103,6 +103,17 @@ pub(crate) fn thread_id() -> u64 {
     home() & ID_MASK
 }
 
+/// Makes `id` (masked to an id; 0 changes nothing) the calling thread's,
+/// and returns the id it had. For the C ABI's fast path (`ffi/fast.rs`).
+#[cfg(feature = "capi")]
+pub(crate) fn swap_thread_id(id: u64) -> u64 {
+    let old = thread_id();
+    if id & ID_MASK != 0 {
+        set_home(id & ID_MASK);
+    }
+    old
+}
+
 /// A thread's first record: its ticket.
 #[cold]
 fn first_home() -> u64 {
