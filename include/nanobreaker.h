@@ -906,13 +906,21 @@ nb_result nb_breaker_fast_path(const struct nb_breaker *b, struct nb_fast_path *
 uint64_t nb_thread_stripe(void);
 
 /**
- * Makes `stripe` (a value `nb_thread_stripe` gave, on any thread; 0
- * changes nothing) the calling thread's stripe and returns the one it
- * had. For a binding whose callers are not threads: the Go binding counts
- * each goroutine's outcomes on the stripe of its P (the scheduler's
- * processor), whichever OS thread runs the call, by swapping the P's
- * stripe in around `nb_record` and `nb_success_landed` and keeping what
- * it gets back (the library may have moved it off a contended stripe).
+ * A new stripe value, as a new thread would get (for `& stripe_mask`),
+ * for a binding that gives stripes to callers of its own: the Go binding
+ * gives one to each P (the scheduler's processor). Never 0.
+ */
+uint64_t nb_stripe_new(void);
+
+/**
+ * Makes `stripe` (a value from `nb_stripe_new`, `nb_thread_stripe` or
+ * this function; 0 changes nothing) the calling thread's stripe and
+ * returns the one it had, as an opaque value to pass back. For a binding
+ * whose callers are not threads: the Go binding counts each goroutine's
+ * outcomes on its P's stripe, whichever OS thread runs the call, by
+ * swapping the P's stripe in around `nb_record` and `nb_success_landed`
+ * and keeping what it gets back (the library may have moved it off a
+ * contended stripe, and notes collisions in it as it does a thread's).
  */
 uint64_t nb_thread_stripe_swap(uint64_t stripe);
 
@@ -1318,10 +1326,11 @@ static __thread uint64_t nb_fast_stripe_;
  * thread's other outcomes on (nb_thread_stripe), kept in a thread-local
  * and asked again after any call that may have moved it off a contended
  * stripe: nb_success_landed, and the other outcomes recorded through
- * nb_record_fast. Record a fast permit's failures with nb_record_fast, so
- * that one thread's successes and failures share one window cursor (with
- * plain nb_record they still count, once each, but a thread the library
- * moves counts its successes on its old stripe until its next landing).
+ * nb_record_fast. Record a fast permit's failures with nb_record_fast (in
+ * the same translation unit: each has its own thread-local), so that one
+ * thread's successes and failures share one window cursor (with plain
+ * nb_record they still count, once each, but a thread the library moves
+ * counts its successes on its old stripe until its next landing).
  * Calls functions of this library version or later.
  */
 static inline nb_result nb_success_fast(const struct nb_breaker *b, const struct nb_fast_path *f, struct nb_permit *p) {

@@ -37,6 +37,7 @@ extern "C" nb_result __wrap_nb_success(const nb_breaker* b, nb_permit* permit) {
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -333,7 +334,9 @@ int main() {
         CHECK(library_acquires == acquires && library_successes == successes);
         CHECK(fast.metrics().calls == 1000 && fast.metrics().successes == 1000);
         auto p = fast.acquire();
-        nb::Breaker moved = std::move(fast);
+        std::optional<nb::Breaker> source(std::move(fast));
+        nb::Breaker moved = std::move(*source);
+        source.reset();  // the moved-from Breaker is gone: the permit must not point into it
         p.success();
         CHECK(moved.metrics().calls == 1001);
         moved.transition_to(nb::State::ForcedOpen);

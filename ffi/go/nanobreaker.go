@@ -78,7 +78,7 @@ static nbgo_recorded nbgo_success_landed(uintptr_t b, uint64_t w0, uint64_t w1, 
 	r.stripe = nb_thread_stripe_swap(own);
 	return r;
 }
-static uint64_t nbgo_thread_stripe(void) { return nb_thread_stripe(); }
+static uint64_t nbgo_stripe_new(void) { return nb_stripe_new(); }
 */
 import "C"
 
@@ -185,15 +185,17 @@ type fastPath struct {
 	slotShift, slotSuccess                             uint64
 }
 
-// pStripes[p % 256] is the stripe (a value of nb_thread_stripe) that the
-// outcomes of goroutines running on P p (the scheduler's processor) are
-// counted on: successes by the rule in Go, and every other record, which
-// lends it to the OS thread that makes the call (nbgo_record). So one
-// goroutine's successes and failures share a window cursor, whichever
-// thread runs it, and goroutines that run at once (on different Ps) count
-// on different stripes. Taken from the library on a P's first record; the
-// library may move it off a contended stripe, and the record that does so
-// brings the new one back. Each entry has its own cache line.
+// pStripes[p % 256] is the stripe (a value of nb_stripe_new, as the
+// library moves it) that the outcomes of goroutines running on P p (the
+// scheduler's processor) are counted on: successes by the rule in Go, and
+// every other record, which lends it to the OS thread that makes the call
+// (nbgo_record). So a goroutine's successes and failures share a window
+// cursor whichever thread runs it, and it sees an exact window while it
+// keeps its P (a goroutine that blocks may wake on another P, as a thread
+// may be moved by the library). Each P gets a new stripe on its first
+// record, as a new thread would; Ps that collide on a stripe part as
+// threads do (the record that moves one brings its new stripe back). Each
+// entry has its own cache line.
 var pStripes [256]struct {
 	id atomic.Uint64
 	_  [56]byte
@@ -203,8 +205,10 @@ var pStripes [256]struct {
 func stripeOf(p int) uint64 {
 	s := pStripes[p].id.Load()
 	if s == 0 {
-		s = uint64(C.nbgo_thread_stripe())
-		pStripes[p].id.Store(s)
+		s = uint64(C.nbgo_stripe_new())
+		if !pStripes[p].id.CompareAndSwap(0, s) {
+			s = pStripes[p].id.Load()
+		}
 	}
 	return s
 }

@@ -158,17 +158,27 @@ pub extern "C" fn nb_thread_stripe() -> u64 {
     crate::window::thread_id()
 }
 
-/// Makes `stripe` (a value `nb_thread_stripe` gave, on any thread; 0
-/// changes nothing) the calling thread's stripe and returns the one it
-/// had. For a binding whose callers are not threads: the Go binding counts
-/// each goroutine's outcomes on the stripe of its P (the scheduler's
-/// processor), whichever OS thread runs the call, by swapping the P's
-/// stripe in around `nb_record` and `nb_success_landed` and keeping what
-/// it gets back (the library may have moved it off a contended stripe).
+/// A new stripe value, as a new thread would get (for `& stripe_mask`),
+/// for a binding that gives stripes to callers of its own: the Go binding
+/// gives one to each P (the scheduler's processor). Never 0.
+#[no_mangle]
+pub extern "C" fn nb_stripe_new() -> u64 {
+    // Nothing here can panic (see `stripe::home`).
+    crate::window::new_id()
+}
+
+/// Makes `stripe` (a value from `nb_stripe_new`, `nb_thread_stripe` or
+/// this function; 0 changes nothing) the calling thread's stripe and
+/// returns the one it had, as an opaque value to pass back. For a binding
+/// whose callers are not threads: the Go binding counts each goroutine's
+/// outcomes on its P's stripe, whichever OS thread runs the call, by
+/// swapping the P's stripe in around `nb_record` and `nb_success_landed`
+/// and keeping what it gets back (the library may have moved it off a
+/// contended stripe, and notes collisions in it as it does a thread's).
 #[no_mangle]
 pub extern "C" fn nb_thread_stripe_swap(stripe: u64) -> u64 {
     // Nothing here can panic (see `stripe::home`).
-    crate::window::swap_thread_id(stripe)
+    crate::window::swap_home(stripe)
 }
 
 /// Finishes a success recorded by `nb_fast_path`'s success rule whose add
@@ -486,15 +496,36 @@ mod tests {
 
     #[test]
     fn nb_thread_stripe_swap_lends_a_stripe_and_gives_it_back() {
-        let own = nb_thread_stripe();
-        assert_eq!(nb_thread_stripe_swap(0), own, "0 changes nothing");
-        assert_eq!(nb_thread_stripe_swap(own + 1), own);
-        assert_eq!(nb_thread_stripe(), own + 1);
-        assert_eq!(nb_thread_stripe_swap(own), own + 1);
-        assert_eq!(nb_thread_stripe(), own);
-        // Only an id's bits are taken.
-        assert_eq!(nb_thread_stripe_swap(u64::MAX), own);
-        assert_eq!(nb_thread_stripe_swap(own), (1 << 56) - 1);
+        let own = nb_thread_stripe_swap(0);
+        assert_eq!(own & ((1 << 56) - 1), nb_thread_stripe(), "0 changes nothing");
+        let lent = nb_stripe_new();
+        assert!(lent != 0 && lent != nb_stripe_new(), "each new stripe is its own");
+        assert_eq!(nb_thread_stripe_swap(lent), own);
+        assert_eq!(nb_thread_stripe(), lent);
+        assert_eq!(nb_thread_stripe_swap(own), lent);
+        assert_eq!(nb_thread_stripe_swap(0), own);
+    }
+
+    #[test]
+    fn lent_stripes_that_collide_part() {
+        // Two callers of a binding (two Go Ps) lent in turn to one thread,
+        // on one stripe of 8: what comes back carries the strike, so the
+        // second collision within it moves one of them, as with threads.
+        let cb = CircuitBreaker::builder().stripes(8).build().unwrap();
+        let a = nb_stripe_new();
+        let mut b = nb_stripe_new();
+        while b & 7 != a & 7 {
+            b = nb_stripe_new();
+        }
+        let mut homes = [a, b];
+        for _ in 0..100 {
+            for home in &mut homes {
+                let own = nb_thread_stripe_swap(*home);
+                cb.try_acquire().unwrap().success();
+                *home = nb_thread_stripe_swap(own);
+            }
+        }
+        assert_ne!(homes[0] & 7, homes[1] & 7, "{homes:x?} still share a stripe");
     }
 
     #[test]

@@ -236,10 +236,12 @@ pub(super) fn tally(slots: &[AtomicU64], generation: u64) -> Tally {
 
 /// Outcomes recorded through `stripe`'s cursor, all time.
 pub(super) fn calls(stripe: &Stripe, n: u64) -> u64 {
+    // Acquire, and first: a take-back (`Windows::success_landed`) seen
+    // here brings the cursor add it takes back with it, so the sum is
+    // never one low (on a new breaker: never u64::MAX).
+    let lapped = stripe.lapped.load(Ordering::Acquire);
     // Relaxed: statistics.
     let c = stripe.calls.load(Ordering::Relaxed);
     let laps_and_pos = (c >> POSITION_BITS).wrapping_mul(n).wrapping_add(c & POSITION_MASK);
-    // Relaxed: statistics.
-    let lapped = stripe.lapped.load(Ordering::Relaxed);
     lapped.wrapping_add(laps_and_pos).wrapping_sub(stripe.start)
 }

@@ -12,7 +12,7 @@ pub(crate) use count::POSITION_MASK;
 pub(crate) use stripe::forget_home;
 pub(crate) use stripe::Stripe;
 #[cfg(feature = "capi")]
-pub(crate) use stripe::{swap_thread_id, thread_id};
+pub(crate) use stripe::{new_id, swap_home, thread_id};
 
 use crate::config::Window;
 use crate::era::{self, parity};
@@ -217,8 +217,9 @@ impl Windows {
             // The outcome takes the long way, which counts it there: the
             // add is taken back from the totals (the slot it handed out
             // keeps what it held).
-            // Relaxed: statistics (see `count::calls`).
-            stripe.lapped.fetch_sub(1, Ordering::Relaxed);
+            // Release: a reader that sees this sees the add it takes back
+            // (see `count::calls`), so the total never reads one low.
+            stripe.lapped.fetch_sub(1, Ordering::Release);
         }
         let (own, _, home) = self.homed();
         if own == k {

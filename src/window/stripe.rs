@@ -103,22 +103,29 @@ pub(crate) fn thread_id() -> u64 {
     home() & ID_MASK
 }
 
-/// Makes `id` (masked to an id; 0 changes nothing) the calling thread's,
-/// and returns the id it had. For the C ABI's fast path (`ffi/fast.rs`).
+/// Makes `home` (a whole home, strike and all, as this gave it; 0 changes
+/// nothing) the calling thread's, and returns the one it had. For the C
+/// ABI's fast path (`ffi/fast.rs`): a binding lends its own callers' homes
+/// to the thread that records for them, strikes included, so that they
+/// part when they collide as threads do.
 #[cfg(feature = "capi")]
-pub(crate) fn swap_thread_id(id: u64) -> u64 {
-    let old = thread_id();
-    if id & ID_MASK != 0 {
-        set_home(id & ID_MASK);
+pub(crate) fn swap_home(home: u64) -> u64 {
+    let old = self::home();
+    if home != 0 {
+        set_home(home);
     }
     old
+}
+
+/// A new id: the next ticket, salted (see `sync::next_thread_ticket`).
+pub(crate) fn new_id() -> u64 {
+    ((crate::sync::next_thread_ticket() as u64).wrapping_add(1) & ID_MASK).max(1)
 }
 
 /// A thread's first record: its ticket.
 #[cold]
 fn first_home() -> u64 {
-    let v = (crate::sync::next_thread_ticket() as u64).wrapping_add(1) & ID_MASK;
-    let v = v.max(1);
+    let v = new_id();
     set_home(v);
     v
 }
