@@ -99,7 +99,7 @@ impl CircuitBreaker {
 
     /// `record_fast` for a success of `generation` whose add to stripe
     /// `k`'s cursor the caller made itself, by the C ABI's rule
-    /// (`ffi/fast.rs`), landing on `position`. The state word is tested
+    /// (`ffi/fast/`), landing on `position`. The state word is tested
     /// again as `record_fast` tests it: if the breaker left the permit's
     /// `Closed` era since the caller's test (or the caller never made
     /// it), only the cursor's lap is kept and the success takes the long

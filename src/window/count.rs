@@ -113,7 +113,7 @@ pub(super) fn record(slots: &[AtomicU64], stripe: &Stripe, home: u64, generation
 }
 
 /// `record` for a caller that made the cursor's add itself and landed on
-/// `position` (the C ABI's fast path, `ffi/fast.rs`): the lap's end if it
+/// `position` (the C ABI's fast path, `ffi/fast/`): the lap's end if it
 /// owns one, then the slot if there is an outcome to write (`None`: the
 /// state changed since the caller's check, and the outcome takes the long
 /// way). A position the cursor never handed out (a caller breaking the

@@ -97,7 +97,7 @@ pub(crate) fn home() -> u64 {
 }
 
 /// The calling thread's id (its home without the strike): its low bits
-/// pick its stripe. For the C ABI's fast path (`ffi/fast.rs`).
+/// pick its stripe. For the C ABI's fast path (`ffi/fast/`).
 #[cfg(feature = "capi")]
 pub(crate) fn thread_id() -> u64 {
     home() & ID_MASK
@@ -105,7 +105,7 @@ pub(crate) fn thread_id() -> u64 {
 
 /// Makes `home` (a whole home, strike and all, as this gave it; 0 changes
 /// nothing) the calling thread's, and returns the one it had. For the C
-/// ABI's fast path (`ffi/fast.rs`): a binding lends its own callers' homes
+/// ABI's fast path (`ffi/fast/`): a binding lends its own callers' homes
 /// to the thread that records for them, strikes included, so that they
 /// part when they collide as threads do.
 #[cfg(feature = "capi")]
