@@ -56,29 +56,6 @@ static nbgo_acquired nbgo_acquire(uintptr_t b) {
 // An empty call: the floor a protected call is measured against (one of
 // these is the crossing Allow + Success need in Closed: Success's).
 static void nbgo_noop(void) {}
-// A record on the stripe of the goroutine's P (see pStripes), lent to this
-// thread for the call; what comes back is that stripe as the library left
-// it (it may have moved it off a contended stripe).
-typedef struct { uint64_t stripe; uint32_t result; } nbgo_recorded;
-static nbgo_recorded nbgo_record(uintptr_t b, uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3, uint32_t outcome, uint64_t stripe) {
-	nb_permit p = {{w0, w1, w2, w3}};
-	nbgo_recorded r;
-	uint64_t own = nb_thread_stripe_swap(stripe);
-	r.result = nb_record((const nb_breaker *)b, &p, outcome);
-	r.stripe = nb_thread_stripe_swap(own);
-	return r;
-}
-// The end of a success by the fast path's rule that could not finish in Go
-// (a lap's end, or a slot that held another outcome), as nbgo_record.
-static nbgo_recorded nbgo_success_landed(uintptr_t b, uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3, uint64_t stripe, uint64_t k, uint64_t position) {
-	nb_permit p = {{w0, w1, w2, w3}};
-	nbgo_recorded r;
-	uint64_t own = nb_thread_stripe_swap(stripe);
-	r.result = nb_success_landed((const nb_breaker *)b, &p, k, position);
-	r.stripe = nb_thread_stripe_swap(own);
-	return r;
-}
-static uint64_t nbgo_stripe_new(void) { return nb_stripe_new(); }
 */
 import "C"
 
@@ -86,7 +63,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"runtime"
 	"runtime/cgo"
 	"strings"
@@ -170,95 +146,6 @@ type Breaker struct {
 	id, live uint64
 }
 
-// fastPath is the breaker's nb_fast_path (C memory, which Go neither moves
-// nor frees). In Closed, Allow hands out the permit nb_acquire would with
-// one atomic load of the breaker's state word, and Success records by the
-// success rule (a count window) with one atomic add and a load or two, so
-// a healthy protected call does not cross into C at all; every other case
-// asks the library. A nil word: no fast path.
-type fastPath struct {
-	word                         *uint64
-	mask, shift, id, start, live uint64
-	// The success rule; a nil cursors: none (a time window).
-	cursors, slots                                     unsafe.Pointer
-	recordMask, stride, stripeMask, positionMask, ring uint64
-	slotShift, slotSuccess                             uint64
-}
-
-// pStripes[p % 256] is the stripe (a value of nb_stripe_new, as the
-// library moves it) that the outcomes of goroutines running on P p (the
-// scheduler's processor) are counted on: successes by the rule in Go, and
-// every other record, which lends it to the OS thread that makes the call
-// (nbgo_record). So a goroutine's successes and failures share a window
-// cursor whichever thread runs it, and it sees an exact window while it
-// keeps its P (a goroutine that blocks may wake on another P, as a thread
-// may be moved by the library). Each P gets a new stripe on its first
-// record, as a new thread would; Ps that collide on a stripe part as
-// threads do (the record that moves one brings its new stripe back). Each
-// entry has its own cache line.
-var pStripes [256]struct {
-	id atomic.Uint64
-	_  [56]byte
-}
-
-// stripeOf is P p's stripe.
-func stripeOf(p int) uint64 {
-	s := pStripes[p].id.Load()
-	if s == 0 {
-		s = uint64(C.nbgo_stripe_new())
-		if !pStripes[p].id.CompareAndSwap(0, s) {
-			s = pStripes[p].id.Load()
-		}
-	}
-	return s
-}
-
-// keepStripe notes that a record on P p's stripe was left with stripe s.
-func keepStripe(p int, was uint64, s C.uint64_t) {
-	if uint64(s) != was && s != 0 {
-		pStripes[p].id.Store(uint64(s))
-	}
-}
-
-// The P a goroutine runs on (procPin is one of the runtime functions that
-// stay open to go:linkname, go.dev/issue/67401: sync and other packages
-// pin their per-P data with it).
-//
-//go:linkname procPin runtime.procPin
-func procPin() int
-
-//go:linkname procUnpin runtime.procUnpin
-func procUnpin()
-
-// currentP is the P the goroutine runs on, modulo len(pStripes).
-func currentP() int {
-	p := procPin()
-	procUnpin()
-	return p % len(pStripes)
-}
-
-// success records a success of a live permit of b with the breaker's own
-// words 0 and 3 (a nil tail) by the success rule: false when the rule does
-// not apply and the library must record it.
-func (f *fastPath) success(b *Breaker, g, start uint64) (C.nb_result, bool) {
-	if f.cursors == nil || start != f.start || (atomic.LoadUint64(f.word)^g<<f.shift)&f.recordMask != 0 {
-		return 0, false
-	}
-	p := currentP()
-	stripe := stripeOf(p)
-	k := stripe & f.stripeMask
-	position := (atomic.AddUint64((*uint64)(unsafe.Add(f.cursors, k*f.stride)), 1) - 1) & f.positionMask
-	if position < f.ring && atomic.LoadUint64((*uint64)(unsafe.Add(f.slots, position*8))) == g<<f.slotShift|f.slotSuccess {
-		runtime.KeepAlive(b) // the breaker's memory, until here
-		return C.NB_OK, true
-	}
-	r := C.nbgo_success_landed(b.handle(), C.uint64_t(f.id), C.uint64_t(g), C.uint64_t(start), C.uint64_t(f.live),
-		C.uint64_t(stripe), C.uint64_t(k), C.uint64_t(position))
-	runtime.KeepAlive(b)
-	keepStripe(p, stripe, r.stripe)
-	return C.nb_result(r.result), true
-}
-
 type stats struct {
 	failedOpen     atomic.Uint64
 	listenerPanics atomic.Uint64
@@ -308,37 +195,6 @@ func wrap(ptr *C.nb_breaker, failClosed bool, st *stats) *Breaker {
 	return b
 }
 
-// fastPathOf is the fast path of breaker ptr (none if the library gives
-// none, or a smaller one than this binding's header knows) and words 0 and
-// 3 of its permits (0 if unknown: then every Permit carries its own).
-func fastPathOf(ptr *C.nb_breaker) (fastPath, uint64, uint64) {
-	var f C.nb_fast_path
-	if C.nb_breaker_fast_path(ptr, &f, C.sizeof_nb_fast_path) != C.NB_OK {
-		return fastPath{}, 0, 0
-	}
-	id, live := uint64(f.breaker_id), uint64(f.live) // zero if not filled
-	if f.size != C.sizeof_nb_fast_path {
-		return fastPath{}, id, live
-	}
-	return fastPath{
-		word:         (*uint64)(unsafe.Pointer(f.word)),
-		mask:         uint64(f.mask),
-		shift:        uint64(f.shift),
-		id:           uint64(f.breaker_id),
-		start:        uint64(f.start),
-		live:         uint64(f.live),
-		cursors:      unsafe.Pointer(f.cursors),
-		slots:        unsafe.Pointer(f.slots),
-		recordMask:   uint64(f.record_mask),
-		stride:       uint64(f.cursor_stride),
-		stripeMask:   uint64(f.stripe_mask),
-		positionMask: uint64(f.position_mask),
-		ring:         uint64(f.ring),
-		slotShift:    uint64(f.slot_shift),
-		slotSuccess:  uint64(f.slot_success),
-	}, id, live
-}
-
 // Name is the breaker's name ("" if it has none).
 func (b *Breaker) Name() string {
 	if b.ptr == nil {
@@ -364,139 +220,6 @@ func (b *Breaker) Close() {
 		b.ptr = nil
 		runtime.SetFinalizer(b, nil)
 	}
-}
-
-// ErrPermitSpent is returned by a Permit reported a second time; nothing
-// is recorded.
-var ErrPermitSpent = errors.New("nanobreaker: permit already recorded")
-
-// ErrNoPermit is returned by the zero Permit (one Allow did not grant).
-var ErrNoPermit = errors.New("nanobreaker: not a permit")
-
-// Permit is leave to make one call; report it once (a second report
-// returns ErrPermitSpent and counts nothing). Keep it in one variable and
-// call its methods there: a copy would be a second permit to the Go side.
-//
-// Four fields in 32 bytes, so that the compiler keeps a Permit in
-// registers and stores it into the caller's variable a word at a time: a
-// larger struct is copied through memory by 16-byte moves of words stored
-// 8 bytes at a time, which the CPU cannot forward (about 9 ns a call).
-type Permit struct {
-	b *Breaker
-	// The nb_permit's words 1 and 2.
-	generation, start uint64
-	// nil: live, and words 0 and 3 are the breaker's id and live mark
-	// (every permit this library issues today); &spentTail or
-	// &failedOpenTail: spent, or granted because the library failed;
-	// anything else: a live permit with other words 0 and 3.
-	tail *permitTail
-}
-
-// permitTail is an nb_permit's words 0 and 3.
-type permitTail struct{ id, mark uint64 }
-
-// The marks of a spent permit and of one granted because the library
-// failed (compared by address).
-var spentTail, failedOpenTail permitTail
-
-// words is the permit's nb_permit.
-func (p *Permit) words() rawPermit {
-	if t := p.tail; t != nil {
-		return rawPermit{t.id, p.generation, p.start, t.mark}
-	}
-	return rawPermit{p.b.id, p.generation, p.start, p.b.live}
-}
-
-// rawPermit is an nb_permit's words.
-type rawPermit struct{ id, generation, start, mark uint64 }
-
-// FailedOpen says the permit was granted because the library failed
-// (see Config.FailClosed): the call is made but not recorded.
-func (p *Permit) FailedOpen() bool { return p.tail == &failedOpenTail }
-
-func (p *Permit) record(o C.uint32_t) error {
-	switch {
-	case p.tail == &failedOpenTail:
-		return nil
-	case p.b == nil:
-		return ErrNoPermit
-	case p.tail == &spentTail:
-		return ErrPermitSpent
-	case p.b.ptr == nil:
-		return ErrClosed
-	}
-	w := p.words()
-	p.tail = &spentTail
-	cpu := currentP()
-	stripe := stripeOf(cpu)
-	r := C.nbgo_record(p.b.handle(), C.uint64_t(w.id), C.uint64_t(w.generation), C.uint64_t(w.start), C.uint64_t(w.mark), o,
-		C.uint64_t(stripe))
-	runtime.KeepAlive(p.b)
-	keepStripe(cpu, stripe, r.stripe)
-	return okOr(C.nb_result(r.result))
-}
-
-// Success reports that the call worked.
-func (p *Permit) Success() error {
-	if b := p.b; b != nil && p.tail == nil {
-		if r, done := b.fast.success(b, p.generation, p.start); done {
-			p.tail = &spentTail
-			return okOr(r)
-		}
-	}
-	return p.record(C.NB_SUCCESS)
-}
-
-// okOr is nil for NB_OK, else the result's error.
-func okOr(r C.nb_result) error {
-	if r == C.NB_OK {
-		return nil
-	}
-	return resultError(r)
-}
-
-// Failure reports that the call failed.
-func (p *Permit) Failure() error { return p.record(C.NB_FAILURE) }
-
-// Ignore reports a call not to be counted.
-func (p *Permit) Ignore() error { return p.record(C.NB_IGNORED) }
-
-// Outcome is how a call counts: what a classifier (Transport.Classify)
-// returns and Permit.Record takes.
-type Outcome uint32
-
-// The outcomes.
-const (
-	Success Outcome = C.NB_SUCCESS
-	Failure Outcome = C.NB_FAILURE
-	Ignored Outcome = C.NB_IGNORED // not counted; a half-open probe slot is given back
-)
-
-func (o Outcome) String() string {
-	switch o {
-	case Success:
-		return "success"
-	case Failure:
-		return "failure"
-	case Ignored:
-		return "ignored"
-	}
-	return fmt.Sprintf("Outcome(%d)", uint32(o))
-}
-
-// ErrBadOutcome is returned by Record given a value that is not an
-// Outcome; the permit is not spent.
-var ErrBadOutcome = errors.New("nanobreaker: not an outcome")
-
-// Record reports the call's outcome: Success, Failure or Ignore by value.
-func (p *Permit) Record(o Outcome) error {
-	switch o {
-	case Success:
-		return p.Success()
-	case Failure, Ignored:
-		return p.record(C.uint32_t(o))
-	}
-	return ErrBadOutcome
 }
 
 // Allow asks to make a call: a Permit, or a *RejectedError.
@@ -622,71 +345,6 @@ func (b *Breaker) State() State {
 	s := State(C.nb_breaker_state(b.ptr))
 	runtime.KeepAlive(b)
 	return s
-}
-
-// Metrics is a snapshot of rates and totals.
-type Metrics struct {
-	State                                                    State
-	FailureRate, SlowCallRate                                float64
-	WindowCalls, WindowFailures, WindowSlowCalls             uint64
-	Calls, Successes, Failures, SlowCalls, Ignored, Rejected uint64
-	HalfOpenInFlight                                         uint32
-	SinceLastTransition                                      time.Duration
-	Generation, EventsLost                                   uint64
-	Timeouts, Opens, ProbesSucceeded, ProbesFailed           uint64
-	// Since the latest failure, and the latest timed success (a success
-	// is timed only with a time window or a slow-call rule); -1 if none.
-	SinceLastSuccess, SinceLastFailure time.Duration
-	// Transitions by reason, indexed by Reason (room for reasons a later
-	// library adds).
-	TransitionsByReason [C.NB_MAX_REASONS]uint64
-	// Kept by this package, not the library: calls let through because
-	// the library failed, and listener panics recovered.
-	FailedOpen, ListenerPanics uint64
-}
-
-// Metrics takes a snapshot.
-func (b *Breaker) Metrics() (Metrics, error) {
-	if b.ptr == nil {
-		return Metrics{}, ErrClosed
-	}
-	var m C.nb_metrics
-	r := C.nb_breaker_metrics(b.ptr, &m, C.sizeof_nb_metrics)
-	runtime.KeepAlive(b)
-	if r != C.NB_OK {
-		return Metrics{}, resultError(r)
-	}
-	return Metrics{
-		State: State(m.state), FailureRate: float64(m.failure_rate), SlowCallRate: float64(m.slow_call_rate),
-		WindowCalls: uint64(m.window_calls), WindowFailures: uint64(m.window_failures),
-		WindowSlowCalls: uint64(m.window_slow_calls), Calls: uint64(m.calls), Successes: uint64(m.successes),
-		Failures: uint64(m.failures), SlowCalls: uint64(m.slow_calls), Ignored: uint64(m.ignored),
-		Rejected: uint64(m.rejected), HalfOpenInFlight: uint32(m.half_open_in_flight),
-		SinceLastTransition: time.Duration(m.since_last_transition_ns),
-		Generation:          uint64(m.generation), EventsLost: uint64(m.events_lost),
-		Timeouts: uint64(m.timeouts), Opens: uint64(m.opens),
-		ProbesSucceeded: uint64(m.probes_succeeded), ProbesFailed: uint64(m.probes_failed),
-		SinceLastSuccess:    since(&m, unsafe.Offsetof(m.since_last_success_ns), m.since_last_success_ns),
-		SinceLastFailure:    since(&m, unsafe.Offsetof(m.since_last_failure_ns), m.since_last_failure_ns),
-		TransitionsByReason: byReason(m.transitions_by_reason),
-		FailedOpen:          b.stats.failedOpen.Load(), ListenerPanics: b.stats.listenerPanics.Load(),
-	}, nil
-}
-
-// since is a library duration at offset off of m: -1 for none (UINT64_MAX),
-// or when the library is older than the field (m.size does not cover it).
-func since(m *C.nb_metrics, off uintptr, ns C.uint64_t) time.Duration {
-	if uintptr(m.size) < off+8 || uint64(ns) > math.MaxInt64 {
-		return -1
-	}
-	return time.Duration(ns)
-}
-
-func byReason(c [C.NB_MAX_REASONS]C.uint64_t) (out [C.NB_MAX_REASONS]uint64) {
-	for i, v := range c {
-		out[i] = uint64(v)
-	}
-	return out
 }
 
 func (b *Breaker) do(f func() C.nb_result) error {
