@@ -70,14 +70,12 @@ var pStripes [256]struct {
 	_  [56]byte
 }
 
-// stripeOf is P p's stripe.
-func stripeOf(p int) uint64 {
-	s := pStripes[p].id.Load()
-	if s == 0 {
-		s = uint64(C.nbgo_stripe_new())
-		if !pStripes[p].id.CompareAndSwap(0, s) {
-			s = pStripes[p].id.Load()
-		}
+// newStripe gives P p its first stripe (or the one another goroutine on
+// p just gave it).
+func newStripe(p int) uint64 {
+	s := uint64(C.nbgo_stripe_new())
+	if !pStripes[p].id.CompareAndSwap(0, s) {
+		s = pStripes[p].id.Load()
 	}
 	return s
 }
@@ -99,11 +97,16 @@ func procPin() int
 //go:linkname procUnpin runtime.procUnpin
 func procUnpin()
 
-// currentP is the P the goroutine runs on, modulo len(pStripes).
-func currentP() int {
-	p := procPin()
+// currentStripe is the P the goroutine runs on (modulo len(pStripes)) and
+// its stripe.
+func currentStripe() (int, uint64) {
+	p := procPin() % len(pStripes)
+	s := pStripes[p].id.Load()
 	procUnpin()
-	return p % len(pStripes)
+	if s == 0 {
+		s = newStripe(p)
+	}
+	return p, s
 }
 
 // success records a success of a live permit of b with the breaker's own
@@ -113,8 +116,7 @@ func (f *fastPath) success(b *Breaker, g, start uint64) (C.nb_result, bool) {
 	if f.cursors == nil || start != f.start || (atomic.LoadUint64(f.word)^g<<f.shift)&f.recordMask != 0 {
 		return 0, false
 	}
-	p := currentP()
-	stripe := stripeOf(p)
+	p, stripe := currentStripe()
 	k := stripe & f.stripeMask
 	position := (atomic.AddUint64((*uint64)(unsafe.Add(f.cursors, k*f.stride)), 1) - 1) & f.positionMask
 	if position < f.ring && atomic.LoadUint64((*uint64)(unsafe.Add(f.slots, position*8))) == g<<f.slotShift|f.slotSuccess {
@@ -131,8 +133,7 @@ func (f *fastPath) success(b *Breaker, g, start uint64) (C.nb_result, bool) {
 // recordOnP records o on the permit words w through the library, on the
 // stripe of the goroutine's P.
 func recordOnP(b *Breaker, w rawPermit, o C.uint32_t) C.nb_result {
-	p := currentP()
-	stripe := stripeOf(p)
+	p, stripe := currentStripe()
 	r := C.nbgo_record(b.handle(), C.uint64_t(w.id), C.uint64_t(w.generation), C.uint64_t(w.start), C.uint64_t(w.mark), o,
 		C.uint64_t(stripe))
 	keepStripe(p, stripe, r.stripe)
