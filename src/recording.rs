@@ -6,7 +6,7 @@ use crate::config::{Config, HalfOpenPolicy};
 use crate::era::{self, parity, Probes};
 use crate::events::{Reason, Why, WindowCounts};
 use crate::permit::{Outcome, RawPermit, NO_START};
-use crate::state::{State, Word, CONSECUTIVE_RULE, RECORD_FAST};
+use crate::state::{State, Word, CONSECUTIVE_RULE};
 use crate::sync::Ordering;
 use crate::window::{Entry, Fast, Tally, Timing};
 
@@ -86,7 +86,7 @@ impl CircuitBreaker {
     pub(crate) fn record_fast(&self, permit: &RawPermit, outcome: Outcome) -> Recorded {
         if outcome == Outcome::Success && permit.start == NO_START {
             let w = self.load();
-            if (w.0 ^ Word::fast_success(permit.generation)) & RECORD_FAST == 0 {
+            if w.takes_fast_success(permit.generation) {
                 return match self.windows.record_success(permit.generation) {
                     Fast::Done => Recorded::Done,
                     Fast::Judge => Recorded::Judge(w),
@@ -109,7 +109,7 @@ impl CircuitBreaker {
     #[cfg(feature = "capi")]
     pub(crate) fn record_landed(&self, generation: u64, k: usize, position: u64) -> Option<Recorded> {
         let w = self.load();
-        let fast = (w.0 ^ Word::fast_success(generation)) & RECORD_FAST == 0;
+        let fast = w.takes_fast_success(generation);
         Some(match self.windows.success_landed(k, position, fast.then_some(generation))? {
             _ if !fast => Recorded::Not,
             Fast::Judge => Recorded::Judge(w),

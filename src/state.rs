@@ -143,11 +143,12 @@ impl Word {
         self.0 & flag != 0
     }
 
-    /// The word a permit of `generation` expects to find for a fast
-    /// success (compare under `RECORD_FAST`).
+    /// Whether a success of a permit of `generation` may be counted at once
+    /// in this word: the permit's generation, `Closed`, no
+    /// consecutive-failures rule (the bits of `RECORD_FAST`).
     #[inline]
-    pub(crate) const fn fast_success(generation: u64) -> u64 {
-        generation << GEN_SHIFT
+    pub(crate) const fn takes_fast_success(self, generation: u64) -> bool {
+        (self.0 ^ generation << GEN_SHIFT) & RECORD_FAST == 0
     }
 
     /// The word of a new state entered from this one: next generation, the
@@ -207,7 +208,7 @@ mod tests {
         assert_ne!(closed.with(SLOW_RULE, true).0 & ACQUIRE_FAST, 0);
         assert_ne!(closed.with(EVENTS, true).0 & ACQUIRE_FAST, 0);
         assert_eq!(closed.with(CONSECUTIVE_RULE, true).0 & ACQUIRE_FAST, 0);
-        let fast = |w: Word, gen: u64| (w.0 ^ Word::fast_success(gen)) & RECORD_FAST == 0;
+        let fast = |w: Word, gen: u64| w.takes_fast_success(gen);
         assert!(
             fast(closed, 1) && fast(closed.with(SLOW_RULE, true), 1) && fast(closed.with(EVENTS, true), 1)
         );

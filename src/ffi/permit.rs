@@ -31,6 +31,21 @@ impl nb_permit {
     fn issue(breaker_id: u64, p: &RawPermit) -> nb_permit {
         nb_permit { opaque: [breaker_id, p.generation, p.start, LIVE] }
     }
+
+    /// The permit `b` issued, if this is one that may still be recorded:
+    /// else why not (`NB_PERMIT_SPENT`, `NB_FOREIGN_PERMIT`, or
+    /// `NB_INVALID_ARGUMENT` for bytes `nb_acquire` never wrote).
+    #[inline(always)]
+    pub(super) fn live_for(&self, b: &crate::CircuitBreaker) -> Result<RawPermit, nb_result> {
+        let [breaker_id, generation, start, mark] = self.opaque;
+        if mark != LIVE {
+            return Err(not_live(mark));
+        }
+        if breaker_id != b.id {
+            return Err(nb_result::NB_FOREIGN_PERMIT);
+        }
+        Ok(RawPermit::from_parts(generation, start))
+    }
 }
 
 /// Asks to make a call; see `nb_acquire_ex`.
@@ -139,15 +154,11 @@ unsafe fn record(b: *const nb_breaker, permit: *mut nb_permit, outcome: u32) -> 
     let b = try_ref!(b);
     let permit = try_mut!(permit);
     let Some(outcome) = outcome_from_u32(outcome) else { return nb_result::NB_INVALID_ARGUMENT };
-    let [breaker_id, generation, start, mark] = permit.opaque;
-    if mark != LIVE {
-        return not_live(mark);
-    }
-    if breaker_id != b.id {
-        return nb_result::NB_FOREIGN_PERMIT;
-    }
+    let raw = match permit.live_for(b) {
+        Ok(raw) => raw,
+        Err(r) => return r,
+    };
     permit.opaque[3] = SPENT;
-    let raw = RawPermit::from_parts(generation, start);
     let fast = b.record_fast(&raw, outcome);
     if fast == Recorded::Done {
         return nb_result::NB_OK;
@@ -160,7 +171,7 @@ unsafe fn record(b: *const nb_breaker, permit: *mut nb_permit, outcome: u32) -> 
 
 /// Why a permit that is not live is refused (off the hot path).
 #[cold]
-pub(super) fn not_live(mark: u64) -> nb_result {
+fn not_live(mark: u64) -> nb_result {
     if mark == SPENT {
         nb_result::NB_PERMIT_SPENT
     } else {

@@ -9,13 +9,13 @@ use crossbeam_utils::CachePadded;
 
 /// A count window's words, as `Windows::success_words` gives them: stripe
 /// `k`'s cursor is at `cursors + k * stride` bytes for `k <= stripe_mask`
-/// (each stripe's `calls`, one slice element apart); a success's slot
-/// value is `generation << generation_shift | present`.
+/// (each stripe's `calls`, one slice element apart; a position is a
+/// cursor under `POSITION_MASK`); a success's slot value is
+/// `generation << generation_shift | present`.
 pub(crate) struct SuccessWords {
     pub(crate) cursors: *mut u64,
     pub(crate) stride: usize,
     pub(crate) stripe_mask: usize,
-    pub(crate) position_mask: u64,
     pub(crate) slots: *const AtomicU64,
     pub(crate) ring: u64,
     pub(crate) generation_shift: u32,
@@ -37,7 +37,6 @@ impl Windows {
             },
             stride: std::mem::size_of::<CachePadded<Stripe>>(),
             stripe_mask: self.stripe_mask,
-            position_mask: count::POSITION_MASK,
             slots: slots.as_ptr().cast(),
             ring: slots.len() as u64,
             generation_shift: count::GENERATION_SHIFT,

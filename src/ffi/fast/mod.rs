@@ -8,9 +8,9 @@ use super::breaker::nb_breaker;
 use super::nb_permit;
 use super::nb_result;
 use super::panic::{boundary, try_mut, try_ref};
-use super::permit::{not_live, LIVE, SPENT};
+use super::permit::{LIVE, SPENT};
 use super::sized::{self, field_ends, SizedStruct};
-use crate::permit::{Outcome, RawPermit, NO_START};
+use crate::permit::{Outcome, NO_START};
 use crate::recording::Recorded;
 use crate::state::{ACQUIRE_FAST, GEN_SHIFT, RECORD_FAST};
 use crate::window::POSITION_MASK;
@@ -115,12 +115,7 @@ pub unsafe extern "C" fn nb_breaker_fast_path(
     boundary!(nb_result::NB_PANIC, {
         let b = try_ref!(b);
         let fast = || {
-            let words = b.windows.success_words();
-            let (cursors, slots) = match &words {
-                Some(w) => (w.cursors, w.slots.cast::<u64>()),
-                None => (std::ptr::null_mut(), std::ptr::null()),
-            };
-            nb_fast_path {
+            let mut f = nb_fast_path {
                 size: std::mem::size_of::<nb_fast_path>(),
                 word: b.hot.word.as_ptr().cast_const(),
                 mask: ACQUIRE_FAST,
@@ -128,17 +123,29 @@ pub unsafe extern "C" fn nb_breaker_fast_path(
                 breaker_id: b.id,
                 start: NO_START,
                 live: LIVE,
-                cursors,
-                slots,
+                // No success rule (a time window) unless filled below.
+                cursors: std::ptr::null_mut(),
+                slots: std::ptr::null(),
                 record_mask: RECORD_FAST,
-                cursor_stride: words.as_ref().map_or(0, |w| w.stride as u64),
-                stripe_mask: words.as_ref().map_or(0, |w| w.stripe_mask as u64),
-                position_mask: words.as_ref().map_or(0, |w| w.position_mask),
-                ring: words.as_ref().map_or(0, |w| w.ring),
-                slot_shift: words.as_ref().map_or(0, |w| w.generation_shift.into()),
-                slot_success: words.as_ref().map_or(0, |w| w.present),
+                cursor_stride: 0,
+                stripe_mask: 0,
+                position_mask: 0,
+                ring: 0,
+                slot_shift: 0,
+                slot_success: 0,
                 spent: SPENT,
+            };
+            if let Some(w) = b.windows.success_words() {
+                f.cursors = w.cursors;
+                f.slots = w.slots.cast();
+                f.cursor_stride = w.stride as u64;
+                f.stripe_mask = w.stripe_mask as u64;
+                f.position_mask = POSITION_MASK;
+                f.ring = w.ring;
+                f.slot_shift = w.generation_shift.into();
+                f.slot_success = w.present;
             }
+            f
         };
         // SAFETY: forwarded from the caller.
         unsafe { sized::write_out(out, size, false, fast) }
@@ -204,29 +211,25 @@ pub unsafe extern "C" fn nb_success_landed(
     let b = try_ref!(b);
     let permit = try_mut!(permit);
     let Ok(k) = usize::try_from(stripe) else { return nb_result::NB_INVALID_ARGUMENT };
-    let [breaker_id, generation, start, mark] = permit.opaque;
     // A permit the rule would not have taken means the caller broke it (the
     // rule checks the permit before the add): nothing is touched, not even
     // the cursor, which may be another breaker's.
-    if mark != LIVE {
-        return not_live(mark);
+    let raw = match permit.live_for(b) {
+        Ok(raw) => raw,
+        Err(r) => return r,
+    };
+    if raw.start != NO_START || position > POSITION_MASK {
+        return nb_result::NB_INVALID_ARGUMENT; // a timed permit; never a masked position
     }
-    if breaker_id != b.id {
-        return nb_result::NB_FOREIGN_PERMIT;
-    }
-    if start != NO_START {
+    let Some(fast) = b.record_landed(raw.generation, k, position) else {
         return nb_result::NB_INVALID_ARGUMENT;
-    }
-    if position > POSITION_MASK {
-        return nb_result::NB_INVALID_ARGUMENT; // never a masked position
-    }
-    let Some(fast) = b.record_landed(generation, k, position) else { return nb_result::NB_INVALID_ARGUMENT };
+    };
     permit.opaque[3] = SPENT;
     if fast == Recorded::Done {
         return nb_result::NB_OK;
     }
     boundary!(nb_result::NB_PANIC, {
-        b.record_rest(RawPermit::from_parts(generation, start), Outcome::Success, fast);
+        b.record_rest(raw, Outcome::Success, fast);
         nb_result::NB_OK
     })
 }
