@@ -1231,7 +1231,7 @@ nb_result nb_registry_build(struct nb_registry_builder *b, struct nb_registry **
 /**
  * Opens (or creates) the breaker every process of the host shares under
  * `name_or_path`: a bare name (1..=200 of `[A-Za-z0-9._-]`) is the file
- * `/dev/shm/nanobreaker-v3-<name>` (`v3`: the region's layout version, so
+ * `/dev/shm/nanobreaker-v4-<name>` (`v4`: the region's layout version, so
  * libraries of another layout use another file), anything with a `/` is a
  * path. The first
  * opener's `cfg` is the region's (and its `stripes`); a later opener with

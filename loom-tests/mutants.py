@@ -102,6 +102,26 @@ MUTANTS = [
             }
             if budget == 0 {""",
      [("trips", "a_trip_never_overwrites_a_manual_transition")]),
+    ("a slot written with no look at the clean mark", "src/window/count.rs",
+     """    let old = slot.swap(v, Ordering::Relaxed);
+    dirty(clean, v);""",
+     """    let old = slot.swap(v, Ordering::Relaxed);""",
+     [("windows", "a_clean_mark_never_outlives_a_failure")]),
+    ("no fence between a slot's write and the look at the clean mark", "src/window/count.rs",
+     """    // SeqCst: the slot's write before the mark's read, against `settle`'s
+    // mark before its reads of the slots (see the module docs).
+    fence(Ordering::SeqCst);""",
+     "",
+     [("windows", "a_clean_mark_never_outlives_a_failure")]),
+    ("the clean mark set on the estimate alone, the ring unread", "src/window/count.rs",
+     """    if slots.iter().any(|s| s.load(Ordering::Relaxed) != c) {""",
+     """    if slots.iter().any(|s| s.load(Ordering::Relaxed) != c) && false {""",
+     [("windows", "a_clean_mark_never_outlives_a_failure")]),
+    ("no fence between setting the clean mark and reading the ring", "src/window/count.rs",
+     """    // SeqCst: the mark before the reads of the slots, against `dirty`.
+    fence(Ordering::SeqCst);""",
+     "",
+     [("windows", "a_clean_mark_never_outlives_a_failure")]),
 ]
 
 def run(test_file, name):

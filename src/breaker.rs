@@ -47,6 +47,9 @@ pub(crate) struct Hot {
     pub(crate) ext: [AtomicU64; 2],
     /// Each half-open trial's probes, by parity (see `era.rs`).
     pub(crate) probes: [AtomicU64; 2],
+    /// A count window's clean mark: the slot value of a success of the era
+    /// whose ring holds nothing else, else 0 (see `window/count.rs`).
+    pub(crate) clean: AtomicU64,
 }
 
 /// The words that calls write less often: failures in a row, the time of

@@ -69,6 +69,8 @@ mod permit;
 mod policy;
 mod recording;
 mod registry;
+#[cfg(not(loom))]
+mod rseq;
 #[cfg(all(feature = "shared", unix, not(loom)))]
 pub mod shared;
 mod state;

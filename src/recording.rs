@@ -17,6 +17,8 @@ pub(crate) enum Recorded {
     Done,
     /// Recorded in the era of this word; the window must be judged.
     Judge(Word),
+    /// Recorded in the era of this word; the ring may have become clean.
+    Settle(Word),
     /// Not recorded: take the long way.
     Not,
 }
@@ -87,9 +89,13 @@ impl CircuitBreaker {
         if outcome == Outcome::Success && permit.start == NO_START {
             let w = self.load();
             if w.takes_fast_success(permit.generation) {
-                return match self.windows.record_success(permit.generation) {
+                if self.windows.success_on_clean(&self.hot.clean, permit.generation) {
+                    return Recorded::Done;
+                }
+                return match self.windows.record_success(&self.hot.clean, permit.generation) {
                     Fast::Done => Recorded::Done,
                     Fast::Judge => Recorded::Judge(w),
+                    Fast::Settle => Recorded::Settle(w),
                     Fast::Slow => Recorded::Not,
                 };
             }
@@ -110,9 +116,10 @@ impl CircuitBreaker {
     pub(crate) fn record_landed(&self, generation: u64, k: usize, position: u64) -> Option<Recorded> {
         let w = self.load();
         let fast = w.takes_fast_success(generation);
-        Some(match self.windows.success_landed(k, position, fast.then_some(generation))? {
+        Some(match self.windows.success_landed(&self.hot.clean, k, position, fast.then_some(generation))? {
             _ if !fast => Recorded::Not,
             Fast::Judge => Recorded::Judge(w),
+            Fast::Settle => Recorded::Settle(w),
             _ => Recorded::Done,
         })
     }
@@ -123,6 +130,7 @@ impl CircuitBreaker {
         match fast {
             Recorded::Done => {}
             Recorded::Judge(w) => self.judge(w, 0, 0),
+            Recorded::Settle(w) => self.settle(w),
             Recorded::Not => self.record_slow(permit, outcome),
         }
     }
@@ -167,12 +175,14 @@ impl CircuitBreaker {
                 let minimum = Limits::unpack(self.hot.limits.load(Ordering::Relaxed)).minimum.into();
                 let live = || self.load().generation() == g;
                 let entry = Entry { generation: g, failed, slow, now, start: ext.nanos(), minimum, timing };
-                let judge = self.windows.record(entry, live);
+                let judge = self.windows.record(&self.hot.clean, entry, live);
                 if w.has(CONSECUTIVE_RULE) {
                     self.count_consecutive(w, failed, rules.consecutive);
                 }
-                if failed || slow || judge {
+                if failed || slow || judge == Fast::Judge {
                     self.judge(w, now, ext.nanos());
+                } else if judge == Fast::Settle {
+                    self.settle(w);
                 }
             }
             // No permit is issued in the other states; dropping is the safe
@@ -218,8 +228,18 @@ impl CircuitBreaker {
             let window = WindowCounts { calls: t.calls, failures: t.failures, slow_calls: t.slow };
             verdict(&config, t).map(|reason| Why { reason, window: Some(window) })
         };
-        if let Some(why) = self.windows.judge(w.generation(), now, start, why) {
+        if let Some(why) = self.windows.judge(&self.hot.clean, w.generation(), now, start, why) {
             self.trip(w, why);
+        }
+    }
+
+    /// After a success that may have left the ring clean: mark it so (see
+    /// `window/count.rs`). No verdict: a success that does not grow the
+    /// window never trips it.
+    #[cold]
+    fn settle(&self, w: Word) {
+        if w.state() == State::Closed {
+            self.windows.settle(&self.hot.clean, w.generation());
         }
     }
 

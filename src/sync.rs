@@ -33,6 +33,36 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Per-CPU counting with no locked instruction: `per_cpu()` gives the
+/// calling thread's means to add one to its CPU's counter (see `rseq.rs`).
+#[cfg(not(loom))]
+pub(crate) use crate::rseq::{init as init_per_cpu, per_cpu};
+
+/// Finds what `per_cpu` needs, once per process; called when a breaker is
+/// built, before any call on it. (Nothing to find under loom.)
+#[cfg(loom)]
+pub(crate) fn init_per_cpu() {}
+
+/// Under loom, always there: its add is a `fetch_add` on CPU 0's counter,
+/// since the model checks what the engine builds on exact per-CPU adds,
+/// not the kernel's sequences.
+#[cfg(loom)]
+pub(crate) fn per_cpu() -> Option<PerCpu> {
+    Some(PerCpu)
+}
+
+/// See `per_cpu`.
+#[cfg(loom)]
+pub(crate) struct PerCpu;
+
+#[cfg(loom)]
+impl PerCpu {
+    pub(crate) fn add<'a>(self, counter: impl FnOnce(usize) -> Option<&'a AtomicU64>) -> bool {
+        // Relaxed: a count, as the per-CPU add.
+        counter(0).map(|c| c.fetch_add(1, Ordering::Relaxed)).is_some()
+    }
+}
+
 /// A number unique to the calling thread, handed out once per thread to
 /// spread threads over stripes. Only uniqueness matters: every value is a
 /// correct stripe.

@@ -55,6 +55,10 @@ enum Op {
     To(State),
     /// This many resets in a row: the generation jumps.
     Churn(u32),
+    /// A run of healthy calls: acquire and report a success, this many
+    /// times (a ring of successes is marked clean, and its successes move
+    /// no cursor: see `window/count.rs`).
+    Healthy(u32),
 }
 
 fn setup() -> impl Strategy<Value = Setup> {
@@ -100,6 +104,7 @@ fn op() -> impl Strategy<Value = Op> {
             Just(State::MetricsOnly), Just(State::ForcedOpen), Just(State::Closed)
         ].prop_map(Op::To),
         1 => prop_oneof![1u32..4, 250u32..300, 500u32..600].prop_map(Op::Churn),
+        2 => (1u32..20).prop_map(Op::Healthy),
     ]
 }
 
@@ -469,6 +474,20 @@ proptest! {
                     for _ in 0..n {
                         cb.reset();
                         m.enter(State::Closed, 0);
+                    }
+                }
+                Op::Healthy(n) => {
+                    for _ in 0..n {
+                        match (cb.acquire(), m.acquire()) {
+                            (Ok(p), Ok((g, start))) => {
+                                cb.record(p, Outcome::Success);
+                                m.record(g, start, Outcome::Success);
+                            }
+                            (Err(_), Err(_)) => {}
+                            (real, model) => {
+                                prop_assert!(false, "step {}: acquire: real {:?} model {:?}", step, real, model)
+                            }
+                        }
                     }
                 }
             }

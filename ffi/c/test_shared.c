@@ -164,7 +164,7 @@ static void names_flags_modes_and_files(void) {
 
     /* A bare name lives in /dev/shm and is the breaker's name. */
     snprintf(name, sizeof name, "nb-test-shared-%d", (int)getpid());
-    snprintf(shm, sizeof shm, "/dev/shm/nanobreaker-v3-%s", name);
+    snprintf(shm, sizeof shm, "/dev/shm/nanobreaker-v4-%s", name);
     CHECK(nb_shared_open(name, &c, 0, 0, &b) == NB_OK && mode_of(shm) == 0600);
     CHECK(nb_breaker_name(b, &got, &len) == NB_OK && len == strlen(name) && memcmp(got, name, len) == 0);
     nb_breaker_free(b);

@@ -290,7 +290,7 @@ class Breaker {
 
     /// Opens (or creates) the breaker every process of the host shares
     /// under `name_or_path` (nb_shared_open): a bare name (1..=200 of
-    /// [A-Za-z0-9._-]) is the file /dev/shm/nanobreaker-v3-<name>, anything
+    /// [A-Za-z0-9._-]) is the file /dev/shm/nanobreaker-v4-<name>, anything
     /// with a '/' is a path. The result is an ordinary Breaker whose state
     /// and counters every process sees; its listeners hear every process's
     /// transitions (within 10 ms, or at sync()). The first opener's config

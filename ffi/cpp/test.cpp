@@ -162,9 +162,9 @@ static void shared_breakers() {
         const std::string name = "cpp-test-" + std::to_string(getpid());
         {
             nb::Breaker n = nb::Breaker::open_shared(name, small());
-            CHECK(n.name() == name && access(("/dev/shm/nanobreaker-v3-" + name).c_str(), F_OK) == 0);
+            CHECK(n.name() == name && access(("/dev/shm/nanobreaker-v4-" + name).c_str(), F_OK) == 0);
         }
-        unlink(("/dev/shm/nanobreaker-v3-" + name).c_str());
+        unlink(("/dev/shm/nanobreaker-v4-" + name).c_str());
         CHECK(error_code([] { nb::Breaker::open_shared("has space", small()); }) == NB_INVALID_ARGUMENT);
         CHECK(error_code([] { nb::Breaker::open_shared(std::string("nul\0", 4), small()); }) == NB_INVALID_ARGUMENT);
     }

@@ -43,18 +43,18 @@ type SharedOptions struct {
 }
 
 // SharedPath is the file of a shared breaker: nameOrPath itself if it
-// holds a '/', else /dev/shm/nanobreaker-v3-<nameOrPath> (v3: the region
+// holds a '/', else /dev/shm/nanobreaker-v4-<nameOrPath> (v4: the region
 // layout version of the library this package is built for).
 func SharedPath(nameOrPath string) string {
 	if strings.Contains(nameOrPath, "/") {
 		return nameOrPath
 	}
-	return "/dev/shm/nanobreaker-v3-" + nameOrPath
+	return "/dev/shm/nanobreaker-v4-" + nameOrPath
 }
 
 // OpenShared opens (or creates) the breaker that every process of the
 // host opening nameOrPath shares: a bare name (1 to 200 of
-// [A-Za-z0-9._-]) is the file /dev/shm/nanobreaker-v3-<name>, anything with
+// [A-Za-z0-9._-]) is the file /dev/shm/nanobreaker-v4-<name>, anything with
 // a '/' is a path (see SharedPath). The result is an ordinary *Breaker:
 // state, counters, trips and probes are the region's, seen by every
 // process at once.

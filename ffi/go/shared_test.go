@@ -71,7 +71,7 @@ func TestSharedBareNameAndMode(t *testing.T) {
 	}
 	name := fmt.Sprintf("go-test-%d-%d", os.Getpid(), rand.Int63())
 	path := SharedPath(name)
-	if path != "/dev/shm/nanobreaker-v3-"+name || SharedPath("/x/y") != "/x/y" {
+	if path != "/dev/shm/nanobreaker-v4-"+name || SharedPath("/x/y") != "/x/y" {
 		t.Fatalf("SharedPath %q", path)
 	}
 	defer os.Remove(path)

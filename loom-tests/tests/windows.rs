@@ -118,3 +118,30 @@ fn a_lap_fold_races_records() {
         assert_eq!((m.calls, m.window_calls), (4, 2), "a record was lost or counted twice: {m:?}");
     });
 }
+
+/// Model 3d: A ring marked clean (every slot a success of the era: a
+/// success then moves no cursor, see `window/count.rs`) races a failure:
+/// the thread whose success fills the ring marks it clean while another
+/// records a failure. After both, the mark is never left up over the
+/// failure: two more successes on the one cursor push it out of the ring,
+/// exactly as a lone thread's ring must, and every outcome is counted once.
+#[test]
+fn a_clean_mark_never_outlives_a_failure() {
+    loom::model(|| {
+        let (cb, _, _) =
+            breaker(|b| b.window(Window::count(2)).stripes(1).failure_rate_threshold(1.0).minimum_calls(2));
+        cb.try_acquire().unwrap().success(); // one of two slots
+        let t = {
+            let cb = cb.clone();
+            thread::spawn(move || cb.try_acquire().unwrap().success()) // fills the ring: marks it
+        };
+        cb.try_acquire().unwrap().failure();
+        t.join().unwrap();
+        assert_eq!(cb.state(), State::Closed, "one failure in two is under 100%");
+        cb.try_acquire().unwrap().success();
+        cb.try_acquire().unwrap().success();
+        let m = cb.metrics();
+        assert_eq!((m.window_calls, m.window_failures), (2, 0), "the failure outlived two records: {m:?}");
+        assert_eq!((m.calls, m.failures, m.successes), (5, 1, 4), "each record counted once: {m:?}");
+    });
+}

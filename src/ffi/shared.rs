@@ -21,7 +21,7 @@ pub const NB_SHARED_REPLACE: u32 = 2;
 
 /// Opens (or creates) the breaker every process of the host shares under
 /// `name_or_path`: a bare name (1..=200 of `[A-Za-z0-9._-]`) is the file
-/// `/dev/shm/nanobreaker-v3-<name>` (`v3`: the region's layout version, so
+/// `/dev/shm/nanobreaker-v4-<name>` (`v4`: the region's layout version, so
 /// libraries of another layout use another file), anything with a `/` is a
 /// path. The first
 /// opener's `cfg` is the region's (and its `stripes`); a later opener with

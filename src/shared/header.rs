@@ -22,7 +22,7 @@ pub(super) const HOST_CLOCK: u64 = 1;
 pub(super) const PRIVATE_CLOCK: u64 = 2;
 /// Bumped whenever the layout below, or a type of the breaker's words
 /// (`Hot`, `Cold`, `Stripe`, the buckets), changes.
-pub const LAYOUT_VERSION: u64 = 3;
+pub const LAYOUT_VERSION: u64 = 4;
 /// Bytes of a name kept in the header.
 pub(crate) const MAX_NAME: usize = 256;
 pub(super) const CONFIG_WORDS: usize = 16;

@@ -74,9 +74,9 @@
 //! # Who can open it
 //!
 //! A bare name (`"orders-db"`) is the file
-//! `/dev/shm/nanobreaker-v3-orders-db` (Linux's shared-memory tmpfs;
+//! `/dev/shm/nanobreaker-v4-orders-db` (Linux's shared-memory tmpfs;
 //! elsewhere, give a path on a tmpfs); anything with a `/` is a path. The
-//! `v3` is the region's layout version: during a rolling upgrade to a
+//! `v4` is the region's layout version: during a rolling upgrade to a
 //! library with another layout, old and new processes each share a region
 //! of their own under the same name, instead of the new ones failing to
 //! open the old region (a path names one file whatever the version: a

@@ -24,12 +24,28 @@
 //!
 //! A success writes its slot only if the slot holds something else, so in
 //! a healthy breaker the ring stays read-only and shared by every core.
+//!
+//! A healthy breaker's ring goes further: once every slot holds a success
+//! of the current era, the ring is *clean*, and a success changes nothing
+//! in it wherever it lands, so a ring in that state is the same whichever
+//! slot the cursors point at. While the ring is clean a success moves no
+//! cursor: it is counted on its CPU's own counter with no locked
+//! instruction (`Stripe::solo`, `rseq.rs`), and the breaker's state word
+//! and the `clean` mark are all it reads. The mark (`settle`) is the slot
+//! value of a success of the clean era, next to the state word; any write
+//! of another value into a slot takes it down (`dirty`). Setting it and
+//! taking it down race, so each side orders its own write before its read
+//! of the other's word with a `SeqCst` fence: of a settler and a writer
+//! racing, at least one sees the other, and the mark is never left up over
+//! a slot that holds something else. The mark only ever stands for what
+//! every slot holds, so a thread that records alone still sees an exact
+//! ring of its last `n` outcomes.
 
 use super::stripe::{check, Stripe};
-use super::Tally;
+use super::{Fast, Tally};
 use crate::era::{self, parity};
 use crate::state::GEN_MASK;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{fence, AtomicU64, Ordering};
 
 /// A cursor: `[laps 17 | position 47]` (see `advance`).
 pub(super) const POSITION_BITS: u32 = 47;
@@ -103,13 +119,44 @@ fn lap(stripe: &Stripe, pos: u64, n: u64) -> usize {
 }
 
 /// Writes outcome `v` of `generation` into the next slot of `stripe`'s
-/// cursor and keeps the live counts in step. Returns whether the window
-/// of `generation` grew (the slot held no outcome of it): a success that
-/// fills the window may bring it to `minimum_calls`, so it is judged.
+/// cursor and keeps the live counts in step. Returns `Judge` if the
+/// window grew (a success that fills it may bring it to `minimum_calls`),
+/// `Settle` if it may have become clean (see `settle`): a failure or slow
+/// call replaced, or a success at slot 0 of a ring not marked clean (once
+/// a lap per stripe, so a mark lost to a race is set again).
 #[inline]
-pub(super) fn record(slots: &[AtomicU64], stripe: &Stripe, home: u64, generation: u64, v: u64) -> bool {
+pub(super) fn record(
+    slots: &[AtomicU64],
+    stripe: &Stripe,
+    clean: &AtomicU64,
+    home: u64,
+    generation: u64,
+    v: u64,
+) -> Fast {
     let i = advance(stripe, slots.len() as u64, home);
-    write(slots, stripe, i, generation, v)
+    if i == 0 {
+        return write_at_zero(slots, stripe, clean, generation, v);
+    }
+    write(slots, stripe, clean, i, generation, v)
+}
+
+/// `write` at slot 0, and `Settle` if that changed nothing in a ring not
+/// marked clean for `v` (see `record`).
+#[cold]
+fn write_at_zero(slots: &[AtomicU64], stripe: &Stripe, clean: &AtomicU64, generation: u64, v: u64) -> Fast {
+    match write(slots, stripe, clean, 0, generation, v) {
+        Fast::Done if !is_clean(clean, v) => Fast::Settle,
+        wrote => wrote,
+    }
+}
+
+/// Whether the ring is marked clean for `v`, the value of a success (see
+/// `settle`).
+#[inline(always)]
+pub(super) fn is_clean(clean: &AtomicU64, v: u64) -> bool {
+    // Relaxed: the mark is one self-contained value, and a success that
+    // finds it moves no other word (see the module docs).
+    clean.load(Ordering::Relaxed) == v
 }
 
 /// `record` for a caller that made the cursor's add itself and landed on
@@ -123,17 +170,22 @@ pub(super) fn record(slots: &[AtomicU64], stripe: &Stripe, home: u64, generation
 pub(super) fn landed(
     slots: &[AtomicU64],
     stripe: &Stripe,
+    clean: &AtomicU64,
     position: u64,
     outcome: Option<(u64, u64)>,
-) -> bool {
+) -> Fast {
     let n = slots.len() as u64;
     let i = if position < n { position as usize } else { lap(stripe, position, n) };
-    outcome.is_some_and(|(generation, v)| write(slots, stripe, i, generation, v))
+    match outcome {
+        Some((generation, v)) if i == 0 => write_at_zero(slots, stripe, clean, generation, v),
+        Some((generation, v)) => write(slots, stripe, clean, i, generation, v),
+        None => Fast::Done,
+    }
 }
 
 /// Writes outcome `v` of `generation` into slot `i`; see `record`.
 #[inline(always)]
-fn write(slots: &[AtomicU64], stripe: &Stripe, i: usize, generation: u64, v: u64) -> bool {
+fn write(slots: &[AtomicU64], stripe: &Stripe, clean: &AtomicU64, i: usize, generation: u64, v: u64) -> Fast {
     debug_assert!(i < slots.len());
     // SAFETY: `advance` and `landed` give a slot of the ring: below `n`,
     // the ring's length, which is never 0 (`Windows::new` makes at least
@@ -144,11 +196,52 @@ fn write(slots: &[AtomicU64], stripe: &Stripe, i: usize, generation: u64, v: u64
     // write) when the slot already holds this outcome, as it does for
     // every success in a healthy breaker.
     if slot.load(Ordering::Relaxed) == v {
-        return false;
+        return Fast::Done;
     }
     // Relaxed: as above; the swap's answer is what makes the counts exact.
     let old = slot.swap(v, Ordering::Relaxed);
-    old != v && count_change(stripe, generation, old, v)
+    dirty(clean, v);
+    if old == v {
+        Fast::Done
+    } else {
+        count_change(stripe, generation, old, v)
+    }
+}
+
+/// After `v` was written into a slot: a ring marked clean for another
+/// value is clean no more.
+#[cold]
+fn dirty(clean: &AtomicU64, v: u64) {
+    // SeqCst: the slot's write before the mark's read, against `settle`'s
+    // mark before its reads of the slots (see the module docs).
+    fence(Ordering::SeqCst);
+    // Relaxed: ordered by the fence.
+    let c = clean.load(Ordering::Relaxed);
+    if c != 0 && c != v {
+        // Relaxed: the mark carries no other data; a newer mark (a
+        // settler's, which reads the slots after) is left alone.
+        let _ = clean.compare_exchange(c, 0, Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
+
+/// Marks the ring clean for `generation` (the estimate says every slot
+/// holds one of its successes), unless it is already: sets the mark, then
+/// reads every slot and takes the mark down again if one holds anything
+/// else. O(n), once each time the ring becomes clean.
+pub(super) fn settle(slots: &[AtomicU64], clean: &AtomicU64, generation: u64) {
+    let c = slot_value(generation, false, false);
+    // Relaxed: a shortcut; the exchange and the reads below decide.
+    let cur = clean.load(Ordering::Relaxed);
+    if cur == c || clean.compare_exchange(cur, c, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+        return;
+    }
+    // SeqCst: the mark before the reads of the slots, against `dirty`.
+    fence(Ordering::SeqCst);
+    // Relaxed: ordered by the fence.
+    if slots.iter().any(|s| s.load(Ordering::Relaxed) != c) {
+        // Relaxed: as in `dirty`.
+        let _ = clean.compare_exchange(c, 0, Ordering::Relaxed, Ordering::Relaxed);
+    }
 }
 
 /// Adds to `stripe`'s live counts what one swap did to a slot: `-old` in
@@ -157,9 +250,9 @@ fn write(slots: &[AtomicU64], stripe: &Stripe, i: usize, generation: u64, v: u64
 /// longer counts, or the writer's permit is stale). So, whenever no write
 /// is in flight, the counters of era `g` summed over the stripes equal the
 /// slots holding `g`, exactly, even when a late writer with a stale permit
-/// overwrites a live slot.
+/// overwrites a live slot. Returns what to do after (see `record`).
 #[cold]
-fn count_change(stripe: &Stripe, generation: u64, old: u64, new: u64) -> bool {
+fn count_change(stripe: &Stripe, generation: u64, old: u64, new: u64) -> Fast {
     let fields = |v: u64| [(v & PRESENT != 0) as i64, (v & FAIL) as i64, ((v & SLOW) >> 1) as i64];
     let (o, n) = (fields(old), fields(new));
     let old_gen = old >> 3;
@@ -170,7 +263,8 @@ fn count_change(stripe: &Stripe, generation: u64, old: u64, new: u64) -> bool {
                 era::add(c, generation, n[k] - o[k]);
             }
         }
-        return false;
+        // A failure or slow call gone: the ring may now be clean.
+        return if old & (FAIL | SLOW) != 0 { Fast::Settle } else { Fast::Done };
     }
     // Only an era after the writer's can still count (the writer's permit
     // is stale and it overwrote a live slot): an older era's counter is
@@ -191,7 +285,11 @@ fn count_change(stripe: &Stripe, generation: u64, old: u64, new: u64) -> bool {
             era::add(&live[k], generation, n[k]);
         }
     }
-    grew
+    if grew {
+        Fast::Judge
+    } else {
+        Fast::Done
+    }
 }
 
 /// The per-stripe live counts of `generation`, summed; see the module docs.
@@ -234,8 +332,9 @@ pub(super) fn tally(slots: &[AtomicU64], generation: u64) -> Tally {
     t
 }
 
-/// Outcomes recorded through `stripe`'s cursor, all time.
-pub(super) fn calls(stripe: &Stripe, n: u64) -> u64 {
+/// Outcomes recorded through `stripe`'s cursor, and the successes its CPU
+/// counted on a clean ring, all time. `start`: where the cursor started.
+pub(super) fn calls(stripe: &Stripe, n: u64, start: u64) -> u64 {
     // Acquire, and first: a take-back (`Windows::success_landed`) seen
     // here brings the cursor add it takes back with it, so the sum is
     // never one low (on a new breaker: never u64::MAX).
@@ -243,5 +342,7 @@ pub(super) fn calls(stripe: &Stripe, n: u64) -> u64 {
     // Relaxed: statistics.
     let c = stripe.calls.load(Ordering::Relaxed);
     let laps_and_pos = (c >> POSITION_BITS).wrapping_mul(n).wrapping_add(c & POSITION_MASK);
-    lapped.wrapping_add(laps_and_pos).wrapping_sub(stripe.start)
+    // Relaxed: as above.
+    let solo = stripe.solo.load(Ordering::Relaxed);
+    lapped.wrapping_add(laps_and_pos).wrapping_sub(start).wrapping_add(solo)
 }

@@ -46,16 +46,23 @@ impl Windows {
 
     /// Finishes a success of `generation` whose add to stripe `k`'s cursor
     /// a caller made itself and landed on `position` (see
-    /// `success_words`); with no generation, only the cursor's lap (the
+    /// `success_words`; `clean`: the breaker's clean mark, see `count.rs`);
+    /// with no generation, only the cursor's lap (the
     /// success takes the long way). `None` if this is not a count window
-    /// or there is no stripe `k`; else whether to judge, as
+    /// or there is no stripe `k`; else whether to judge or settle, as
     /// `record_success`. A caller on its own thread's stripe is noted
     /// there (`stripe::check`), so threads that record this way still part
     /// when they collide (the caller asks for its stripe again after).
-    pub(crate) fn success_landed(&self, k: usize, position: u64, generation: Option<u64>) -> Option<Fast> {
+    pub(crate) fn success_landed(
+        &self,
+        clean: &AtomicU64,
+        k: usize,
+        position: u64,
+        generation: Option<u64>,
+    ) -> Option<Fast> {
         let (Kind::Count(slots), Some(stripe)) = (&self.kind, self.stripes.get(k)) else { return None };
         let outcome = generation.map(|g| (g, count::slot_value(g, false, false)));
-        let judge = count::landed(slots, stripe, position, outcome);
+        let judge = count::landed(slots, stripe, clean, position, outcome);
         if outcome.is_none() {
             // The outcome takes the long way, which counts it there: the
             // add is taken back from the totals (the slot it handed out
@@ -68,6 +75,6 @@ impl Windows {
         if own == k {
             stripe::check(stripe, home);
         }
-        Some(if judge { Fast::Judge } else { Fast::Done })
+        Some(judge)
     }
 }

@@ -2,6 +2,8 @@
 //! (where counters live and why), `count.rs` (the ring of the last `n`
 //! outcomes) and `time.rs` (buckets of the last `length`).
 
+#[cfg(all(test, not(loom)))]
+mod clean_tests;
 mod count;
 #[cfg(feature = "capi")]
 mod fast;
@@ -33,12 +35,15 @@ pub(crate) struct Tally {
 }
 
 /// What a fast success did.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Fast {
     /// Recorded; nothing to decide.
     Done,
     /// Recorded, and the window grew: judge it.
     Judge,
+    /// Recorded, and the ring may have become clean: settle it (see
+    /// `count.rs`), with no verdict.
+    Settle,
     /// Not a count window: take the long way.
     Slow,
 }
@@ -80,6 +85,13 @@ pub(crate) struct Windows {
     latency: Option<Latency>,
 }
 
+/// Where stripe `k` of `stripes` starts its cursor in a count ring of `n`:
+/// `k / stripes` of the way round (at laps 0 it has counted `position -
+/// start` outcomes).
+fn start(k: usize, n: u64, stripes: usize) -> u64 {
+    k as u64 * n / stripes as u64
+}
+
 enum Kind {
     Count(Words<[AtomicU64]>),
     Time(time::Buckets),
@@ -87,6 +99,7 @@ enum Kind {
 
 impl Windows {
     pub(crate) fn new(window: Window, stripes: u32, record_latency: bool, placer: &mut Placer) -> Windows {
+        crate::sync::init_per_cpu();
         let stripes = stripes.clamp(1, crate::config::MAX_STRIPES).next_power_of_two() as usize;
         let ring = match window {
             // At least one slot, whatever the (validated) config says: the
@@ -94,11 +107,8 @@ impl Windows {
             Window::Count(n) => n.max(1) as u64,
             Window::Time { .. } => 0,
         };
-        // Stripe k's cursor starts k/stripes of the way round a count ring
-        // (at laps 0: it counts `position - start` outcomes).
         let stripe_words = placer.many(stripes, |k| {
-            let start = k as u64 * ring / stripes as u64;
-            CachePadded::new(Stripe { calls: AtomicU64::new(start), start, ..Stripe::default() })
+            CachePadded::new(Stripe { calls: AtomicU64::new(start(k, ring, stripes)), ..Stripe::default() })
         });
         let kind = match window {
             Window::Count(_) => Kind::Count(placer.many(ring as usize, |_| AtomicU64::new(0))),
@@ -145,39 +155,59 @@ impl Windows {
         (k, stripe, home)
     }
 
-    /// Records a success of `generation` if this is a count window: the
-    /// whole hot path of a healthy breaker.
-    #[inline]
-    pub(crate) fn record_success(&self, generation: u64) -> Fast {
+    /// Counts a success of `generation` in a ring marked clean for it
+    /// (`clean`, see `count.rs`): no slot, no cursor, one per-CPU add on
+    /// the stripe numbered as the CPU. `false` if the ring is not clean,
+    /// or this CPU has no stripe or cannot add now: record it the
+    /// ordinary way. The whole hot path of a healthy breaker.
+    #[inline(always)]
+    pub(crate) fn success_on_clean(&self, clean: &AtomicU64, generation: u64) -> bool {
+        let Some(per_cpu) = crate::sync::per_cpu() else { return false };
+        count::is_clean(clean, count::slot_value(generation, false, false))
+            && per_cpu.add(|cpu| self.stripes.get(cpu).map(|s| &s.solo))
+    }
+
+    /// Records a success of `generation` if this is a count window (see
+    /// `record` for `clean`).
+    #[inline(always)]
+    pub(crate) fn record_success(&self, clean: &AtomicU64, generation: u64) -> Fast {
         match &self.kind {
             Kind::Count(slots) => {
                 let (_, stripe, home) = self.homed();
-                if count::record(slots, stripe, home, generation, count::slot_value(generation, false, false))
-                {
-                    Fast::Judge
-                } else {
-                    Fast::Done
-                }
+                count::record(
+                    slots,
+                    stripe,
+                    clean,
+                    home,
+                    generation,
+                    count::slot_value(generation, false, false),
+                )
             }
             Kind::Time(_) => Fast::Slow,
         }
     }
 
     /// Records one success or failure (see [`Entry`]). Returns whether a
-    /// success should be judged (see `count::record` and
-    /// `time::Buckets::record`; failures and slow calls are always judged
-    /// by the caller). `live()` says whether the era is still current.
-    pub(crate) fn record(&self, e: Entry, live: impl Fn() -> bool) -> bool {
+    /// success should be judged or the ring settled (see `count::record`
+    /// and `time::Buckets::record`; failures and slow calls are always
+    /// judged by the caller). `live()` says whether the era is still
+    /// current; `clean` is the breaker's clean mark (see `count.rs`), next
+    /// to its state word.
+    pub(crate) fn record(&self, clean: &AtomicU64, e: Entry, live: impl Fn() -> bool) -> Fast {
         let (k, stripe, home) = self.homed();
         let judge = match &self.kind {
             Kind::Count(slots) => {
                 let v = count::slot_value(e.generation, e.failed, e.slow);
-                count::record(slots, stripe, home, e.generation, v)
+                count::record(slots, stripe, clean, home, e.generation, v)
             }
             Kind::Time(b) => {
                 let judge = b.record(k, stripe, e, live);
                 stripe::check(stripe, home);
-                judge
+                if judge {
+                    Fast::Judge
+                } else {
+                    Fast::Done
+                }
             }
         };
         Self::count_totals(stripe, e.failed, e.slow);
@@ -265,9 +295,11 @@ impl Windows {
     /// window first judges its per-stripe live counts (O(stripes)), and
     /// only if that yields a verdict judges the ring itself (O(n)) to
     /// confirm it. A time window's tally is already cheap and is judged
-    /// once.
+    /// once. A count window that holds nothing but successes of
+    /// `generation` is marked clean (`count::settle`).
     pub(crate) fn judge<R>(
         &self,
+        clean: &AtomicU64,
         generation: u64,
         now: u64,
         start: u64,
@@ -275,11 +307,35 @@ impl Windows {
     ) -> Option<R> {
         match &self.kind {
             Kind::Count(slots) => {
-                judge(count::estimate(self.stripes.iter().map(|s| &**s), generation))?;
-                judge(count::tally(slots, generation))
+                let estimate = self.estimate(generation);
+                if judge(estimate).is_some() {
+                    return judge(count::tally(slots, generation));
+                }
+                self.settle_with(slots, clean, generation, estimate);
+                None
             }
             Kind::Time(b) => judge(b.tally(generation, now, start)),
         }
+    }
+
+    /// Marks a count window clean for `generation` if it holds nothing but
+    /// its successes (see `count::settle`): after a success that may have
+    /// made it so.
+    pub(crate) fn settle(&self, clean: &AtomicU64, generation: u64) {
+        if let Kind::Count(slots) = &self.kind {
+            self.settle_with(slots, clean, generation, self.estimate(generation));
+        }
+    }
+
+    fn settle_with(&self, slots: &[AtomicU64], clean: &AtomicU64, generation: u64, estimate: Tally) {
+        if estimate == (Tally { calls: slots.len() as u64, failures: 0, slow: 0 }) {
+            count::settle(slots, clean, generation);
+        }
+    }
+
+    /// A count window's per-stripe live counts of `generation`, summed.
+    fn estimate(&self, generation: u64) -> Tally {
+        count::estimate(self.stripes.iter().map(|s| &**s), generation)
     }
 
     /// What the window holds for `generation` at `now`: each slot or bucket
@@ -295,8 +351,12 @@ impl Windows {
     pub(crate) fn calls(&self) -> u64 {
         self.stripes
             .iter()
-            .map(|s| match &self.kind {
-                Kind::Count(slots) => count::calls(s, slots.len() as u64),
+            .enumerate()
+            .map(|(k, s)| match &self.kind {
+                Kind::Count(slots) => {
+                    let n = slots.len() as u64;
+                    count::calls(s, n, start(k, n, self.stripes.len()))
+                }
                 // Relaxed: statistics.
                 Kind::Time(_) => s.calls.load(Ordering::Relaxed),
             })
@@ -337,6 +397,12 @@ mod tests {
     }
     use std::time::Duration;
 
+    /// A clean mark that is not set (see `count.rs`): for a record that
+    /// no judge settles.
+    fn unmarked() -> AtomicU64 {
+        AtomicU64::new(0)
+    }
+
     /// A window whose live counters are ready for `generation` (what a
     /// transition does before the era becomes visible).
     fn windows(window: Window, stripes: u32, generations: &[u64]) -> Windows {
@@ -352,7 +418,7 @@ mod tests {
     fn count_window_is_an_exact_ring_for_one_thread() {
         let w = windows(Window::count(5), 4, &[1]);
         for i in 0..12 {
-            w.record(entry(1, i % 3 == 0, false), || true);
+            w.record(&unmarked(), entry(1, i % 3 == 0, false), || true);
         }
         // The last 5 of 0..12 are 7..12; failures at 9.
         assert_eq!(w.tally(1, 0, 0), Tally { calls: 5, failures: 1, slow: 0 });
@@ -362,24 +428,49 @@ mod tests {
     #[test]
     fn a_success_that_grows_the_window_asks_to_be_judged() {
         let w = windows(Window::count(3), 1, &[1]);
-        assert!(w.record_success(1) == Fast::Judge);
-        assert!(w.record_success(1) == Fast::Judge);
-        assert!(w.record_success(1) == Fast::Judge);
-        assert!(w.record_success(1) == Fast::Done, "the window is full");
+        let clean = unmarked();
+        for _ in 0..3 {
+            assert!(w.record_success(&clean, 1) == Fast::Judge);
+        }
+        // Unmarked, a lap's first slot asks too (a mark lost to a race is
+        // set again)...
+        assert!(w.record_success(&clean, 1) == Fast::Settle, "slot 0 of a ring not marked clean");
+        // ...and settling marks a ring of successes clean: then none asks.
+        w.settle(&clean, 1);
+        let success = count::slot_value(1, false, false);
+        assert_eq!(clean.load(Ordering::Relaxed), success, "marked clean");
+        for _ in 0..6 {
+            assert!(w.record_success(&clean, 1) == Fast::Done, "the window is full and clean");
+        }
+        // A failure takes the mark down; the success that replaces it asks.
+        w.record(&clean, entry(1, true, false), || true);
+        assert_eq!(clean.load(Ordering::Relaxed), 0, "a failure in the ring: not clean");
+        let asked: Vec<_> = (0..3).map(|_| w.record_success(&clean, 1)).collect();
+        assert!(asked.contains(&Fast::Settle), "the success that replaced the failure asks: {asked:?}");
+        assert!(!asked.contains(&Fast::Judge), "a success that does not grow the window is not judged");
+        assert_eq!(w.judge(&clean, 1, 0, 0, |_| None::<()>), None, "a judge settles too");
+        assert_eq!(clean.load(Ordering::Relaxed), success, "clean again");
+        // A mark for another era, or a ring with a hole, is not settled.
+        let w = windows(Window::count(3), 1, &[1]);
+        w.record_success(&clean, 1);
+        w.record_success(&clean, 1);
+        clean.store(0, Ordering::Relaxed);
+        assert_eq!(w.judge(&clean, 1, 0, 0, |_| None::<()>), None);
+        assert_eq!(clean.load(Ordering::Relaxed), 0, "two of three slots: not clean");
     }
 
     #[test]
     fn time_window_ages_out_buckets() {
         let w = windows(Window::time(Duration::from_secs(10), 10), 2, &[3]);
         let s = 1_000_000_000;
-        w.record(entry(3, true, false), || true);
-        w.record(Entry { now: 5 * s, start: 0, ..entry(3, false, true) }, || true);
+        w.record(&unmarked(), entry(3, true, false), || true);
+        w.record(&unmarked(), Entry { now: 5 * s, start: 0, ..entry(3, false, true) }, || true);
         assert_eq!(w.tally(3, 9 * s, 0), Tally { calls: 2, failures: 1, slow: 1 });
         assert_eq!(w.tally(3, 10 * s, 0), Tally { calls: 1, failures: 0, slow: 1 });
         assert_eq!(w.tally(3, 15 * s, 0), Tally::default());
         // A record in a reused bucket turns it; an old record into it is dropped.
-        w.record(Entry { now: 20 * s, start: 0, ..entry(3, false, false) }, || true);
-        w.record(Entry { now: 10 * s, start: 0, ..entry(3, true, false) }, || true);
+        w.record(&unmarked(), Entry { now: 20 * s, start: 0, ..entry(3, false, false) }, || true);
+        w.record(&unmarked(), Entry { now: 10 * s, start: 0, ..entry(3, true, false) }, || true);
         assert_eq!(w.tally(3, 20 * s, 0), Tally { calls: 1, failures: 0, slow: 0 });
     }
 
@@ -388,12 +479,12 @@ mod tests {
         let w = windows(Window::time(Duration::from_secs(10), 10), 1, &[1, 2]);
         let s = 1_000_000_000;
         for _ in 0..5 {
-            w.record(Entry { now: s / 2, start: 0, ..entry(1, true, false) }, || true);
+            w.record(&unmarked(), Entry { now: s / 2, start: 0, ..entry(1, true, false) }, || true);
         }
         // Era 2 starts 0.7 s in, inside the bucket that holds era 1's failures.
         let start = 7 * s / 10;
         assert_eq!(w.tally(2, start, start), Tally::default());
-        w.record(Entry { now: s, start, ..entry(2, false, false) }, || true);
+        w.record(&unmarked(), Entry { now: s, start, ..entry(2, false, false) }, || true);
         assert_eq!(w.tally(2, s, start), Tally { calls: 1, failures: 0, slow: 0 });
         assert_eq!(w.tally(2, start + 10 * s, start), Tally::default(), "aged out");
     }
@@ -402,7 +493,7 @@ mod tests {
     fn cursor_counts_across_laps_and_lap_wraps() {
         let w = windows(Window::count(3), 2, &[1]);
         for i in 0..10 {
-            w.record(entry(1, i % 2 == 0, false), || true);
+            w.record(&unmarked(), entry(1, i % 2 == 0, false), || true);
         }
         assert_eq!(w.calls(), 10);
         assert_eq!(w.tally(1, 0, 0).calls, 3);
@@ -413,8 +504,8 @@ mod tests {
         let (_, stripe) = w.stripe();
         stripe.calls.store((u64::MAX >> count::POSITION_BITS) << count::POSITION_BITS | 2, Ordering::Relaxed);
         let jumped = w.calls();
-        w.record(entry(1, false, false), || true);
-        w.record(entry(1, false, false), || true); // folds the lap: wraps laps
+        w.record(&unmarked(), entry(1, false, false), || true);
+        w.record(&unmarked(), entry(1, false, false), || true); // folds the lap: wraps laps
         assert_eq!(w.calls(), jumped.wrapping_add(2));
     }
 
@@ -432,7 +523,7 @@ mod tests {
                 stripe.calls.fetch_add((1 << count::POSITION_BITS) - 3, Ordering::Relaxed);
             }
             let failed = i % 4 == 1 || i % 7 == 0;
-            w.record(entry(1, failed, false), || true);
+            w.record(&unmarked(), entry(1, failed, false), || true);
             mine.push(failed);
             assert_eq!(w.calls(), 4 + i + 1, "every record counted once (step {i})");
             if mine.len() >= 3 {
@@ -461,7 +552,7 @@ mod tests {
             }
             // One record in eight comes from a stale permit of an old era.
             let g = if x % 8 == 0 { generation - 1 - (x >> 8) % 3 } else { generation };
-            w.record(entry(g, x & 0x10 != 0, x & 0x20 != 0), || true);
+            w.record(&unmarked(), entry(g, x & 0x10 != 0, x & 0x20 != 0), || true);
             let est = count::estimate(w.stripes.iter().map(|s| &**s), generation);
             assert_eq!(est, w.tally(generation, 0, 0), "step {step}");
         }
@@ -477,9 +568,9 @@ mod tests {
                     std::thread::spawn(move || {
                         for i in 0..20_000u64 {
                             if (i + t) % 3 == 0 {
-                                w.record(entry(0, true, false), || true);
+                                w.record(&unmarked(), entry(0, true, false), || true);
                             } else {
-                                assert!(w.record_success(0) != Fast::Slow);
+                                assert!(w.record_success(&unmarked(), 0) != Fast::Slow);
                             }
                         }
                     })

@@ -31,8 +31,10 @@ pub(crate) struct Stripe {
     pub(crate) calls: AtomicU64,
     /// Count window: `2^17 * n` for every time `laps` wrapped.
     pub(crate) lapped: AtomicU64,
-    /// Count window: where this stripe's cursor started.
-    pub(crate) start: u64,
+    /// Count window: the successes CPU `k` (this stripe's number) counted
+    /// while the ring was clean, moving no cursor (see `count.rs`);
+    /// written only by per-CPU adds (`sync::per_cpu`).
+    pub(crate) solo: AtomicU64,
     /// The id of the thread that recorded here last (see the module docs).
     pub(crate) owner: AtomicU64,
     /// This stripe's share of each era's live counts, by parity (see

@@ -221,7 +221,7 @@ class Breaker:
     def open_shared(cls, name_or_path, config=None, mode=0o600, adopt=False, *, replace=False, fail_closed=False):
         """Opens (or creates) the breaker every process of the host shares
         under `name_or_path`: a bare name (1..200 of ``[A-Za-z0-9._-]``)
-        is a file in ``/dev/shm`` (``nanobreaker-v3-<name>``: ``v3`` is the
+        is a file in ``/dev/shm`` (``nanobreaker-v4-<name>``: ``v4`` is the
         library's region layout); anything with a ``/`` is a path. Open it
         in each process *after* any fork (a mapping
         survives a fork, but the watcher thread that brings the other

@@ -279,7 +279,7 @@ class SharedTest(unittest.TestCase):
     def test_a_bare_name_lives_in_dev_shm(self):
         name = "py-test-%d-%d" % (os.getpid(), time.monotonic_ns())
         with nb.Breaker.open_shared(name, CONFIG) as cb:
-            # nanobreaker-<name>, or with the layout version: nanobreaker-v3-<name>
+            # nanobreaker-<name>, or with the layout version: nanobreaker-v4-<name>
             files = [f for f in os.listdir("/dev/shm") if f.startswith("nanobreaker-") and f.endswith("-" + name)]
             for f in files:
                 self.addCleanup(os.unlink, os.path.join("/dev/shm", f))
