@@ -12,6 +12,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("floor", "one relaxed load + one fetch_add"),
     ("closed_success", "try_acquire + success, closed, count window"),
     ("closed_failure", "try_acquire + failure / success alternating, closed, count window"),
+    ("closed_1_in_64", "try_acquire + success, 1 call in 64 a failure, closed, count window"),
     ("closed_success_time", "try_acquire + success, closed, time window"),
     ("closed_success_slow_rule", "try_acquire + success, closed, slow-call rule on (2 clock reads)"),
     ("open_rejected", "try_acquire rejected, open"),
@@ -57,6 +58,17 @@ pub fn run(name: &str, n: u64, clock: &Clock) -> bool {
             for i in 0..n {
                 let p = black_box(&cb).try_acquire().unwrap();
                 if i % 2 == 0 {
+                    p.failure()
+                } else {
+                    p.success()
+                }
+            }
+        }
+        "closed_1_in_64" => {
+            let cb = breaker(clock, |b| b);
+            for i in 0..n {
+                let p = black_box(&cb).try_acquire().unwrap();
+                if i % 64 == 0 {
                     p.failure()
                 } else {
                     p.success()

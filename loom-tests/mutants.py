@@ -103,9 +103,10 @@ MUTANTS = [
             if budget == 0 {""",
      [("trips", "a_trip_never_overwrites_a_manual_transition")]),
     ("a slot written with no look at the clean mark", "src/window/count.rs",
-     """    let old = slot.swap(v, Ordering::Relaxed);
-    dirty(clean, v);""",
-     """    let old = slot.swap(v, Ordering::Relaxed);""",
+     """    if old & (PRESENT | SLOW | FAIL) == PRESENT {
+        dirty(clean, v);
+    }""",
+     "",
      [("windows", "a_clean_mark_never_outlives_a_failure")]),
     ("no fence between a slot's write and the look at the clean mark", "src/window/count.rs",
      """    // SeqCst: the slot's write before the mark's read, against `settle`'s

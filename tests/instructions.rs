@@ -10,10 +10,14 @@ mod scenarios;
 
 /// Budgets, set from what was measured (after the one-`fetch_add` success
 /// and the lean rejection of issue 9: closed_success 49, closed_failure
-/// 235, open_rejected 96, open_rejected_coarse 78, half_open_probe 383)
-/// with some headroom.
+/// 235, open_rejected 96, open_rejected_coarse 78, half_open_probe 383;
+/// with the clean ring, closed_success 52.3 and closed_1_in_64 65.3)
+/// with some headroom. Under valgrind no thread has an rseq area, so the
+/// successes measured take the cursor, the way every success took before
+/// the clean ring (see `window/count.rs`): the budgets guard that path.
 const BUDGETS: &[(&str, f64)] = &[
     ("closed_success", 55.0),
+    ("closed_1_in_64", 75.0),
     ("closed_failure", 290.0),
     ("open_rejected", 110.0),
     ("open_rejected_coarse", 90.0),

@@ -120,10 +120,11 @@ fn lap(stripe: &Stripe, pos: u64, n: u64) -> usize {
 
 /// Writes outcome `v` of `generation` into the next slot of `stripe`'s
 /// cursor and keeps the live counts in step. Returns `Judge` if the
-/// window grew (a success that fills it may bring it to `minimum_calls`),
-/// `Settle` if it may have become clean (see `settle`): a failure or slow
-/// call replaced, or a success at slot 0 of a ring not marked clean (once
-/// a lap per stripe, so a mark lost to a race is set again).
+/// window grew (a success that fills it may bring it to `minimum_calls`,
+/// or leave it clean), `Settle` for a success at slot 0 of a ring not
+/// marked clean: once a lap per stripe, the ring is looked at again (see
+/// `settle`), so a ring whose last failure was pushed out, or whose mark
+/// was lost to a race, is marked within a lap.
 #[inline]
 pub(super) fn record(
     slots: &[AtomicU64],
@@ -200,16 +201,19 @@ fn write(slots: &[AtomicU64], stripe: &Stripe, clean: &AtomicU64, i: usize, gene
     }
     // Relaxed: as above; the swap's answer is what makes the counts exact.
     let old = slot.swap(v, Ordering::Relaxed);
-    dirty(clean, v);
     if old == v {
-        Fast::Done
-    } else {
-        count_change(stripe, generation, old, v)
+        return Fast::Done;
     }
+    if old & (PRESENT | SLOW | FAIL) == PRESENT {
+        dirty(clean, v);
+    }
+    count_change(stripe, generation, old, v)
 }
 
-/// After `v` was written into a slot: a ring marked clean for another
-/// value is clean no more.
+/// After `v` replaced a success in a slot: a ring marked clean for that
+/// success is clean no more. (Only such a write can take a clean ring's
+/// last slot of the mark's value away: a slot that held anything else kept
+/// every settler's reading from passing, before the write and after it.)
 #[cold]
 fn dirty(clean: &AtomicU64, v: u64) {
     // SeqCst: the slot's write before the mark's read, against `settle`'s
@@ -263,8 +267,7 @@ fn count_change(stripe: &Stripe, generation: u64, old: u64, new: u64) -> Fast {
                 era::add(c, generation, n[k] - o[k]);
             }
         }
-        // A failure or slow call gone: the ring may now be clean.
-        return if old & (FAIL | SLOW) != 0 { Fast::Settle } else { Fast::Done };
+        return Fast::Done;
     }
     // Only an era after the writer's can still count (the writer's permit
     // is stale and it overwrote a live slot): an older era's counter is
