@@ -122,9 +122,9 @@ fn lap(stripe: &Stripe, pos: u64, n: u64) -> usize {
 /// cursor and keeps the live counts in step. Returns `Judge` if the
 /// window grew (a success that fills it may bring it to `minimum_calls`,
 /// or leave it clean), `Settle` for a success at slot 0 of a ring not
-/// marked clean: once a lap per stripe, the ring is looked at again (see
-/// `settle`), so a ring whose last failure was pushed out, or whose mark
-/// was lost to a race, is marked within a lap.
+/// marked clean: once every few laps of a stripe (`SETTLE_LAPS`) the ring
+/// is looked at again (see `settle`), so a ring whose last failure was
+/// pushed out, or whose mark was lost to a race, is marked within 8 laps.
 #[inline]
 pub(super) fn record(
     slots: &[AtomicU64],
@@ -141,12 +141,24 @@ pub(super) fn record(
     write(slots, stripe, clean, i, generation, v)
 }
 
+/// How often a stripe's lap looks at a ring not marked clean again (see
+/// `record`): on its first lap and every 8th after, so a breaker that
+/// keeps failing now and then, and is never clean, reads the other
+/// stripes' lines (`Windows::settle`'s estimate) once per 8 laps of each.
+const SETTLE_LAPS: u64 = 8;
+
 /// `write` at slot 0, and `Settle` if that changed nothing in a ring not
-/// marked clean for `v` (see `record`).
+/// marked clean for `v`, on a lap that looks (`SETTLE_LAPS`).
 #[cold]
 fn write_at_zero(slots: &[AtomicU64], stripe: &Stripe, clean: &AtomicU64, generation: u64, v: u64) -> Fast {
     match write(slots, stripe, clean, 0, generation, v) {
-        Fast::Done if !is_clean(clean, v) => Fast::Settle,
+        // Relaxed: the laps only space the looks out.
+        Fast::Done
+            if !is_clean(clean, v)
+                && (stripe.calls.load(Ordering::Relaxed) >> POSITION_BITS) % SETTLE_LAPS == 1 =>
+        {
+            Fast::Settle
+        }
         wrote => wrote,
     }
 }
