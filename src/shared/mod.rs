@@ -43,9 +43,13 @@
 //!              origin, boot id, clock kind, name (256 bytes), config
 //!              sequence, config (2 x 16 words: current, previous)
 //! then, each on a 128-byte boundary, as `builder::place` carves them:
-//!              Hot      the state word's line (word, rules, minimum, ext, probes)
+//!              Hot      the state word's line (word, rules, minimum, ext, probes,
+//!                       the clean mark)
 //!              Cold     failures in a row, last transition, counters
-//!              stripes  CachePadded<Stripe> x stripes
+//!              stripes  CachePadded<Stripe> x stripes (stripe k also holds
+//!                       CPU k's count of successes on a clean ring: the
+//!                       restartable sequences that add to it are per CPU,
+//!                       whichever process runs them)
 //!              window   count: u64 x n | time: lines of 16 u64, 2 x stripes x stride
 //!              latency  (with record_latency) lines of 48 u64 x stripes
 //!              ring     transition records: 64 x (head, time, 3 counts), lost
