@@ -430,7 +430,21 @@ typedef struct nb_config {
  *    `p[3] = spent`. Otherwise call `nb_success_landed(b, &p, k, position)`,
  *    which finishes it.
  *
- * Never write `*word`, a cursor or a slot any other way.
+ * The clean rule, when `clean` is not NULL (a count window, in a process
+ * whose threads have glibc's rseq area): after step 1, if `*clean` (an
+ * atomic load, relaxed) is `p[1] << slot_shift | slot_success`, the ring
+ * holds nothing but this era's successes and the success may skip steps 2
+ * and 3: add 1 to the `uint64_t` of the CPU `c` the thread runs on, at
+ * `solo + c * cursor_stride` bytes (`c <= stripe_mask`), in a restartable
+ * sequence (`rseq(2)`) over the thread's rseq area at `rseq_offset` bytes
+ * from the thread pointer: check the area's `cpu_id` is `c`, load, add,
+ * store, with the kernel's abort on preemption; then set `p[3] = spent`.
+ * If the sequence cannot run (another CPU, `c > stripe_mask`, an abort),
+ * follow steps 2 and 3. The header's `nb_success_fast` does this on
+ * x86-64 Linux with GCC or Clang.
+ *
+ * Never write `*word`, `*clean`, a cursor, a CPU's counter or a slot any
+ * other way.
  */
 typedef struct nb_fast_path {
   /**
@@ -506,6 +520,19 @@ typedef struct nb_fast_path {
    * `opaque[3]` of a recorded permit.
    */
   uint64_t spent;
+  /**
+   * The clean mark (the clean rule); NULL: no such rule.
+   */
+  const uint64_t *clean;
+  /**
+   * CPU 0's count of successes on a clean ring (the clean rule).
+   */
+  uint64_t *solo;
+  /**
+   * The thread's rseq area, in bytes from the thread pointer (the clean
+   * rule).
+   */
+  int64_t rseq_offset;
 } nb_fast_path;
 
 /**
@@ -1310,6 +1337,59 @@ static inline nb_result nb_acquire_fast(const struct nb_breaker *b, const struct
   return NB_OK;
 }
 /*
+ * nb_clean_add_: the clean rule of nb_fast_path (x86-64 Linux, GCC or
+ * Clang): adds 1 to the counter of the CPU this thread runs on, in a
+ * restartable sequence over the thread's rseq area (the one glibc
+ * registers: rseq(2)). The sequence checks the area's cpu_id is the CPU
+ * whose counter it picked, then loads, adds and stores; the kernel sends a
+ * thread preempted, moved or signalled inside it to the abort address
+ * (after the signature RSEQ_SIG, 0x53053053), so no two threads interleave
+ * on one CPU's counter. Non-zero: counted; zero: nothing was written (no
+ * counter for this CPU, or the sequence was abandoned): take the cursor.
+ */
+#if defined(__x86_64__) && defined(__linux__)
+static inline int nb_clean_add_(const struct nb_fast_path *f) {
+  char *area;
+  uint32_t cpu;
+  uint64_t *counter, tmp;
+  int ok;
+  __asm__("movq %%fs:0, %0" : "=r"(area));
+  area += f->rseq_offset;
+  cpu = __atomic_load_n((const uint32_t *)(area + 4), __ATOMIC_RELAXED);
+  if (cpu > f->stripe_mask) return 0;
+  counter = (uint64_t *)((char *)f->solo + cpu * f->cursor_stride);
+  __asm__ __volatile__(
+      ".pushsection __rseq_cs, \"aw\"\n\t"
+      ".balign 32\n\t"
+      "9:\n\t"
+      ".long 0, 0\n\t"
+      ".quad 7f, 8f - 7f, 6f\n\t"
+      ".popsection\n\t"
+      "leaq 9b(%%rip), %[tmp]\n\t"
+      "movq %[tmp], 8(%[area])\n\t"
+      "7:\n\t"
+      "cmpl %[cpu], 4(%[area])\n\t"
+      "jne 5f\n\t"
+      "movq (%[counter]), %[tmp]\n\t"
+      "addq $1, %[tmp]\n\t"
+      "movq %[tmp], (%[counter])\n\t"
+      "8:\n\t"
+      "movl $1, %[ok]\n\t"
+      "jmp 4f\n\t"
+      ".byte 0x0f, 0xb9, 0x3d\n\t"
+      ".long 0x53053053\n\t"
+      "6:\n\t"
+      "5:\n\t"
+      "xorl %[ok], %[ok]\n\t"
+      "4:\n\t"
+      : [ok] "=&r"(ok), [tmp] "=&r"(tmp)
+      : [area] "r"(area), [cpu] "r"(cpu), [counter] "r"(counter)
+      : "memory", "cc");
+  return ok;
+}
+#define NB_CLEAN_RULE_ 1
+#endif
+/*
  * The calling thread's stripe for nb_success_fast (nb_thread_stripe), in a
  * thread-local of each translation unit; 0: ask the library.
  */
@@ -1318,7 +1398,10 @@ static __thread uint64_t nb_fast_stripe_;
  * nb_success_fast: nb_success, without the call in Closed with a count
  * window (the success rule of nb_fast_path; `f` is `b`'s, as for
  * nb_acquire_fast): one acquire load, one atomic add on the cursor of this
- * thread's stripe and one load of a slot. A success that ends a lap of the
+ * thread's stripe and one load of a slot; on a ring that holds nothing but
+ * this era's successes (the clean rule, x86-64 Linux), one acquire load,
+ * one load of the clean mark and a per-CPU add with no locked instruction
+ * instead of the cursor and the slot. A success that ends a lap of the
  * window or replaces another outcome calls nb_success_landed; every other
  * case (another state, a time window, a permit that is spent, foreign or
  * timed, any NULL argument, an `f` never filled) calls nb_success, which
@@ -1341,6 +1424,14 @@ static inline nb_result nb_success_fast(const struct nb_breaker *b, const struct
   if (p->opaque[0] != f->breaker_id || p->opaque[2] != f->start || p->opaque[3] != f->live) return nb_success(b, p);
   w = __atomic_load_n((const nb_aligned_word *)f->word, __ATOMIC_ACQUIRE);
   if (((w ^ (g << f->shift)) & f->record_mask) != 0) return nb_success(b, p);
+#ifdef NB_CLEAN_RULE_
+  if (f->size >= __builtin_offsetof(struct nb_fast_path, rseq_offset) + sizeof f->rseq_offset && f->clean != NULL &&
+      __atomic_load_n((const nb_aligned_word *)f->clean, __ATOMIC_RELAXED) == ((g << f->slot_shift) | f->slot_success) &&
+      nb_clean_add_(f)) {
+    p->opaque[3] = f->spent;
+    return NB_OK;
+  }
+#endif
   if (nb_fast_stripe_ == 0) nb_fast_stripe_ = nb_thread_stripe();
   k = nb_fast_stripe_ & f->stripe_mask;
   position = __atomic_fetch_add((nb_aligned_word *)((char *)f->cursors + k * f->cursor_stride), 1, __ATOMIC_RELAXED) & f->position_mask;

@@ -75,6 +75,15 @@ fn lookup() -> u64 {
     NONE
 }
 
+/// Where each thread's rseq area is, in bytes from its thread pointer, if
+/// this process's threads have one (for the C ABI's `nb_fast_path`).
+#[cfg(feature = "capi")]
+pub(crate) fn offset() -> Option<i64> {
+    // Relaxed: as in `init`.
+    let offset = OFFSET.load(Ordering::Relaxed);
+    (offset < NONE).then_some(offset as i64)
+}
+
 /// The calling thread's rseq area, if this process has them: one load of
 /// a static and of the thread pointer. A thread whose own registration
 /// failed still gets one; its `cpu_id` then matches no counter.

@@ -14,6 +14,9 @@ use crossbeam_utils::CachePadded;
 /// `generation << generation_shift | present`.
 pub(crate) struct SuccessWords {
     pub(crate) cursors: *mut u64,
+    /// Stripe 0's per-CPU count (`Stripe::solo`), `stride` apart as the
+    /// cursors.
+    pub(crate) solo: *mut u64,
     pub(crate) stride: usize,
     pub(crate) stripe_mask: usize,
     pub(crate) slots: *const AtomicU64,
@@ -27,14 +30,16 @@ impl Windows {
     /// (the C ABI's fast path, `ffi/fast/`); `None` for a time window.
     pub(crate) fn success_words(&self) -> Option<SuccessWords> {
         let Kind::Count(slots) = &self.kind else { return None };
+        // A field of stripe 0, derived from the slice's own pointer (so
+        // `field + k * stride` stays within what it may reach).
+        let base = self.stripes.as_ptr();
+        let field = |f: &AtomicU64| {
+            let offset = f.as_ptr() as usize - base as usize;
+            base.cast::<u8>().cast_mut().wrapping_add(offset).cast::<u64>()
+        };
         Some(SuccessWords {
-            // Stripe 0's cursor, derived from the slice's own pointer (so
-            // `cursors + k * stride` stays within what it may reach).
-            cursors: {
-                let base = self.stripes.as_ptr();
-                let offset = self.stripes[0].calls.as_ptr() as usize - base as usize;
-                base.cast::<u8>().cast_mut().wrapping_add(offset).cast::<u64>()
-            },
+            cursors: field(&self.stripes[0].calls),
+            solo: field(&self.stripes[0].solo),
             stride: std::mem::size_of::<CachePadded<Stripe>>(),
             stripe_mask: self.stripe_mask,
             slots: slots.as_ptr().cast(),

@@ -44,7 +44,21 @@ use crate::window::POSITION_MASK;
 ///    `p[3] = spent`. Otherwise call `nb_success_landed(b, &p, k, position)`,
 ///    which finishes it.
 ///
-/// Never write `*word`, a cursor or a slot any other way.
+/// The clean rule, when `clean` is not NULL (a count window, in a process
+/// whose threads have glibc's rseq area): after step 1, if `*clean` (an
+/// atomic load, relaxed) is `p[1] << slot_shift | slot_success`, the ring
+/// holds nothing but this era's successes and the success may skip steps 2
+/// and 3: add 1 to the `uint64_t` of the CPU `c` the thread runs on, at
+/// `solo + c * cursor_stride` bytes (`c <= stripe_mask`), in a restartable
+/// sequence (`rseq(2)`) over the thread's rseq area at `rseq_offset` bytes
+/// from the thread pointer: check the area's `cpu_id` is `c`, load, add,
+/// store, with the kernel's abort on preemption; then set `p[3] = spent`.
+/// If the sequence cannot run (another CPU, `c > stripe_mask`, an abort),
+/// follow steps 2 and 3. The header's `nb_success_fast` does this on
+/// x86-64 Linux with GCC or Clang.
+///
+/// Never write `*word`, `*clean`, a cursor, a CPU's counter or a slot any
+/// other way.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct nb_fast_path {
@@ -87,16 +101,25 @@ pub struct nb_fast_path {
     pub slot_success: u64,
     /// `opaque[3]` of a recorded permit.
     pub spent: u64,
+    /// The clean mark (the clean rule); NULL: no such rule.
+    pub clean: *const u64,
+    /// CPU 0's count of successes on a clean ring (the clean rule).
+    pub solo: *mut u64,
+    /// The thread's rseq area, in bytes from the thread pointer (the clean
+    /// rule).
+    pub rseq_offset: i64,
 }
 
 // SAFETY: `#[repr(C)]`, `size` first, then a pointer, five `u64`s, two
-// pointers and eight `u64`s: no padding where a pointer is 4 or 8 bytes
-// (`size` and `word` fill the first 8 or 16 bytes, `cursors` and `slots`
-// the next 8 or 16 after `live`), and every bit pattern is a valid
-// `usize`, `u64` or raw pointer.
+// pointers, eight `u64`s, two pointers and an `i64`: no padding where a
+// pointer is 4 or 8 bytes (`size` and `word` fill the first 8 or 16
+// bytes, `cursors` and `slots` the next 8 or 16 after `live`, `clean` and
+// `solo` the 8 or 16 after `spent`), and every bit pattern is a valid
+// `usize`, `u64`, `i64` or raw pointer.
 unsafe impl SizedStruct for nb_fast_path {
     const FIELD_ENDS: &'static [usize] = field_ends!(nb_fast_path; word, mask, shift, breaker_id, start, live,
-        cursors, slots, record_mask, cursor_stride, stripe_mask, position_mask, ring, slot_shift, slot_success, spent);
+        cursors, slots, record_mask, cursor_stride, stripe_mask, position_mask, ring, slot_shift, slot_success, spent,
+        clean, solo, rseq_offset);
 }
 
 /// Fills `*out` (`size` bytes: pass `sizeof(nb_fast_path)`) with breaker
@@ -134,6 +157,10 @@ pub unsafe extern "C" fn nb_breaker_fast_path(
                 slot_shift: 0,
                 slot_success: 0,
                 spent: SPENT,
+                // No clean rule unless filled below.
+                clean: std::ptr::null(),
+                solo: std::ptr::null_mut(),
+                rseq_offset: 0,
             };
             if let Some(w) = b.windows.success_words() {
                 f.cursors = w.cursors;
@@ -144,6 +171,11 @@ pub unsafe extern "C" fn nb_breaker_fast_path(
                 f.ring = w.ring;
                 f.slot_shift = w.generation_shift.into();
                 f.slot_success = w.present;
+                if let Some(offset) = crate::rseq::offset() {
+                    f.clean = b.hot.clean.as_ptr().cast_const();
+                    f.solo = w.solo;
+                    f.rseq_offset = offset;
+                }
             }
             f
         };
