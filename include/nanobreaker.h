@@ -1366,13 +1366,13 @@ static inline int nb_clean_add_(const struct nb_fast_path *f) {
       ".quad 7f, 8f - 7f, 6f\n\t"
       ".popsection\n\t"
       "leaq 9b(%%rip), %[tmp]\n\t"
-      "movq %[tmp], 8(%[area])\n\t"
+      "movq %[tmp], %[cs]\n\t"
       "7:\n\t"
-      "cmpl %[cpu], 4(%[area])\n\t"
+      "cmpl %[cpu], %[cpuid]\n\t"
       "jne 5f\n\t"
-      "movq (%[counter]), %[tmp]\n\t"
+      "movq %[counter], %[tmp]\n\t"
       "addq $1, %[tmp]\n\t"
-      "movq %[tmp], (%[counter])\n\t"
+      "movq %[tmp], %[counter]\n\t"
       "8:\n\t"
       "movl $1, %[ok]\n\t"
       "jmp 4f\n\t"
@@ -1382,9 +1382,9 @@ static inline int nb_clean_add_(const struct nb_fast_path *f) {
       "5:\n\t"
       "xorl %[ok], %[ok]\n\t"
       "4:\n\t"
-      : [ok] "=&r"(ok), [tmp] "=&r"(tmp)
-      : [area] "r"(area), [cpu] "r"(cpu), [counter] "r"(counter)
-      : "memory", "cc");
+      : [ok] "=&r"(ok), [tmp] "=&r"(tmp), [cs] "=m"(*(uint64_t *)(area + 8)), [counter] "+m"(*counter)
+      : [cpu] "r"(cpu), [cpuid] "m"(*(const uint32_t *)(area + 4))
+      : "cc");
   return ok;
 }
 #define NB_CLEAN_RULE_ 1
