@@ -48,6 +48,9 @@ fn one_in(cb: &CircuitBreaker, every: u64, n: u64) {
     }
 }
 
+/// Not inlined: callgrind counts the instructions run inside it
+/// (`--toggle-collect=*scenarios*run*`).
+#[inline(never)]
 pub fn run(name: &str, n: u64, clock: &Clock) -> bool {
     match name {
         "floor" => {
