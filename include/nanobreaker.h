@@ -1344,8 +1344,10 @@ static inline nb_result nb_acquire_fast(const struct nb_breaker *b, const struct
  * whose counter it picked, then loads, adds and stores; the kernel sends a
  * thread preempted, moved or signalled inside it to the abort address
  * (after the signature RSEQ_SIG, 0x53053053), so no two threads interleave
- * on one CPU's counter. Non-zero: counted; zero: nothing was written (no
- * counter for this CPU, or the sequence was abandoned): take the cursor.
+ * on one CPU's counter; rseq_cs is cleared after, so no descriptor outlives
+ * this code (a dlclose'd library). Non-zero: counted; zero: nothing was
+ * written (no counter for this CPU, or the sequence was abandoned): take
+ * the cursor.
  */
 #if defined(__x86_64__) && defined(__linux__)
 static inline int nb_clean_add_(const struct nb_fast_path *f) {
@@ -1382,6 +1384,7 @@ static inline int nb_clean_add_(const struct nb_fast_path *f) {
       "5:\n\t"
       "xorl %[ok], %[ok]\n\t"
       "4:\n\t"
+      "movq $0, %[cs]\n\t"
       : [ok] "=&r"(ok), [tmp] "=&r"(tmp), [cs] "=m"(*(uint64_t *)(area + 8)), [counter] "+m"(*counter)
       : [cpu] "r"(cpu), [cpuid] "m"(*(const uint32_t *)(area + 4))
       : "cc");

@@ -148,7 +148,10 @@ mod imp {
             // inside the range to 6 (0: nothing was stored), so no other
             // thread's sequence on this CPU ran between our load and our
             // store: the add is never lost. Clobbers only `tmp`, `ok` and
-            // the flags.
+            // the flags. After either exit `rseq_cs` is cleared, as the
+            // kernel asks before the descriptor's memory may go; that store
+            // reads `area` after `ok` is written, so `ok` is `out`, never
+            // sharing an input's register.
             unsafe {
                 asm!(
                     ".pushsection __rseq_cs, \"aw\"",
@@ -174,11 +177,15 @@ mod imp {
                     "5:",
                     "xor {ok:e}, {ok:e}",
                     "4:",
+                    // No descriptor left behind: the kernel reads it at the
+                    // thread's next preemption, and this code may be
+                    // unloaded by then (a `dlclose`d library).
+                    "mov qword ptr [{area} + 8], 0",
                     area = in(reg) area,
                     cpu = in(reg) cpu,
                     addr = in(reg) c.as_ptr(),
                     tmp = out(reg) _,
-                    ok = lateout(reg) ok,
+                    ok = out(reg) ok,
                     options(nostack),
                 );
             }

@@ -32,14 +32,17 @@
 //! cursor: it is counted on its CPU's own counter with no locked
 //! instruction (`Stripe::solo`, `rseq.rs`), and the breaker's state word
 //! and the `clean` mark are all it reads. The mark (`settle`) is the slot
-//! value of a success of the clean era, next to the state word; any write
-//! of another value into a slot takes it down (`dirty`). Setting it and
-//! taking it down race, so each side orders its own write before its read
-//! of the other's word with a `SeqCst` fence: of a settler and a writer
-//! racing, at least one sees the other, and the mark is never left up over
-//! a slot that holds something else. The mark only ever stands for what
-//! every slot holds, so a thread that records alone still sees an exact
-//! ring of its last `n` outcomes.
+//! value of a success of the clean era, next to the state word; a settler
+//! puts up a pending mark (which no success takes), reads every slot, and
+//! only then turns it into the mark, so a settler stopped half-way (a
+//! killed process of a shared breaker, a long ring) leaves nothing a
+//! success trusts. A write that replaces a success takes any mark for
+//! another value down (`dirty`). Settling and taking down race, so each
+//! side orders its own write before its read of the other's word with a
+//! `SeqCst` fence: of a settler and a writer racing, at least one sees the
+//! other, and the mark is never left up over a slot that holds something
+//! else. The mark only ever stands for what every slot holds, so a thread
+//! that records alone still sees an exact ring of its last `n` outcomes.
 
 use super::stripe::{check, Stripe};
 use super::{Fast, Tally};
@@ -232,31 +235,59 @@ fn dirty(clean: &AtomicU64, v: u64) {
     // mark before its reads of the slots (see the module docs).
     fence(Ordering::SeqCst);
     // Relaxed: ordered by the fence.
-    let c = clean.load(Ordering::Relaxed);
-    if c != 0 && c != v {
-        // Relaxed: the mark carries no other data; a newer mark (a
-        // settler's, which reads the slots after) is left alone.
-        let _ = clean.compare_exchange(c, 0, Ordering::Relaxed, Ordering::Relaxed);
+    take_down(clean, clean.load(Ordering::Relaxed), |c| c != v);
+}
+
+/// The largest ring that is ever marked clean: settling reads every slot,
+/// on the thread of the call that asked, so a larger ring (up to 2^24
+/// slots) keeps taking the cursor rather than stall one call for
+/// milliseconds.
+pub(super) const MAX_CLEAN: usize = 1 << 16;
+
+/// A mark being settled: the success's value with this bit, which no slot
+/// value has (a generation is 54 bits, shifted left by 3), so no success
+/// takes it for a clean ring. A settler killed mid-way (a process of a
+/// shared breaker) leaves this, not the mark.
+const PENDING: u64 = 1 << 63;
+
+/// Marks the ring clean for `generation` (the estimate says every slot
+/// holds one of its successes), unless it is already: puts up the pending
+/// mark, reads every slot, then turns it into the mark if every slot holds
+/// the success, or takes it down. O(n), once each time the ring becomes
+/// clean.
+pub(super) fn settle(slots: &[AtomicU64], clean: &AtomicU64, generation: u64) {
+    let c = slot_value(generation, false, false);
+    let pending = c | PENDING;
+    // Relaxed: a shortcut; the exchanges and the reads below decide.
+    let cur = clean.load(Ordering::Relaxed);
+    if cur == c || clean.compare_exchange(cur, pending, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+        return;
+    }
+    // SeqCst: the pending mark before the reads of the slots, against
+    // `dirty`.
+    fence(Ordering::SeqCst);
+    // Relaxed: ordered by the fence.
+    if slots.iter().all(|s| s.load(Ordering::Relaxed) == c) {
+        // Relaxed: the mark carries no other data. A writer that took the
+        // pending mark down meanwhile wins: the exchange fails.
+        let _ = clean.compare_exchange(pending, c, Ordering::Relaxed, Ordering::Relaxed);
+    } else {
+        // Down, pending or up: an older settler of this era, whose reading
+        // passed before the slot that fails ours was written, may turn
+        // our pending mark into the mark before we take it down.
+        take_down(clean, pending, |m| m == pending || m == c);
     }
 }
 
-/// Marks the ring clean for `generation` (the estimate says every slot
-/// holds one of its successes), unless it is already: sets the mark, then
-/// reads every slot and takes the mark down again if one holds anything
-/// else. O(n), once each time the ring becomes clean.
-pub(super) fn settle(slots: &[AtomicU64], clean: &AtomicU64, generation: u64) {
-    let c = slot_value(generation, false, false);
-    // Relaxed: a shortcut; the exchange and the reads below decide.
-    let cur = clean.load(Ordering::Relaxed);
-    if cur == c || clean.compare_exchange(cur, c, Ordering::Relaxed, Ordering::Relaxed).is_err() {
-        return;
-    }
-    // SeqCst: the mark before the reads of the slots, against `dirty`.
-    fence(Ordering::SeqCst);
-    // Relaxed: ordered by the fence.
-    if slots.iter().any(|s| s.load(Ordering::Relaxed) != c) {
-        // Relaxed: as in `dirty`.
-        let _ = clean.compare_exchange(c, 0, Ordering::Relaxed, Ordering::Relaxed);
+/// Takes the mark down from `cur` while `up(mark)` says it must not stay:
+/// whatever settlers do meanwhile, it ends at 0 or at a mark `up` allows.
+fn take_down(clean: &AtomicU64, mut cur: u64, up: impl Fn(u64) -> bool) {
+    while cur != 0 && up(cur) {
+        // Relaxed: the mark carries no other data.
+        match clean.compare_exchange_weak(cur, 0, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(actual) => cur = actual,
+        }
     }
 }
 
