@@ -11,7 +11,7 @@ mod scenarios;
 /// Budgets, set from what was measured (after the one-`fetch_add` success
 /// and the lean rejection of issue 9: closed_success 49, closed_failure
 /// 235, open_rejected 96, open_rejected_coarse 78, half_open_probe 383;
-/// with the clean ring, closed_success 52.3 and closed_1_in_64 65.3)
+/// with the clean ring, closed_success 53.5 and closed_1_in_64 64.6)
 /// with some headroom. Under valgrind no thread has an rseq area, so the
 /// successes measured take the cursor, the way every success took before
 /// the clean ring (see `window/count.rs`): the budgets guard that path.
