@@ -48,8 +48,8 @@ pub(crate) struct Hot {
     /// Each half-open trial's probes, by parity (see `era.rs`).
     pub(crate) probes: [AtomicU64; 2],
     /// A count window's clean mark: the slot value of a success of the era
-    /// whose ring holds nothing else, else 0 (see `window/count.rs`).
-    pub(crate) clean: AtomicU64,
+    /// whose ring holds nothing else (see `window/count.rs`).
+    pub(crate) clean: crate::window::Clean,
 }
 
 /// The words that calls write less often: failures in a row, the time of

@@ -223,7 +223,7 @@ pub(crate) fn place(config: &Config, stripes: u32, record_latency: bool, placer:
         limits: AtomicU64::new(Limits::of(config).packed()),
         ext: [AtomicU64::new(Ext::new(0, State::Closed, 0).0), AtomicU64::new(u64::MAX)],
         probes: [AtomicU64::new(0), AtomicU64::new(0)],
-        clean: AtomicU64::new(0),
+        clean: Default::default(),
     };
     Placed {
         hot: placer.one(CachePadded::new(hot)),

@@ -43,7 +43,7 @@ fn cursors_and_solo(cb: &CircuitBreaker) -> (u64, u64) {
 }
 
 fn clean_mark(cb: &CircuitBreaker) -> u64 {
-    cb.hot.clean.load(Ordering::Relaxed)
+    cb.hot.clean.mark.load(Ordering::Relaxed)
 }
 
 #[test]

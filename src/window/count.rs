@@ -33,10 +33,10 @@
 //! instruction (`Stripe::solo`, `rseq.rs`), and the breaker's state word
 //! and the `clean` mark are all it reads. The mark (`settle`) is the slot
 //! value of a success of the clean era, next to the state word; a settler
-//! puts up a pending mark (which no success takes), reads every slot, and
-//! only then turns it into the mark, so a settler stopped half-way (a
-//! killed process of a shared breaker, a long ring) leaves nothing a
-//! success trusts. A write that replaces a success takes any mark for
+//! puts up a pending mark of its own (which no success takes), reads every
+//! slot, and only then turns it into the mark, so a settler stopped
+//! half-way (a killed process of a shared breaker, a long ring) leaves
+//! nothing a success trusts, and no settler can finish another's. A write that replaces a success takes any mark for
 //! another value down (`dirty`). Settling and taking down race, so each
 //! side orders its own write before its read of the other's word with a
 //! `SeqCst` fence: of a settler and a writer racing, at least one sees the
@@ -132,7 +132,7 @@ fn lap(stripe: &Stripe, pos: u64, n: u64) -> usize {
 pub(super) fn record(
     slots: &[AtomicU64],
     stripe: &Stripe,
-    clean: &AtomicU64,
+    clean: &Clean,
     home: u64,
     generation: u64,
     v: u64,
@@ -153,7 +153,7 @@ const SETTLE_LAPS: u64 = 8;
 /// `write` at slot 0, and `Settle` if that changed nothing in a ring not
 /// marked clean for `v`, on a lap that looks (`SETTLE_LAPS`).
 #[cold]
-fn write_at_zero(slots: &[AtomicU64], stripe: &Stripe, clean: &AtomicU64, generation: u64, v: u64) -> Fast {
+fn write_at_zero(slots: &[AtomicU64], stripe: &Stripe, clean: &Clean, generation: u64, v: u64) -> Fast {
     match write(slots, stripe, clean, 0, generation, v) {
         // Relaxed: the laps only space the looks out.
         Fast::Done
@@ -169,10 +169,10 @@ fn write_at_zero(slots: &[AtomicU64], stripe: &Stripe, clean: &AtomicU64, genera
 /// Whether the ring is marked clean for `v`, the value of a success (see
 /// `settle`).
 #[inline(always)]
-pub(super) fn is_clean(clean: &AtomicU64, v: u64) -> bool {
+pub(super) fn is_clean(clean: &Clean, v: u64) -> bool {
     // Relaxed: the mark is one self-contained value, and a success that
     // finds it moves no other word (see the module docs).
-    clean.load(Ordering::Relaxed) == v
+    clean.mark.load(Ordering::Relaxed) == v
 }
 
 /// `record` for a caller that made the cursor's add itself and landed on
@@ -186,7 +186,7 @@ pub(super) fn is_clean(clean: &AtomicU64, v: u64) -> bool {
 pub(super) fn landed(
     slots: &[AtomicU64],
     stripe: &Stripe,
-    clean: &AtomicU64,
+    clean: &Clean,
     position: u64,
     outcome: Option<(u64, u64)>,
 ) -> Fast {
@@ -201,7 +201,7 @@ pub(super) fn landed(
 
 /// Writes outcome `v` of `generation` into slot `i`; see `record`.
 #[inline(always)]
-fn write(slots: &[AtomicU64], stripe: &Stripe, clean: &AtomicU64, i: usize, generation: u64, v: u64) -> Fast {
+fn write(slots: &[AtomicU64], stripe: &Stripe, clean: &Clean, i: usize, generation: u64, v: u64) -> Fast {
     debug_assert!(i < slots.len());
     // SAFETY: `advance` and `landed` give a slot of the ring: below `n`,
     // the ring's length, which is never 0 (`Windows::new` makes at least
@@ -230,12 +230,21 @@ fn write(slots: &[AtomicU64], stripe: &Stripe, clean: &AtomicU64, i: usize, gene
 /// last slot of the mark's value away: a slot that held anything else kept
 /// every settler's reading from passing, before the write and after it.)
 #[cold]
-fn dirty(clean: &AtomicU64, v: u64) {
+fn dirty(clean: &Clean, v: u64) {
     // SeqCst: the slot's write before the mark's read, against `settle`'s
     // mark before its reads of the slots (see the module docs).
     fence(Ordering::SeqCst);
     // Relaxed: ordered by the fence.
-    take_down(clean, clean.load(Ordering::Relaxed), |c| c != v);
+    let mut c = clean.mark.load(Ordering::Relaxed);
+    // Down, whatever settlers make of it meanwhile (a pending mark turned
+    // into the mark for another value must not stay up either).
+    while c != 0 && c != v {
+        // Relaxed: the mark carries no other data.
+        match clean.mark.compare_exchange_weak(c, 0, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(actual) => c = actual,
+        }
+    }
 }
 
 /// The largest ring that is ever marked clean: settling reads every slot,
@@ -244,10 +253,23 @@ fn dirty(clean: &AtomicU64, v: u64) {
 /// milliseconds.
 pub(super) const MAX_CLEAN: usize = 1 << 16;
 
-/// A mark being settled: the success's value with this bit, which no slot
-/// value has (a generation is 54 bits, shifted left by 3), so no success
-/// takes it for a clean ring. A settler killed mid-way (a process of a
-/// shared breaker) leaves this, not the mark.
+/// The clean mark, and the tickets its settlers take: side by side in the
+/// state word's line (`Hot`), written only when a ring becomes clean or
+/// stops being clean.
+#[derive(Default)]
+#[repr(C)]
+pub(crate) struct Clean {
+    /// The slot value of a success of the era whose ring holds nothing
+    /// else; 0, or a settler's pending mark (see `settle`), otherwise.
+    pub(crate) mark: AtomicU64,
+    /// Settlers taken so far: each pending mark is its own.
+    tickets: AtomicU64,
+}
+
+/// A pending mark: this bit, which no slot value has (a generation is 54
+/// bits, shifted left by 3), so no success takes it for a clean ring, and
+/// the settler's ticket. A settler killed mid-way (a process of a shared
+/// breaker) leaves this, never the mark.
 const PENDING: u64 = 1 << 63;
 
 /// Marks the ring clean for `generation` (the estimate says every slot
@@ -255,40 +277,30 @@ const PENDING: u64 = 1 << 63;
 /// mark, reads every slot, then turns it into the mark if every slot holds
 /// the success, or takes it down. O(n), once each time the ring becomes
 /// clean.
-pub(super) fn settle(slots: &[AtomicU64], clean: &AtomicU64, generation: u64) {
+pub(super) fn settle(slots: &[AtomicU64], clean: &Clean, generation: u64) {
     let c = slot_value(generation, false, false);
-    let pending = c | PENDING;
     // Relaxed: a shortcut; the exchanges and the reads below decide.
-    let cur = clean.load(Ordering::Relaxed);
-    if cur == c || clean.compare_exchange(cur, pending, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+    let cur = clean.mark.load(Ordering::Relaxed);
+    if cur == c {
+        return;
+    }
+    // Relaxed: only uniqueness matters. Each settler's pending mark is its
+    // own, so none can turn another's into the mark: a settler whose
+    // reading passed, then stalled while a writer took its pending mark
+    // down and another settler put one up, finds that one, not its own.
+    // (2^63 settles before a ticket comes round.)
+    let pending = PENDING | clean.tickets.fetch_add(1, Ordering::Relaxed) & !PENDING;
+    if clean.mark.compare_exchange(cur, pending, Ordering::Relaxed, Ordering::Relaxed).is_err() {
         return;
     }
     // SeqCst: the pending mark before the reads of the slots, against
     // `dirty`.
     fence(Ordering::SeqCst);
     // Relaxed: ordered by the fence.
-    if slots.iter().all(|s| s.load(Ordering::Relaxed) == c) {
-        // Relaxed: the mark carries no other data. A writer that took the
-        // pending mark down meanwhile wins: the exchange fails.
-        let _ = clean.compare_exchange(pending, c, Ordering::Relaxed, Ordering::Relaxed);
-    } else {
-        // Down, pending or up: an older settler of this era, whose reading
-        // passed before the slot that fails ours was written, may turn
-        // our pending mark into the mark before we take it down.
-        take_down(clean, pending, |m| m == pending || m == c);
-    }
-}
-
-/// Takes the mark down from `cur` while `up(mark)` says it must not stay:
-/// whatever settlers do meanwhile, it ends at 0 or at a mark `up` allows.
-fn take_down(clean: &AtomicU64, mut cur: u64, up: impl Fn(u64) -> bool) {
-    while cur != 0 && up(cur) {
-        // Relaxed: the mark carries no other data.
-        match clean.compare_exchange_weak(cur, 0, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return,
-            Err(actual) => cur = actual,
-        }
-    }
+    let settled = if slots.iter().all(|s| s.load(Ordering::Relaxed) == c) { c } else { 0 };
+    // Relaxed: the mark carries no other data. A writer that took the
+    // pending mark down meanwhile wins: the exchange fails.
+    let _ = clean.mark.compare_exchange(pending, settled, Ordering::Relaxed, Ordering::Relaxed);
 }
 
 /// Adds to `stripe`'s live counts what one swap did to a slot: `-old` in

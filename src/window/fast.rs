@@ -3,7 +3,7 @@
 //! such a success when the caller's add lands where the library must
 //! finish it.
 
-use super::{count, stripe, Fast, Kind, Stripe, Windows};
+use super::{count, stripe, Clean, Fast, Kind, Stripe, Windows};
 use crate::sync::{AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 
@@ -60,7 +60,7 @@ impl Windows {
     /// when they collide (the caller asks for its stripe again after).
     pub(crate) fn success_landed(
         &self,
-        clean: &AtomicU64,
+        clean: &Clean,
         k: usize,
         position: u64,
         generation: Option<u64>,

@@ -10,6 +10,7 @@ mod fast;
 mod stripe;
 mod time;
 
+pub(crate) use count::Clean;
 #[cfg(feature = "capi")]
 pub(crate) use count::POSITION_MASK;
 #[cfg(all(feature = "shared", unix, not(loom)))]
@@ -161,7 +162,7 @@ impl Windows {
     /// or this CPU has no stripe or cannot add now: record it the
     /// ordinary way. The whole hot path of a healthy breaker.
     #[inline(always)]
-    pub(crate) fn success_on_clean(&self, clean: &AtomicU64, generation: u64) -> bool {
+    pub(crate) fn success_on_clean(&self, clean: &Clean, generation: u64) -> bool {
         let Some(per_cpu) = crate::sync::per_cpu() else { return false };
         count::is_clean(clean, count::slot_value(generation, false, false))
             && per_cpu.add(|cpu| self.stripes.get(cpu).map(|s| &s.solo))
@@ -170,7 +171,7 @@ impl Windows {
     /// Records a success of `generation` if this is a count window (see
     /// `record` for `clean`).
     #[inline(always)]
-    pub(crate) fn record_success(&self, clean: &AtomicU64, generation: u64) -> Fast {
+    pub(crate) fn record_success(&self, clean: &Clean, generation: u64) -> Fast {
         match &self.kind {
             Kind::Count(slots) => {
                 let (_, stripe, home) = self.homed();
@@ -193,7 +194,7 @@ impl Windows {
     /// judged by the caller). `live()` says whether the era is still
     /// current; `clean` is the breaker's clean mark (see `count.rs`), next
     /// to its state word.
-    pub(crate) fn record(&self, clean: &AtomicU64, e: Entry, live: impl Fn() -> bool) -> Fast {
+    pub(crate) fn record(&self, clean: &Clean, e: Entry, live: impl Fn() -> bool) -> Fast {
         let (k, stripe, home) = self.homed();
         let judge = match &self.kind {
             Kind::Count(slots) => {
@@ -299,7 +300,7 @@ impl Windows {
     /// `generation` is marked clean (`count::settle`).
     pub(crate) fn judge<R>(
         &self,
-        clean: &AtomicU64,
+        clean: &Clean,
         generation: u64,
         now: u64,
         start: u64,
@@ -321,7 +322,7 @@ impl Windows {
     /// Marks a count window clean for `generation` if it holds nothing but
     /// its successes (see `count::settle`): after a success that may have
     /// made it so.
-    pub(crate) fn settle(&self, clean: &AtomicU64, generation: u64) {
+    pub(crate) fn settle(&self, clean: &Clean, generation: u64) {
         if let Kind::Count(slots) = &self.kind {
             self.settle_with(slots, clean, generation, self.estimate(generation));
         }
@@ -332,7 +333,7 @@ impl Windows {
     /// slot, on the caller's thread), and in a process whose threads can
     /// count per CPU (another process sharing the breaker settles it for
     /// itself).
-    fn settle_with(&self, slots: &[AtomicU64], clean: &AtomicU64, generation: u64, estimate: Tally) {
+    fn settle_with(&self, slots: &[AtomicU64], clean: &Clean, generation: u64, estimate: Tally) {
         if slots.len() <= count::MAX_CLEAN
             && estimate == (Tally { calls: slots.len() as u64, failures: 0, slow: 0 })
             && crate::sync::per_cpu().is_some()
@@ -407,8 +408,8 @@ mod tests {
 
     /// A clean mark that is not set (see `count.rs`): for a record that
     /// no judge settles.
-    fn unmarked() -> AtomicU64 {
-        AtomicU64::new(0)
+    fn unmarked() -> Clean {
+        Clean::default()
     }
 
     /// A window whose live counters are ready for `generation` (what a
@@ -450,25 +451,25 @@ mod tests {
         }
         w.settle(&clean, 1);
         let success = count::slot_value(1, false, false);
-        assert_eq!(clean.load(Ordering::Relaxed), success, "marked clean");
+        assert_eq!(clean.mark.load(Ordering::Relaxed), success, "marked clean");
         for _ in 0..6 {
             assert!(w.record_success(&clean, 1) == Fast::Done, "the window is full and clean");
         }
         // A failure takes the mark down; within 8 laps a success asks again.
         w.record(&clean, entry(1, true, false), || true);
-        assert_eq!(clean.load(Ordering::Relaxed), 0, "a failure in the ring: not clean");
+        assert_eq!(clean.mark.load(Ordering::Relaxed), 0, "a failure in the ring: not clean");
         let asked: Vec<_> = (0..24).map(|_| w.record_success(&clean, 1)).collect();
         assert_eq!(asked.iter().filter(|&&a| a == Fast::Settle).count(), 1, "one lap in 8 asks: {asked:?}");
         assert!(!asked.contains(&Fast::Judge), "a success that does not grow the window is not judged");
         assert_eq!(w.judge(&clean, 1, 0, 0, |_| None::<()>), None, "a judge settles too");
-        assert_eq!(clean.load(Ordering::Relaxed), success, "clean again");
+        assert_eq!(clean.mark.load(Ordering::Relaxed), success, "clean again");
         // A mark for another era, or a ring with a hole, is not settled.
         let w = windows(Window::count(3), 1, &[1]);
         w.record_success(&clean, 1);
         w.record_success(&clean, 1);
-        clean.store(0, Ordering::Relaxed);
+        clean.mark.store(0, Ordering::Relaxed);
         assert_eq!(w.judge(&clean, 1, 0, 0, |_| None::<()>), None);
-        assert_eq!(clean.load(Ordering::Relaxed), 0, "two of three slots: not clean");
+        assert_eq!(clean.mark.load(Ordering::Relaxed), 0, "two of three slots: not clean");
     }
 
     #[test]

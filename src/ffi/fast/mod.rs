@@ -172,7 +172,7 @@ pub unsafe extern "C" fn nb_breaker_fast_path(
                 f.slot_shift = w.generation_shift.into();
                 f.slot_success = w.present;
                 if let Some(offset) = crate::rseq::offset() {
-                    f.clean = b.hot.clean.as_ptr().cast_const();
+                    f.clean = b.hot.clean.mark.as_ptr().cast_const();
                     f.solo = w.solo;
                     f.rseq_offset = offset;
                 }
