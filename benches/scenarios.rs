@@ -36,9 +36,6 @@ fn breaker(clock: &Clock, f: impl FnOnce(nanobreaker::Builder) -> nanobreaker::B
 /// The clock is made (and calibrated, which takes a varying number of
 /// instructions) before this is called: callgrind counts only inside it.
 #[inline(never)]
-/// Not inlined: callgrind counts the instructions run inside it
-/// (`--toggle-collect=*scenarios*run*`).
-#[inline(never)]
 pub fn run(name: &str, n: u64, clock: &Clock) -> bool {
     match name {
         "floor" => {
