@@ -128,6 +128,10 @@ MUTANTS = [
      """    let _ = clean.mark.compare_exchange(pending, settled, Ordering::Relaxed, Ordering::Relaxed);""",
      """    clean.mark.store(settled, Ordering::Relaxed);""",
      [("windows", "a_clean_mark_never_outlives_a_failure")]),
+    ("settlers of one era share one pending mark (no ticket)", "src/window/count.rs",
+     """    let pending = PENDING | clean.tickets.fetch_add(1, Ordering::Relaxed) & !PENDING;""",
+     """    let pending = PENDING | c;""",
+     [("windows", "two_settlers_never_mark_a_ring_over_a_failure")]),
 ]
 
 def run(test_file, name):

@@ -59,6 +59,10 @@ mod export;
 #[cfg(all(feature = "capi", not(loom)))]
 #[doc(hidden)]
 pub mod ffi;
+/// The clean mark's protocol, for loom models (`loom-tests/`).
+#[cfg(loom)]
+#[doc(hidden)]
+pub use window::clean_hooks;
 #[cfg(all(feature = "redis", not(loom)))]
 pub mod fleet;
 #[cfg(feature = "tower")]

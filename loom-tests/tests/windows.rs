@@ -145,3 +145,31 @@ fn a_clean_mark_never_outlives_a_failure() {
         assert_eq!((m.calls, m.failures, m.successes), (5, 1, 4), "each record counted once: {m:?}");
     });
 }
+
+/// Model 3e: Two settlers of one era and a failure, on the clean mark's
+/// protocol alone (`clean_hooks`): a settler whose reading passed before
+/// the failure was written may finish after the failure took its pending
+/// mark down and the other settler put its own up. Each pending mark is
+/// its settler's own, so the stale one can never turn the other's into the
+/// mark: after all three, the mark is never up over the failure. (That
+/// interleaving takes three preemptions: this model explores them
+/// whatever `LOOM_MAX_PREEMPTIONS` says.)
+#[test]
+fn two_settlers_never_mark_a_ring_over_a_failure() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(model.preemption_bound.map_or(3, |b| b.max(3)));
+    model.check(|| {
+        let ring = std::sync::Arc::new(nanobreaker::clean_hooks::Ring::full(2, 7));
+        let settlers: Vec<_> = (0..2)
+            .map(|_| {
+                let ring = ring.clone();
+                thread::spawn(move || ring.settle())
+            })
+            .collect();
+        ring.fail(1);
+        for s in settlers {
+            s.join().unwrap();
+        }
+        assert!(!ring.marked() || ring.all_successes(), "the mark is up over a failure");
+    });
+}

@@ -404,3 +404,53 @@ pub(super) fn calls(stripe: &Stripe, n: u64, start: u64) -> u64 {
     let solo = stripe.solo.load(Ordering::Relaxed);
     lapped.wrapping_add(laps_and_pos).wrapping_sub(start).wrapping_add(solo)
 }
+
+/// The clean mark's protocol alone, for loom models of settlers and
+/// writers racing on one ring (`loom-tests/tests/windows.rs`): a breaker
+/// reaches `settle` only through records, which cannot put two settlers of
+/// one era side by side.
+#[cfg(loom)]
+pub mod hooks {
+    use super::{slot_value, Clean, Stripe};
+    use crate::sync::{AtomicU64, Ordering};
+
+    /// A ring of successes of one era, and its mark.
+    pub struct Ring {
+        slots: Vec<AtomicU64>,
+        clean: Clean,
+        stripe: Stripe,
+        generation: u64,
+    }
+
+    impl Ring {
+        /// `n` slots, each a success of `generation`; no mark.
+        pub fn full(n: usize, generation: u64) -> Ring {
+            let v = slot_value(generation, false, false);
+            let slots = (0..n).map(|_| AtomicU64::new(v)).collect();
+            Ring { slots, clean: Clean::default(), stripe: Stripe::default(), generation }
+        }
+
+        /// What a breaker's settle does.
+        pub fn settle(&self) {
+            super::settle(&self.slots, &self.clean, self.generation);
+        }
+
+        /// A failure written into slot `i`, as a record writes it.
+        pub fn fail(&self, i: usize) {
+            let v = slot_value(self.generation, true, false);
+            super::write(&self.slots, &self.stripe, &self.clean, i, self.generation, v);
+        }
+
+        /// Whether a success would take the ring for clean.
+        pub fn marked(&self) -> bool {
+            super::is_clean(&self.clean, slot_value(self.generation, false, false))
+        }
+
+        /// Whether every slot holds a success.
+        pub fn all_successes(&self) -> bool {
+            let v = slot_value(self.generation, false, false);
+            // Relaxed: read after the threads joined.
+            self.slots.iter().all(|s| s.load(Ordering::Relaxed) == v)
+        }
+    }
+}

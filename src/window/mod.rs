@@ -10,6 +10,8 @@ mod fast;
 mod stripe;
 mod time;
 
+#[cfg(loom)]
+pub use count::hooks as clean_hooks;
 pub(crate) use count::Clean;
 #[cfg(feature = "capi")]
 pub(crate) use count::POSITION_MASK;
