@@ -23,6 +23,18 @@ pub(crate) enum Recorded {
     Not,
 }
 
+impl Recorded {
+    /// What a success recorded in a count window of the era of `w` asks.
+    fn after(fast: Fast, w: Word) -> Recorded {
+        match fast {
+            Fast::Done => Recorded::Done,
+            Fast::Judge => Recorded::Judge(w),
+            Fast::Settle => Recorded::Settle(w),
+            Fast::Slow => Recorded::Not,
+        }
+    }
+}
+
 /// Whether the outcomes in `t` trip a breaker configured by `config`, and why.
 fn verdict(config: &Config, t: Tally) -> Option<Reason> {
     if t.calls == 0 || t.calls < config.effective_minimum() {
@@ -92,12 +104,7 @@ impl CircuitBreaker {
                 if self.windows.success_on_clean(&self.hot.clean, permit.generation) {
                     return Recorded::Done;
                 }
-                return match self.windows.record_success(&self.hot.clean, permit.generation) {
-                    Fast::Done => Recorded::Done,
-                    Fast::Judge => Recorded::Judge(w),
-                    Fast::Settle => Recorded::Settle(w),
-                    Fast::Slow => Recorded::Not,
-                };
+                return Recorded::after(self.windows.record_success(&self.hot.clean, permit.generation), w);
             }
         }
         Recorded::Not
@@ -116,12 +123,8 @@ impl CircuitBreaker {
     pub(crate) fn record_landed(&self, generation: u64, k: usize, position: u64) -> Option<Recorded> {
         let w = self.load();
         let fast = w.takes_fast_success(generation);
-        Some(match self.windows.success_landed(&self.hot.clean, k, position, fast.then_some(generation))? {
-            _ if !fast => Recorded::Not,
-            Fast::Judge => Recorded::Judge(w),
-            Fast::Settle => Recorded::Settle(w),
-            _ => Recorded::Done,
-        })
+        let landed = self.windows.success_landed(&self.hot.clean, k, position, fast.then_some(generation))?;
+        Some(if fast { Recorded::after(landed, w) } else { Recorded::Not })
     }
 
     /// What `record_fast` left: a judgement, or the whole long way.

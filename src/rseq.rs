@@ -76,8 +76,16 @@ fn lookup() -> u64 {
 }
 
 /// Where each thread's rseq area is, in bytes from its thread pointer, if
-/// this process's threads have one (for the C ABI's `nb_fast_path`).
-#[cfg(feature = "capi")]
+/// this process's threads have one (`per_cpu`, and the C ABI's
+/// `nb_fast_path`).
+#[inline(always)]
+#[cfg_attr(
+    not(any(
+        feature = "capi",
+        all(target_os = "linux", target_env = "gnu", target_arch = "x86_64", not(miri))
+    )),
+    allow(dead_code)
+)]
 pub(crate) fn offset() -> Option<i64> {
     // Relaxed: as in `init`.
     let offset = OFFSET.load(Ordering::Relaxed);
@@ -98,16 +106,13 @@ pub(crate) struct PerCpu(#[allow(dead_code)] *const u32);
 
 #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64", not(miri)))]
 mod imp {
-    use super::{AtomicU64, Ordering, PerCpu, NONE, OFFSET};
+    use super::{offset, AtomicU64, PerCpu};
     use std::arch::asm;
 
     #[inline(always)]
     pub(super) fn per_cpu() -> Option<PerCpu> {
-        // Relaxed: set once, before the breaker this counts for was built.
-        let offset = OFFSET.load(Ordering::Relaxed);
-        if offset >= NONE {
-            return None;
-        }
+        // Set once, before the breaker this counts for was built.
+        let offset = offset()?;
         let tp: usize;
         // SAFETY: reads the thread pointer, which the x86-64 TLS ABI keeps
         // at `fs:0`; no other effect.

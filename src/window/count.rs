@@ -36,12 +36,12 @@
 //! puts up a pending mark of its own (which no success takes), reads every
 //! slot, and only then turns it into the mark, so a settler stopped
 //! half-way (a killed process of a shared breaker, a long ring) leaves
-//! nothing a success trusts, and no settler can finish another's. A write that replaces a success takes any mark for
-//! another value down (`dirty`). Settling and taking down race, so each
-//! side orders its own write before its read of the other's word with a
-//! `SeqCst` fence: of a settler and a writer racing, at least one sees the
-//! other, and the mark is never left up over a slot that holds something
-//! else. The mark only ever stands for what every slot holds, so a thread
+//! nothing a success trusts, and no settler can finish another's. A write
+//! that replaces a success takes any mark for another value down
+//! (`dirty`). Settling and taking down race, so each side orders its own
+//! write before its read of the other's word with a `SeqCst` fence: of a
+//! settler and a writer racing, at least one sees the other, and the mark
+//! is never left up over a slot that holds something else. The mark only ever stands for what every slot holds, so a thread
 //! that records alone still sees an exact ring of its last `n` outcomes.
 
 use super::stripe::{check, Stripe};
@@ -138,6 +138,19 @@ pub(super) fn record(
     v: u64,
 ) -> Fast {
     let i = advance(stripe, slots.len() as u64, home);
+    write_slot(slots, stripe, clean, i, generation, v)
+}
+
+/// `write` into slot `i`, by way of `write_at_zero` for slot 0.
+#[inline(always)]
+fn write_slot(
+    slots: &[AtomicU64],
+    stripe: &Stripe,
+    clean: &Clean,
+    i: usize,
+    generation: u64,
+    v: u64,
+) -> Fast {
     if i == 0 {
         return write_at_zero(slots, stripe, clean, generation, v);
     }
@@ -192,11 +205,7 @@ pub(super) fn landed(
 ) -> Fast {
     let n = slots.len() as u64;
     let i = if position < n { position as usize } else { lap(stripe, position, n) };
-    match outcome {
-        Some((generation, v)) if i == 0 => write_at_zero(slots, stripe, clean, generation, v),
-        Some((generation, v)) => write(slots, stripe, clean, i, generation, v),
-        None => Fast::Done,
-    }
+    outcome.map_or(Fast::Done, |(generation, v)| write_slot(slots, stripe, clean, i, generation, v))
 }
 
 /// Writes outcome `v` of `generation` into slot `i`; see `record`.

@@ -165,9 +165,10 @@ impl Windows {
     /// ordinary way. The whole hot path of a healthy breaker.
     #[inline(always)]
     pub(crate) fn success_on_clean(&self, clean: &Clean, generation: u64) -> bool {
-        let Some(per_cpu) = crate::sync::per_cpu() else { return false };
+        // The mark first: a ring that is not clean (or a process that never
+        // settles one) is told by one load of a line already in hand.
         count::is_clean(clean, count::slot_value(generation, false, false))
-            && per_cpu.add(|cpu| self.stripes.get(cpu).map(|s| &s.solo))
+            && crate::sync::per_cpu().is_some_and(|p| p.add(|cpu| self.stripes.get(cpu).map(|s| &s.solo)))
     }
 
     /// Records a success of `generation` if this is a count window (see
